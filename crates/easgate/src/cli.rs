@@ -1,0 +1,381 @@
+//! The command line of the interface contract (DESIGN §4), as clap types.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+/// Device trust for mobile email: a CA, SCEP enrollment and an Exchange ActiveSync gateway.
+///
+/// Every command works on the store directly (the server need not run); a running server picks
+/// the change up within two seconds. Start with:
+///
+///   easgate serve                                  (first start creates CA `default`)
+///   easgate template create phones --ca default --subject 'CN={DeviceUid}' \
+///       --san 'email:{EmailAddress}' --san 'upn:{UserPrincipalName}'
+///   easgate user add alice@corp.example --email alice@corp.example
+///   easgate device enroll --user alice@corp.example --platform ios
+#[derive(Debug, Parser)]
+#[command(name = "easgate", version, verbatim_doc_comment, max_term_width = 100)]
+pub struct Cli {
+    /// Directory holding the master key, the SQLite database and generated files.
+    #[arg(
+        long,
+        global = true,
+        env = "EASGATE_DATA_DIR",
+        default_value = "./easgate-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `sqlite://PATH` (default: easgate.db in the data dir) or `postgres://…`.
+    #[arg(
+        long,
+        global = true,
+        env = "EASGATE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Base URL written into certificates (CRL, OCSP, CA issuers) and profiles.
+    /// Default: the value `serve` recorded, else http://<hostname>:8080.
+    #[arg(long, global = true, env = "EASGATE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Print one JSON document instead of text (list and show commands, `device enroll`).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Certificate authorities: one per protected mail service.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// External CAs whose device certificates the gateway also accepts.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Users (mailbox owners).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Groups of users, for access rules and profiles.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Certificate templates: subject, SANs, key and validity with lookup values.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// Devices: enroll (record + one-time SCEP challenge), list, retire, wipe.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Device certificates: issue, list, show, revoke, doctor.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Show admin actions recorded in the audit trail.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyArg {
+    #[value(name = "rsa-2048")]
+    Rsa2048,
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+    #[value(name = "ec-p256")]
+    EcP256,
+    #[value(name = "ec-p384")]
+    EcP384,
+}
+
+impl From<KeyArg> for easgate_pki::KeyType {
+    fn from(k: KeyArg) -> Self {
+        use easgate_pki::KeyType as K;
+        match k {
+            KeyArg::Rsa2048 => K::Rsa2048,
+            KeyArg::Rsa3072 => K::Rsa3072,
+            KeyArg::Rsa4096 => K::Rsa4096,
+            KeyArg::EcP256 => K::EcP256,
+            KeyArg::EcP384 => K::EcP384,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a CA with a new key (encrypted with the master key at rest).
+    Create {
+        /// Name used in URLs: /crl/NAME.crl, /scep/NAME, …
+        name: String,
+        /// Key type of the CA key.
+        #[arg(long, value_enum, default_value = "ec-p256")]
+        key: KeyArg,
+        /// Subject DN, e.g. 'CN=Corp Mail Devices CA,O=Corp,C=DE'. Default: 'CN=easgate NAME CA'.
+        #[arg(long, value_name = "DN")]
+        subject: Option<String>,
+        /// Validity of the CA certificate in days.
+        #[arg(long, value_name = "N", default_value_t = 3650)]
+        validity_days: u32,
+    },
+    /// List CAs.
+    List,
+    /// Show one CA: subject, fingerprint, validity and its public URLs.
+    Show { name: String },
+    /// Write the CA certificate (for devices, mail servers, Entra).
+    Export {
+        name: String,
+        #[arg(long, value_enum, default_value = "pem")]
+        format: CertFormat,
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Print PowerShell that uploads the CA with its CRL and delta-CRL URLs to Microsoft Entra ID.
+    EntraScript { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CertFormat {
+    Der,
+    Pem,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Trust an external CA's device certificates.
+    Add {
+        name: String,
+        /// The CA certificate (PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// Where its full CRL is published.
+        #[arg(long, value_name = "URL")]
+        crl_url: Option<String>,
+        /// Where its delta CRL is published.
+        #[arg(long, value_name = "URL")]
+        delta_crl_url: Option<String>,
+    },
+    /// List trusted external CAs.
+    List,
+    /// Stop trusting an external CA.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user.
+    Add {
+        /// User principal name, e.g. alice@corp.example.com.
+        upn: String,
+        /// Primary SMTP address of the mailbox.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Group membership (repeatable); groups must exist.
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+    },
+    /// List users.
+    List,
+    /// Show one user.
+    Show { upn: String },
+    /// Disable a user and revoke every certificate of their devices (affiliationChanged).
+    Disable { upn: String },
+    /// Enable a disabled user (revoked certificates stay revoked).
+    Enable { upn: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Add a group.
+    Add { name: String },
+    /// List groups with their member counts.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Create a template. Lookup values: {DeviceUid} {UserPrincipalName} {EmailAddress}
+    /// {UserName} {DisplayName} {DeviceSerial} {Platform}.
+    Create {
+        name: String,
+        /// The CA that signs certificates of this template.
+        #[arg(long)]
+        ca: String,
+        /// Subject DN template, e.g. 'CN={DeviceUid}'.
+        #[arg(long, value_name = "TEMPLATE")]
+        subject: String,
+        /// Subject alternative name (repeatable): email:T, upn:T, dns:T or uri:T.
+        #[arg(long = "san", value_name = "TYPE:TEMPLATE")]
+        sans: Vec<String>,
+        /// Key type for server-generated keys (PKCS#12 delivery).
+        #[arg(long, value_enum, default_value = "rsa-2048")]
+        key: KeyArg,
+        /// Validity of issued certificates in days.
+        #[arg(long, value_name = "N")]
+        validity_days: Option<u32>,
+        /// Renewal window: devices renew this many days before expiry (default 30).
+        #[arg(long, value_name = "N")]
+        renew_before_days: Option<u32>,
+        /// Make this the template used when `device enroll` names none.
+        #[arg(long)]
+        default: bool,
+    },
+    /// List templates.
+    List,
+    /// Show one template.
+    Show { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PlatformArg {
+    Ios,
+    Android,
+    Windows,
+}
+
+impl PlatformArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlatformArg::Ios => "ios",
+            PlatformArg::Android => "android",
+            PlatformArg::Windows => "windows",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Enroll a device: creates its record and a one-time SCEP challenge bound to it.
+    Enroll {
+        #[arg(long, value_name = "UPN")]
+        user: String,
+        #[arg(long, value_enum)]
+        platform: PlatformArg,
+        /// Template (default: the only one, or the one marked default).
+        #[arg(long, value_name = "T")]
+        template: Option<String>,
+        /// Device uid (default: generated).
+        #[arg(long, value_name = "UID")]
+        uid: Option<String>,
+        /// Hardware serial number, for the {DeviceSerial} lookup value.
+        #[arg(long = "serial-number", value_name = "SERIAL")]
+        serial_number: Option<String>,
+        /// Days the one-time challenge stays usable.
+        #[arg(long, value_name = "N", default_value_t = 7)]
+        challenge_days: u32,
+    },
+    /// List devices.
+    List {
+        /// Only this user's devices.
+        #[arg(long, value_name = "UPN")]
+        user: Option<String>,
+    },
+    /// Show one device and its certificates.
+    Show { uid: String },
+    /// Retire a device: revoke its certificates (cessationOfOperation).
+    Retire { uid: String },
+    /// Mark a device wiped: revoke its certificates (cessationOfOperation).
+    Wipe { uid: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusArg {
+    Valid,
+    Revoked,
+    Expired,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReasonArg {
+    #[value(name = "unspecified")]
+    Unspecified,
+    #[value(name = "keyCompromise")]
+    KeyCompromise,
+    #[value(name = "affiliationChanged")]
+    AffiliationChanged,
+    #[value(name = "superseded")]
+    Superseded,
+    #[value(name = "cessationOfOperation")]
+    CessationOfOperation,
+    #[value(name = "certificateHold")]
+    CertificateHold,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Issue a certificate for a device from a CSR, or with a key easgate generates.
+    #[command(group(ArgGroup::new("key-source").required(true).args(["csr", "out_key"])))]
+    Issue {
+        #[arg(long, value_name = "T")]
+        template: String,
+        #[arg(long, value_name = "UID")]
+        device: String,
+        /// PKCS#10 request (PEM or DER); only its public key is used.
+        #[arg(long, value_name = "FILE")]
+        csr: Option<PathBuf>,
+        /// Generate the key and write it here (PKCS#8 PEM, mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out_key: Option<PathBuf>,
+        /// Where to write the certificate (PEM).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Also write a PKCS#12 bundle (key, certificate, CA); needs --out-key.
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "p12_password",
+            requires = "out_key"
+        )]
+        p12: Option<PathBuf>,
+        /// Password of the PKCS#12 bundle.
+        #[arg(
+            long,
+            value_name = "P",
+            env = "EASGATE_P12_PASSWORD",
+            hide_env_values = true
+        )]
+        p12_password: Option<String>,
+    },
+    /// List certificates.
+    List {
+        #[arg(long, value_name = "UID")]
+        device: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+    },
+    /// Show one certificate (serial in any case, with or without colons).
+    Show {
+        serial: String,
+        /// Also print the certificate PEM.
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Revoke a certificate.
+    Revoke {
+        serial: String,
+        #[arg(long, value_enum, default_value = "unspecified")]
+        reason: ReasonArg,
+    },
+    /// Explain whether a certificate is fit for EAS certificate authentication.
+    /// Exit 0: fit; 1: at least one check failed.
+    Doctor {
+        /// Certificate file (PEM or DER).
+        file: PathBuf,
+        /// Check against this CA only.
+        #[arg(long)]
+        ca: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// How far back: e.g. 90s, 30m, 24h, 7d.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub since: String,
+}

@@ -1,0 +1,761 @@
+//! Running one CLI command: open the store, call the operation, print the result.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use easgate_ops::certs::KeySource;
+use easgate_ops::templates::TemplateRequest;
+use easgate_ops::time_fmt::rfc3339;
+use easgate_ops::{Easgate, OpenOptions, OpsError};
+use easgate_pki::doctor::Verdict;
+use easgate_pki::input::to_pem;
+use easgate_pki::revocation::RevocationReason;
+use easgate_store::CertStatus;
+use thiserror::Error;
+
+use crate::cli::*;
+use crate::output::{fields, json, table};
+
+/// Why a command failed; printed after `error:`.
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Ops(#[from] OpsError),
+    #[error("cannot {action} {path}: {source}")]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot print the result: {0}")]
+    Output(String),
+    #[error("the certificate is not fit for EAS certificate authentication: {0} check(s) failed")]
+    Unfit(usize),
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
+    fs::read(path).map_err(|source| CliError::File {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Fail early, before anything is issued, if an output file cannot be written.
+fn check_writable(path: &Path) -> Result<(), CliError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(CliError::File {
+            action: "write",
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "its directory does not exist",
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<(), CliError> {
+    let err = |source| CliError::File {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    if secret {
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(data)
+        .and_then(|_| file.sync_all())
+        .map_err(err)
+}
+
+fn actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+/// Parse `90s`, `30m`, `24h`, `7d` into seconds.
+pub fn parse_duration(text: &str) -> Result<i64, CliError> {
+    let text = text.trim();
+    let bad = || {
+        CliError::Usage(format!(
+            "invalid duration `{text}`: use a number with s, m, h or d, e.g. 24h"
+        ))
+    };
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(factor).ok_or_else(bad)
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let easgate = Easgate::open(OpenOptions {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        public_url: cli.public_url.clone(),
+        master_key_env: std::env::var(easgate_ops::master_key::ENV_VAR).ok(),
+        actor: actor(),
+    })
+    .await?;
+    for note in &easgate.initialised {
+        eprintln!("easgate: {note}");
+    }
+    let as_json = cli.json;
+    match cli.command {
+        Command::Ca(cmd) => ca(&easgate, cmd, as_json).await,
+        Command::Trust(cmd) => trust(&easgate, cmd, as_json).await,
+        Command::User(cmd) => user(&easgate, cmd, as_json).await,
+        Command::Group(cmd) => group(&easgate, cmd, as_json).await,
+        Command::Template(cmd) => template(&easgate, cmd, as_json).await,
+        Command::Device(cmd) => device(&easgate, cmd, as_json).await,
+        Command::Cert(cmd) => cert(&easgate, cmd, as_json).await,
+        Command::Audit(args) => audit(&easgate, args, as_json).await,
+    }
+}
+
+async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> {
+    match cmd {
+        CaCommand::Create {
+            name,
+            key,
+            subject,
+            validity_days,
+        } => {
+            let info = e
+                .create_ca(&name, key.into(), subject.as_deref(), Some(validity_days))
+                .await?;
+            if as_json {
+                return json(&info);
+            }
+            println!(
+                "created CA `{}` ({}, {})",
+                info.ca.name, info.ca.key_type, info.ca.subject
+            );
+            println!("SHA-256 fingerprint: {}", info.sha256_fingerprint);
+            Ok(())
+        }
+        CaCommand::List => {
+            let cas = e.list_cas().await?;
+            if as_json {
+                return json(&cas);
+            }
+            let rows = cas
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.ca.name.clone(),
+                        c.ca.key_type.clone(),
+                        rfc3339(c.ca.not_after),
+                        c.ca.subject.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["NAME", "KEY", "NOT AFTER", "SUBJECT"], &rows);
+            Ok(())
+        }
+        CaCommand::Show { name } => {
+            let c = e.show_ca(&name).await?;
+            if as_json {
+                return json(&c);
+            }
+            fields(&[
+                ("name", c.ca.name.clone()),
+                ("subject", c.ca.subject.clone()),
+                ("key", c.ca.key_type.clone()),
+                ("serial", c.serial.clone()),
+                ("not before", rfc3339(c.ca.not_before)),
+                ("not after", rfc3339(c.ca.not_after)),
+                ("sha256 fingerprint", c.sha256_fingerprint.clone()),
+                ("CRL", c.crl_url.clone()),
+                ("delta CRL", c.delta_crl_url.clone()),
+                ("OCSP", c.ocsp_url.clone()),
+                ("CA issuers", c.ca_issuers_url.clone()),
+                ("SCEP", c.scep_url.clone()),
+            ]);
+            Ok(())
+        }
+        CaCommand::Export { name, format, out } => {
+            let data = e
+                .export_ca(&name, matches!(format, CertFormat::Pem))
+                .await?;
+            match out {
+                Some(path) => {
+                    check_writable(&path)?;
+                    write_file(&path, &data, false)?;
+                    eprintln!("wrote {}", path.display());
+                    Ok(())
+                }
+                None => std::io::stdout()
+                    .write_all(&data)
+                    .map_err(|e| CliError::Output(e.to_string())),
+            }
+        }
+        CaCommand::EntraScript { name } => {
+            print!("{}", e.entra_script(&name).await?);
+            Ok(())
+        }
+    }
+}
+
+async fn trust(e: &Easgate, cmd: TrustCommand, as_json: bool) -> Result<(), CliError> {
+    match cmd {
+        TrustCommand::Add {
+            name,
+            cert,
+            crl_url,
+            delta_crl_url,
+        } => {
+            let bytes = read_file(&cert)?;
+            let t = e
+                .add_trusted_ca(&name, &bytes, crl_url.as_deref(), delta_crl_url.as_deref())
+                .await?;
+            if as_json {
+                return json(&t);
+            }
+            println!("trusting `{}` ({})", t.name, t.subject);
+            if t.crl_url.is_none() {
+                println!("note: no --crl-url: the gateway cannot check revocation of this CA's certificates and will refuse them unless told otherwise");
+            }
+            Ok(())
+        }
+        TrustCommand::List => {
+            let list = e.list_trusted_cas().await?;
+            if as_json {
+                return json(&list);
+            }
+            let rows = list
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.subject.clone(),
+                        t.crl_url.clone().unwrap_or_else(|| "-".into()),
+                        t.delta_crl_url.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["NAME", "SUBJECT", "CRL", "DELTA CRL"], &rows);
+            Ok(())
+        }
+        TrustCommand::Remove { name } => {
+            e.remove_trusted_ca(&name).await?;
+            println!("no longer trusting `{name}`");
+            Ok(())
+        }
+    }
+}
+
+async fn user(e: &Easgate, cmd: UserCommand, as_json: bool) -> Result<(), CliError> {
+    match cmd {
+        UserCommand::Add {
+            upn,
+            email,
+            name,
+            groups,
+        } => {
+            let u = e.add_user(&upn, &email, name.as_deref(), &groups).await?;
+            if as_json {
+                return json(&u);
+            }
+            println!("added user {} <{}>", u.upn, u.email);
+            Ok(())
+        }
+        UserCommand::List => {
+            let users = e.list_users().await?;
+            if as_json {
+                return json(&users);
+            }
+            let rows = users
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.upn.clone(),
+                        u.email.clone(),
+                        u.display_name.clone().unwrap_or_default(),
+                        u.groups.join(","),
+                        if u.disabled {
+                            "disabled".into()
+                        } else {
+                            "enabled".into()
+                        },
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["UPN", "EMAIL", "NAME", "GROUPS", "STATE"], &rows);
+            Ok(())
+        }
+        UserCommand::Show { upn } => {
+            let u = e.get_user(&upn).await?;
+            if as_json {
+                return json(&u);
+            }
+            fields(&[
+                ("upn", u.upn.clone()),
+                ("email", u.email.clone()),
+                ("name", u.display_name.clone().unwrap_or_default()),
+                ("groups", u.groups.join(", ")),
+                (
+                    "state",
+                    if u.disabled {
+                        "disabled".into()
+                    } else {
+                        "enabled".into()
+                    },
+                ),
+            ]);
+            Ok(())
+        }
+        UserCommand::Disable { upn } => {
+            let (u, revoked) = e.disable_user(&upn).await?;
+            println!(
+                "disabled {}; revoked {} certificate(s)",
+                u.upn,
+                revoked.len()
+            );
+            for serial in revoked {
+                println!("  revoked {serial} (affiliationChanged)");
+            }
+            Ok(())
+        }
+        UserCommand::Enable { upn } => {
+            let u = e.enable_user(&upn).await?;
+            println!("enabled {}", u.upn);
+            Ok(())
+        }
+    }
+}
+
+async fn group(e: &Easgate, cmd: GroupCommand, as_json: bool) -> Result<(), CliError> {
+    match cmd {
+        GroupCommand::Add { name } => {
+            let g = e.add_group(&name).await?;
+            if as_json {
+                return json(&g);
+            }
+            println!("added group {}", g.name);
+            Ok(())
+        }
+        GroupCommand::List => {
+            let groups = e.list_groups().await?;
+            if as_json {
+                return json(&groups);
+            }
+            let rows = groups
+                .iter()
+                .map(|g| vec![g.name.clone(), g.members.to_string()])
+                .collect::<Vec<_>>();
+            table(&["NAME", "MEMBERS"], &rows);
+            Ok(())
+        }
+    }
+}
+
+fn template_fields(t: &easgate_store::Template) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", t.name.clone()),
+        ("ca", t.ca.clone()),
+        ("subject", t.subject.clone()),
+        ("sans", t.sans.join(", ")),
+        ("key", t.key_type.clone()),
+        ("validity days", t.validity_days.to_string()),
+        ("renew before days", t.renew_before_days.to_string()),
+        ("default", t.is_default.to_string()),
+    ]
+}
+
+async fn template(e: &Easgate, cmd: TemplateCommand, as_json: bool) -> Result<(), CliError> {
+    match cmd {
+        TemplateCommand::Create {
+            name,
+            ca,
+            subject,
+            sans,
+            key,
+            validity_days,
+            renew_before_days,
+            default,
+        } => {
+            let t = e
+                .create_template(TemplateRequest {
+                    name,
+                    ca,
+                    subject,
+                    sans,
+                    key_type: key.into(),
+                    validity_days,
+                    renew_before_days,
+                    is_default: default,
+                })
+                .await?;
+            if as_json {
+                return json(&t);
+            }
+            println!("created template `{}`", t.name);
+            fields(&template_fields(&t));
+            Ok(())
+        }
+        TemplateCommand::List => {
+            let list = e.list_templates().await?;
+            if as_json {
+                return json(&list);
+            }
+            let rows = list
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.ca.clone(),
+                        t.subject.clone(),
+                        t.sans.join(","),
+                        t.validity_days.to_string(),
+                        if t.is_default {
+                            "yes".into()
+                        } else {
+                            String::new()
+                        },
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["NAME", "CA", "SUBJECT", "SANS", "DAYS", "DEFAULT"], &rows);
+            Ok(())
+        }
+        TemplateCommand::Show { name } => {
+            let t = e.get_template(&name).await?;
+            if as_json {
+                return json(&t);
+            }
+            fields(&template_fields(&t));
+            Ok(())
+        }
+    }
+}
+
+async fn device(e: &Easgate, cmd: DeviceCommand, as_json: bool) -> Result<(), CliError> {
+    match cmd {
+        DeviceCommand::Enroll {
+            user,
+            platform,
+            template,
+            uid,
+            serial_number,
+            challenge_days,
+        } => {
+            let en = e
+                .enroll_device(
+                    &user,
+                    platform.as_str(),
+                    template.as_deref(),
+                    uid.as_deref(),
+                    serial_number.as_deref(),
+                    Some(challenge_days),
+                )
+                .await?;
+            if as_json {
+                return json(&serde_json::json!({
+                    "uid": en.uid,
+                    "challenge": en.challenge,
+                    "scep_url": en.scep_url,
+                    "profile_url": en.profile_url,
+                    "user": en.user,
+                    "platform": en.platform,
+                    "template": en.template,
+                    "challenge_expires_at": rfc3339(en.challenge_expires_at),
+                }));
+            }
+            fields(&[
+                ("uid", en.uid.clone()),
+                ("user", en.user.clone()),
+                ("template", en.template.clone()),
+                ("SCEP URL", en.scep_url.clone()),
+                ("challenge", en.challenge.clone()),
+                ("challenge expires", rfc3339(en.challenge_expires_at)),
+                ("profile URL", en.profile_url.clone()),
+            ]);
+            println!("The challenge works once and is shown only now.");
+            Ok(())
+        }
+        DeviceCommand::List { user } => {
+            let list = e.list_devices(user.as_deref()).await?;
+            if as_json {
+                return json(&list);
+            }
+            let rows = list
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.uid.clone(),
+                        d.user.clone(),
+                        d.platform.clone(),
+                        d.state.clone(),
+                        d.template.clone().unwrap_or_default(),
+                        rfc3339(d.created_at),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(
+                &["UID", "USER", "PLATFORM", "STATE", "TEMPLATE", "CREATED"],
+                &rows,
+            );
+            Ok(())
+        }
+        DeviceCommand::Show { uid } => {
+            let d = e.get_device(&uid).await?;
+            let certs = e.list_certificates(Some(&uid), None).await?;
+            if as_json {
+                return json(&serde_json::json!({ "device": d, "certificates": certs }));
+            }
+            fields(&[
+                ("uid", d.uid.clone()),
+                ("user", d.user.clone()),
+                ("platform", d.platform.clone()),
+                ("state", d.state.clone()),
+                ("template", d.template.clone().unwrap_or_default()),
+                ("serial number", d.device_serial.clone().unwrap_or_default()),
+                ("created", rfc3339(d.created_at)),
+                ("updated", rfc3339(d.updated_at)),
+            ]);
+            println!();
+            cert_table(&certs);
+            Ok(())
+        }
+        DeviceCommand::Retire { uid } => end_device(e, &uid, "retired").await,
+        DeviceCommand::Wipe { uid } => end_device(e, &uid, "wiped").await,
+    }
+}
+
+async fn end_device(e: &Easgate, uid: &str, state: &str) -> Result<(), CliError> {
+    let (d, revoked) = e.end_device(uid, state).await?;
+    println!(
+        "device {} is {}; revoked {} certificate(s)",
+        d.uid,
+        d.state,
+        revoked.len()
+    );
+    for serial in revoked {
+        println!("  revoked {serial} (cessationOfOperation)");
+    }
+    Ok(())
+}
+
+fn cert_table(certs: &[easgate_store::Certificate]) {
+    let rows = certs
+        .iter()
+        .map(|c| {
+            vec![
+                c.serial.clone(),
+                c.status.as_str().to_string(),
+                c.device.clone().unwrap_or_default(),
+                c.ca.clone(),
+                rfc3339(c.not_after),
+                c.subject.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(
+        &["SERIAL", "STATUS", "DEVICE", "CA", "NOT AFTER", "SUBJECT"],
+        &rows,
+    );
+}
+
+async fn cert(e: &Easgate, cmd: CertCommand, as_json: bool) -> Result<(), CliError> {
+    match cmd {
+        CertCommand::Issue {
+            template,
+            device,
+            csr,
+            out_key,
+            out,
+            p12,
+            p12_password,
+        } => {
+            check_writable(&out)?;
+            for path in [&out_key, &p12].into_iter().flatten() {
+                check_writable(path)?;
+            }
+            let csr_bytes = csr.as_deref().map(read_file).transpose()?;
+            let source = match &csr_bytes {
+                Some(bytes) => KeySource::Csr(bytes),
+                None => KeySource::Generate,
+            };
+            let p12_password = match (&p12, p12_password) {
+                (Some(_), Some(p)) if p.is_empty() => {
+                    return Err(CliError::Usage("--p12-password must not be empty".into()))
+                }
+                (_, p) => p,
+            };
+            let issued = e.issue_certificate(&template, &device, source).await?;
+            write_file(&out, to_pem("CERTIFICATE", &issued.der).as_bytes(), false)?;
+            if let (Some(path), Some(key)) = (&out_key, &issued.key) {
+                write_file(path, key.pkcs8_pem().as_bytes(), true)?;
+            }
+            if let (Some(path), Some(key), Some(password)) = (&p12, &issued.key, &p12_password) {
+                let bundle = easgate_pki::pkcs12::build(
+                    key,
+                    &issued.der,
+                    &issued.ca_der,
+                    &issued.record.subject,
+                    password,
+                )
+                .map_err(OpsError::from)?;
+                write_file(path, &bundle, true)?;
+            }
+            if as_json {
+                return json(&issued.record);
+            }
+            println!(
+                "issued {} for device {} ({})",
+                issued.record.serial, device, issued.record.subject
+            );
+            println!("certificate: {}", out.display());
+            if let Some(path) = out_key {
+                println!("private key: {} (mode 0600)", path.display());
+            }
+            if let Some(path) = p12 {
+                println!("PKCS#12:     {} (mode 0600)", path.display());
+            }
+            Ok(())
+        }
+        CertCommand::List { device, status } => {
+            let status = status.map(|s| match s {
+                StatusArg::Valid => CertStatus::Valid,
+                StatusArg::Revoked => CertStatus::Revoked,
+                StatusArg::Expired => CertStatus::Expired,
+            });
+            let certs = e.list_certificates(device.as_deref(), status).await?;
+            if as_json {
+                return json(&certs);
+            }
+            cert_table(&certs);
+            Ok(())
+        }
+        CertCommand::Show { serial, pem } => {
+            let c = e.get_certificate(&serial).await?;
+            if as_json {
+                let mut value =
+                    serde_json::to_value(&c).map_err(|e| CliError::Output(e.to_string()))?;
+                value["pem"] = serde_json::Value::String(to_pem("CERTIFICATE", &c.der));
+                return json(&value);
+            }
+            let mut pairs = vec![
+                ("serial", c.serial.clone()),
+                ("status", c.status.as_str().to_string()),
+                ("subject", c.subject.clone()),
+                ("sans", c.sans.join(", ")),
+                ("ca", c.ca.clone()),
+                ("device", c.device.clone().unwrap_or_default()),
+                ("template", c.template.clone().unwrap_or_default()),
+                ("key", c.key_type.clone()),
+                ("not before", rfc3339(c.not_before)),
+                ("not after", rfc3339(c.not_after)),
+                ("issued", rfc3339(c.issued_at)),
+            ];
+            if let Some(at) = c.revoked_at {
+                pairs.push(("revoked", rfc3339(at)));
+                pairs.push(("reason", c.revocation_reason.clone().unwrap_or_default()));
+            }
+            fields(&pairs);
+            if pem {
+                print!("{}", to_pem("CERTIFICATE", &c.der));
+            }
+            Ok(())
+        }
+        CertCommand::Revoke { serial, reason } => {
+            let reason = match reason {
+                ReasonArg::Unspecified => RevocationReason::Unspecified,
+                ReasonArg::KeyCompromise => RevocationReason::KeyCompromise,
+                ReasonArg::AffiliationChanged => RevocationReason::AffiliationChanged,
+                ReasonArg::Superseded => RevocationReason::Superseded,
+                ReasonArg::CessationOfOperation => RevocationReason::CessationOfOperation,
+                ReasonArg::CertificateHold => RevocationReason::CertificateHold,
+            };
+            let c = e.revoke_certificate(&serial, reason).await?;
+            println!("revoked {} ({})", c.serial, reason);
+            Ok(())
+        }
+        CertCommand::Doctor { file, ca } => {
+            let bytes = read_file(&file)?;
+            let report = e.doctor_certificate(&bytes, ca.as_deref()).await?;
+            if as_json {
+                let checks: Vec<_> = report
+                    .checks
+                    .iter()
+                    .map(|c| serde_json::json!({"check": c.id, "result": c.verdict.to_string(), "detail": c.detail}))
+                    .collect();
+                json(&serde_json::json!({"fit": report.fit(), "checks": checks}))?;
+            } else {
+                for c in &report.checks {
+                    println!("{:<4}  {:<20} {}", c.verdict.to_string(), c.id, c.detail);
+                }
+            }
+            let failed = report
+                .checks
+                .iter()
+                .filter(|c| c.verdict != Verdict::Pass)
+                .count();
+            if failed > 0 {
+                return Err(CliError::Unfit(failed));
+            }
+            if !as_json {
+                println!("fit for EAS certificate authentication");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn audit(e: &Easgate, args: AuditArgs, as_json: bool) -> Result<(), CliError> {
+    let since = e.now().unix_timestamp() - parse_duration(&args.since)?;
+    let events = e.store.list_audit(since).await.map_err(OpsError::from)?;
+    if as_json {
+        return json(&events);
+    }
+    let rows = events
+        .iter()
+        .map(|ev| {
+            vec![
+                rfc3339(ev.at),
+                ev.actor.clone(),
+                ev.action.clone(),
+                ev.target.clone(),
+                ev.detail.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(&["TIME", "ACTOR", "ACTION", "TARGET", "DETAIL"], &rows);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), 90);
+        assert_eq!(parse_duration("24h").unwrap(), 86_400);
+        assert_eq!(parse_duration("7d").unwrap(), 604_800);
+        for bad in ["", "h", "10", "10y", "-5m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! CA operations: create, list, show, export, and the Entra upload script.
+
+use aws_lc_rs::digest;
+use easgate_pki::ca::CertificateAuthority;
+use easgate_pki::input::to_pem;
+use easgate_pki::issue::PublicUrls;
+use easgate_pki::summary::summarize;
+use easgate_pki::{KeyType, PrivateKey};
+use easgate_store::{Ca, NewCa};
+use serde::Serialize;
+
+use crate::error::{OpsError, Result};
+use crate::names::check_name;
+use crate::Easgate;
+
+pub const DEFAULT_VALIDITY_DAYS: u32 = 3650;
+
+/// The associated data that binds a sealed CA key to its CA.
+fn seal_context(name: &str) -> String {
+    format!("ca:{name}")
+}
+
+/// A CA with the facts an admin looks for.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaInfo {
+    #[serde(flatten)]
+    pub ca: Ca,
+    pub serial: String,
+    pub sha256_fingerprint: String,
+    pub crl_url: String,
+    pub delta_crl_url: String,
+    pub ocsp_url: String,
+    pub ca_issuers_url: String,
+    pub scep_url: String,
+}
+
+/// SHA-256 over DER, upper-case hex with colons (as `openssl x509 -fingerprint -sha256`).
+pub fn fingerprint(der: &[u8]) -> String {
+    digest::digest(&digest::SHA256, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Easgate {
+    pub async fn create_ca(
+        &self,
+        name: &str,
+        key_type: KeyType,
+        subject: Option<&str>,
+        validity_days: Option<u32>,
+    ) -> Result<CaInfo> {
+        check_name("CA", name)?;
+        if self.store.get_ca(name).await?.is_some() {
+            return Err(OpsError::AlreadyExists {
+                kind: "CA",
+                key: name.into(),
+            });
+        }
+        let subject = subject
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("CN=easgate {name} CA"));
+        let validity = validity_days.unwrap_or(DEFAULT_VALIDITY_DAYS);
+        let now = self.now();
+        let ca = CertificateAuthority::create(&subject, key_type, validity, now)?;
+        let sealed = self
+            .master()
+            .seal(&seal_context(name), &ca.key_pkcs8_der())?;
+        let summary = summarize(ca.cert_der())?;
+        let record = self
+            .store
+            .insert_ca(
+                &self.ctx(),
+                NewCa {
+                    name: name.to_string(),
+                    key_type: key_type.as_str().to_string(),
+                    subject: summary.subject,
+                    cert_der: ca.cert_der().to_vec(),
+                    key_sealed: sealed,
+                    not_before: summary.not_before,
+                    not_after: summary.not_after,
+                },
+            )
+            .await?;
+        self.ca_info(record).await
+    }
+
+    pub async fn list_cas(&self) -> Result<Vec<CaInfo>> {
+        let mut out = Vec::new();
+        for ca in self.store.list_cas().await? {
+            out.push(self.ca_info(ca).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn get_ca(&self, name: &str) -> Result<Ca> {
+        self.store
+            .get_ca(name)
+            .await?
+            .ok_or_else(|| OpsError::not_found("CA", name, "see `easgate ca list`"))
+    }
+
+    pub async fn show_ca(&self, name: &str) -> Result<CaInfo> {
+        let ca = self.get_ca(name).await?;
+        self.ca_info(ca).await
+    }
+
+    async fn ca_info(&self, ca: Ca) -> Result<CaInfo> {
+        let base = self.public_url().await?;
+        let urls = PublicUrls::for_ca(&base, &ca.name);
+        Ok(CaInfo {
+            serial: summarize(&ca.cert_der)?.serial.to_hex(),
+            sha256_fingerprint: fingerprint(&ca.cert_der),
+            scep_url: format!("{base}/scep/{}", ca.name),
+            crl_url: urls.crl,
+            delta_crl_url: urls.delta_crl,
+            ocsp_url: urls.ocsp,
+            ca_issuers_url: urls.ca_issuers,
+            ca,
+        })
+    }
+
+    /// The CA certificate, DER or PEM.
+    pub async fn export_ca(&self, name: &str, pem: bool) -> Result<Vec<u8>> {
+        let ca = self.get_ca(name).await?;
+        Ok(if pem {
+            to_pem("CERTIFICATE", &ca.cert_der).into_bytes()
+        } else {
+            ca.cert_der
+        })
+    }
+
+    /// Load a CA with its key unsealed, ready to sign.
+    pub async fn load_ca(&self, name: &str) -> Result<CertificateAuthority> {
+        let ca = self.get_ca(name).await?;
+        let key_type: KeyType = ca.key_type.parse()?;
+        let pkcs8 = self.master().open(&seal_context(&ca.name), &ca.key_sealed).map_err(|_| {
+            OpsError::MasterKey(format!(
+                "cannot decrypt the key of CA `{name}`: the master key is not the one it was sealed with"
+            ))
+        })?;
+        let key = PrivateKey::from_pkcs8_der(key_type, &pkcs8)?;
+        Ok(CertificateAuthority::load(ca.cert_der, key)?)
+    }
+
+    /// PowerShell that uploads the CA to Microsoft Entra ID as a certificate authority for
+    /// certificate-based authentication, with its CRL and delta-CRL URLs — in the Microsoft
+    /// Graph form and in the legacy AzureAD-module form.
+    pub async fn entra_script(&self, name: &str) -> Result<String> {
+        let ca = self.get_ca(name).await?;
+        let urls = PublicUrls::for_ca(&self.public_url().await?, &ca.name);
+        Ok(crate::ca::render_entra_script(&ca, &urls))
+    }
+}
+
+/// The Entra script text (pure, for tests).
+pub fn render_entra_script(ca: &Ca, urls: &PublicUrls) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&ca.cert_der);
+    format!(
+        r#"# Upload easgate CA `{name}` ({subject}) to Microsoft Entra ID as a trusted certificate
+# authority for certificate-based authentication, with its CRL and delta CRL.
+# SHA-256 fingerprint: {fp}
+# Run ONE of the two forms below as an administrator of the tenant.
+
+$certBase64  = "{b64}"
+$crlUrl      = "{crl}"
+$deltaCrlUrl = "{delta}"
+
+# --- Form 1: Microsoft Graph PowerShell (current) -------------------------------------------
+# Install-Module Microsoft.Graph -Scope CurrentUser
+Connect-MgGraph -Scopes "Organization.ReadWrite.All"
+$orgId = (Get-MgOrganization).Id
+$ca = @{{
+    isRootAuthority                 = $true
+    certificate                     = $certBase64
+    certificateRevocationListUrl    = $crlUrl
+    deltaCertificateRevocationListUrl = $deltaCrlUrl
+}}
+$existing = Get-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId
+if ($existing) {{
+    $cas = @($existing[0].CertificateAuthorities) + $ca
+    Remove-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
+        -CertificateBasedAuthConfigurationId $existing[0].Id
+}} else {{
+    $cas = @($ca)
+}}
+New-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
+    -BodyParameter @{{ certificateAuthorities = $cas }}
+
+# --- Form 2: legacy AzureAD module ------------------------------------------------------------
+# Install-Module AzureAD -Scope CurrentUser
+# Connect-AzureAD
+# $new = New-Object -TypeName Microsoft.Open.AzureAD.Model.CertificateAuthorityInformation
+# $new.AuthorityType = 0   # 0 = root authority
+# $new.TrustedCertificate = [System.Convert]::FromBase64String($certBase64)
+# $new.crlDistributionPoint = $crlUrl
+# $new.DeltaCrlDistributionPoint = $deltaCrlUrl
+# New-AzureADTrustedCertificateAuthority -CertificateAuthorityInformation $new
+"#,
+        name = ca.name,
+        subject = ca.subject,
+        fp = fingerprint(&ca.cert_der),
+        crl = urls.crl,
+        delta = urls.delta_crl,
+    )
+}

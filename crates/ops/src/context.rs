@@ -1,0 +1,140 @@
+//! The handle every operation works through: the store, the master key and the settings that
+//! shape what is issued.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use easgate_pki::sealed::MasterKey;
+use easgate_store::{Ctx, Store};
+use time::OffsetDateTime;
+
+use crate::error::{OpsError, Result};
+use crate::master_key;
+
+/// Settings key under which `serve` records the public base URL.
+pub const PUBLIC_URL_SETTING: &str = "public_url";
+
+/// How to open easgate's state.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    pub data_dir: PathBuf,
+    /// `None`: SQLite file `easgate.db` in the data dir.
+    pub database_url: Option<String>,
+    /// `--public-url`; `None`: the stored setting, else `http://<hostname>:8080`.
+    pub public_url: Option<String>,
+    /// Value of `EASGATE_MASTER_KEY`, if set.
+    pub master_key_env: Option<String>,
+    /// Who acts, for the audit trail (e.g. `cli:root`).
+    pub actor: String,
+}
+
+/// Opened state: store + master key.
+pub struct Easgate {
+    pub store: Arc<dyn Store>,
+    master: MasterKey,
+    pub data_dir: PathBuf,
+    public_url_override: Option<String>,
+    actor: String,
+    /// What opening created (first use of a data dir), for the caller to tell the admin.
+    pub initialised: Vec<String>,
+}
+
+impl Easgate {
+    pub async fn open(opts: OpenOptions) -> Result<Self> {
+        let mut initialised = Vec::new();
+        if !opts.data_dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&opts.data_dir)
+                .map_err(|e| OpsError::io("create directory", &opts.data_dir, e))?;
+            initialised.push(format!(
+                "created data directory {}",
+                opts.data_dir.display()
+            ));
+        }
+        let url = match &opts.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", opts.data_dir.join("easgate.db").display()),
+        };
+        let store = easgate_store::open(&url).await?;
+        let may_create = store.list_cas().await?.is_empty();
+        let (master, source) =
+            master_key::load(&opts.data_dir, opts.master_key_env.clone(), may_create)?;
+        if let master_key::Source::Created = source {
+            initialised.push(format!(
+                "created master key {} (mode 0600) — back it up: without it the CA keys cannot be decrypted",
+                opts.data_dir.join(master_key::FILE_NAME).display()
+            ));
+        }
+        if let Some(url) = &opts.public_url {
+            check_public_url(url)?;
+        }
+        Ok(Easgate {
+            store,
+            master,
+            data_dir: opts.data_dir,
+            public_url_override: opts.public_url,
+            actor: opts.actor,
+            initialised,
+        })
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    /// A fresh audit/change context for one operation.
+    pub fn ctx(&self) -> Ctx {
+        Ctx {
+            actor: self.actor.clone(),
+            now: self.now().unix_timestamp(),
+        }
+    }
+
+    pub(crate) fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// The base URL written into certificates and profiles.
+    pub async fn public_url(&self) -> Result<String> {
+        if let Some(url) = &self.public_url_override {
+            return Ok(url.trim_end_matches('/').to_string());
+        }
+        if let Some(url) = self.store.get_setting(PUBLIC_URL_SETTING).await? {
+            return Ok(url);
+        }
+        Ok(format!("http://{}:8080", hostname()))
+    }
+}
+
+/// `http(s)://host[:port][/path]`, no query, no credentials.
+pub fn check_public_url(url: &str) -> Result<()> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| {
+            OpsError::Invalid(format!(
+                "public URL `{url}` must start with http:// or https://"
+            ))
+        })?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') || url.contains(['?', '#', ' ']) {
+        return Err(OpsError::Invalid(format!(
+            "public URL `{url}` must be http(s)://host[:port][/path] without credentials, query or spaces"
+        )));
+    }
+    Ok(())
+}
+
+/// This machine's host name, for the default public URL.
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -1,0 +1,147 @@
+//! Devices: enrollment (record + one-time SCEP challenge + profile token), retire, wipe.
+
+use aws_lc_rs::digest;
+use easgate_store::{Device, NewChallenge, NewDevice, Revocation};
+use serde::Serialize;
+
+use crate::error::{OpsError, Result};
+use crate::names::{check_name, check_platform};
+use crate::Easgate;
+
+pub const DEFAULT_CHALLENGE_DAYS: u32 = 7;
+
+/// What `device enroll` hands the admin. The challenge and profile token are shown once and
+/// only their hashes are kept.
+#[derive(Clone, Debug, Serialize)]
+pub struct Enrollment {
+    pub uid: String,
+    pub user: String,
+    pub platform: String,
+    pub template: String,
+    pub challenge: String,
+    pub challenge_expires_at: i64,
+    pub scep_url: String,
+    pub profile_url: String,
+}
+
+/// Hex of `n` random bytes.
+pub fn random_hex(n: usize) -> Result<String> {
+    let mut bytes = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| OpsError::Invalid("the system random generator failed".into()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// SHA-256 hex of a secret (challenges and tokens are random and long, so a plain hash is
+/// enough to keep them useless to a reader of the database).
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(digest::digest(&digest::SHA256, secret.as_bytes()))
+}
+
+impl Easgate {
+    pub async fn enroll_device(
+        &self,
+        user: &str,
+        platform: &str,
+        template: Option<&str>,
+        uid: Option<&str>,
+        device_serial: Option<&str>,
+        challenge_days: Option<u32>,
+    ) -> Result<Enrollment> {
+        let platform = check_platform(platform)?;
+        let user = self.get_user(user).await?;
+        if user.disabled {
+            return Err(OpsError::Conflict(format!(
+                "user `{}` is disabled: enable them first with `easgate user enable`",
+                user.upn
+            )));
+        }
+        let template = match template {
+            Some(name) => self.get_template(name).await?,
+            None => self.default_template().await?,
+        };
+        let uid = match uid {
+            Some(uid) => {
+                check_name("device uid", uid)?;
+                uid.to_string()
+            }
+            None => random_hex(10)?,
+        };
+        if self.store.get_device(&uid).await?.is_some() {
+            return Err(OpsError::AlreadyExists {
+                kind: "device",
+                key: uid,
+            });
+        }
+        let days = challenge_days.unwrap_or(DEFAULT_CHALLENGE_DAYS);
+        if days == 0 || days > 90 {
+            return Err(OpsError::Invalid(format!(
+                "challenge validity {days} days: use 1 to 90"
+            )));
+        }
+        let challenge = random_hex(20)?;
+        let profile_token = random_hex(20)?;
+        let ctx = self.ctx();
+        let expires_at = ctx.now + i64::from(days) * 86_400;
+        let device = self
+            .store
+            .enroll_device(
+                &ctx,
+                NewDevice {
+                    uid: uid.clone(),
+                    user: user.upn.clone(),
+                    platform: platform.clone(),
+                    template: Some(template.name.clone()),
+                    device_serial: device_serial.map(str::to_string),
+                },
+                NewChallenge {
+                    hash_hex: secret_hash(&challenge),
+                    profile_token_hash_hex: secret_hash(&profile_token),
+                    expires_at,
+                },
+            )
+            .await?;
+        let base = self.public_url().await?;
+        Ok(Enrollment {
+            uid: device.uid,
+            user: user.upn,
+            platform,
+            scep_url: format!("{base}/scep/{}", template.ca),
+            template: template.name,
+            challenge,
+            challenge_expires_at: expires_at,
+            profile_url: format!("{base}/enroll/{profile_token}"),
+        })
+    }
+
+    pub async fn list_devices(&self, user: Option<&str>) -> Result<Vec<Device>> {
+        Ok(self.store.list_devices(user).await?)
+    }
+
+    pub async fn get_device(&self, uid: &str) -> Result<Device> {
+        self.store
+            .get_device(uid)
+            .await?
+            .ok_or_else(|| OpsError::not_found("device", uid, "see `easgate device list`"))
+    }
+
+    /// Retire (`retired`) or wipe (`wiped`) a device: its valid certificates are revoked with
+    /// reason cessationOfOperation and its unused challenges expire. Returns revoked serials.
+    pub async fn end_device(&self, uid: &str, state: &str) -> Result<(Device, Vec<String>)> {
+        let device = self.get_device(uid).await?;
+        if device.state == state {
+            return Err(OpsError::Conflict(format!(
+                "device `{uid}` is already {state}"
+            )));
+        }
+        let ctx = self.ctx();
+        let revoke = Revocation {
+            reason: "cessationOfOperation".into(),
+            at: ctx.now,
+        };
+        Ok(self
+            .store
+            .set_device_state(&ctx, uid, state, revoke)
+            .await?)
+    }
+}

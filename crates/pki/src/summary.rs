@@ -1,0 +1,61 @@
+//! A few facts read from a certificate, for records and listings.
+
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::FromDer;
+
+use crate::extensions::decode_upn_value;
+use crate::{PkiError, Serial};
+
+#[derive(Clone, Debug)]
+pub struct CertSummary {
+    pub subject: String,
+    pub issuer: String,
+    pub serial: Serial,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub is_ca: bool,
+    /// `email:…`, `upn:…`, `dns:…`, `uri:…`.
+    pub sans: Vec<String>,
+}
+
+/// Read a DER certificate's summary; errors name what is wrong.
+pub fn summarize(der: &[u8]) -> Result<CertSummary, PkiError> {
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| PkiError::Malformed {
+        what: "certificate",
+        why: format!("not an X.509 certificate ({e})"),
+    })?;
+    if !rest.is_empty() {
+        return Err(PkiError::Malformed {
+            what: "certificate",
+            why: "trailing bytes after the certificate".into(),
+        });
+    }
+    let mut sans = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::RFC822Name(v) => sans.push(format!("email:{v}")),
+                GeneralName::DNSName(v) => sans.push(format!("dns:{v}")),
+                GeneralName::URI(v) => sans.push(format!("uri:{v}")),
+                GeneralName::OtherName(oid, value)
+                    if oid.to_id_string() == "1.3.6.1.4.1.311.20.2.3" =>
+                {
+                    if let Some(upn) = decode_upn_value(value) {
+                        sans.push(format!("upn:{upn}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(CertSummary {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        serial: Serial::from_be_bytes(cert.raw_serial()),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        is_ca: cert.is_ca(),
+        sans,
+    })
+}

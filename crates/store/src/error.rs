@@ -1,0 +1,33 @@
+//! Store errors, classified by cause so callers never match on strings.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{kind} `{key}` does not exist")]
+    NotFound { kind: &'static str, key: String },
+    #[error("{kind} `{key}` already exists")]
+    AlreadyExists { kind: &'static str, key: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unsupported database URL `{url}`: {why}")]
+    UnsupportedUrl { url: String, why: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn not_found(kind: &'static str, key: impl Into<String>) -> Self {
+        StoreError::NotFound {
+            kind,
+            key: key.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;

@@ -1,0 +1,127 @@
+//! The easgate store: one [`Store`] trait that the CLI, the REST API and the server use, and its
+//! backends. SQLite (WAL, embedded migrations) is the default; the trait speaks in plain records
+//! and Unix-second times so a PostgreSQL backend can implement it without SQLite-isms leaking.
+//!
+//! Every mutating call runs in one transaction that also appends an audit event and a
+//! change-feed row. The change feed's revision grows by one per change; a running server polls
+//! [`Store::revision`] and reloads what [`Store::changes_since`] names.
+
+mod error;
+pub mod model;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use error::{Result, StoreError};
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+/// The operations of the store. Implementations must make each mutating call atomic.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The latest change-feed revision (0 on an empty store).
+    async fn revision(&self) -> Result<i64>;
+    /// Changes with a revision above `after`, oldest first, at most `limit`.
+    async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>>;
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>>;
+    async fn set_setting(&self, ctx: &Ctx, key: &str, value: &str) -> Result<()>;
+
+    async fn insert_ca(&self, ctx: &Ctx, ca: NewCa) -> Result<Ca>;
+    async fn list_cas(&self) -> Result<Vec<Ca>>;
+    async fn get_ca(&self, name: &str) -> Result<Option<Ca>>;
+
+    async fn insert_trusted_ca(&self, ctx: &Ctx, ca: NewTrustedCa) -> Result<TrustedCa>;
+    async fn list_trusted_cas(&self) -> Result<Vec<TrustedCa>>;
+    /// Remove a trusted CA; `NotFound` if there is none of that name.
+    async fn remove_trusted_ca(&self, ctx: &Ctx, name: &str) -> Result<()>;
+
+    async fn insert_group(&self, ctx: &Ctx, name: &str) -> Result<Group>;
+    async fn list_groups(&self) -> Result<Vec<Group>>;
+
+    /// Add a user; every group named must exist.
+    async fn insert_user(&self, ctx: &Ctx, user: NewUser) -> Result<User>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn get_user(&self, upn: &str) -> Result<Option<User>>;
+    /// Disable or enable a user. When `revoke` is given, every valid certificate of the user's
+    /// devices is revoked in the same transaction; the revoked serials are returned.
+    async fn set_user_disabled(
+        &self,
+        ctx: &Ctx,
+        upn: &str,
+        disabled: bool,
+        revoke: Option<Revocation>,
+    ) -> Result<(User, Vec<String>)>;
+
+    async fn insert_template(&self, ctx: &Ctx, template: NewTemplate) -> Result<Template>;
+    async fn list_templates(&self) -> Result<Vec<Template>>;
+    async fn get_template(&self, name: &str) -> Result<Option<Template>>;
+
+    /// Create a device and its one-time SCEP challenge together.
+    async fn enroll_device(
+        &self,
+        ctx: &Ctx,
+        device: NewDevice,
+        challenge: NewChallenge,
+    ) -> Result<Device>;
+    async fn list_devices(&self, user: Option<&str>) -> Result<Vec<Device>>;
+    async fn get_device(&self, uid: &str) -> Result<Option<Device>>;
+    /// Move a device to `state` (retired / wiped), revoking every valid certificate of it in the
+    /// same transaction; the revoked serials are returned.
+    async fn set_device_state(
+        &self,
+        ctx: &Ctx,
+        uid: &str,
+        state: &str,
+        revoke: Revocation,
+    ) -> Result<(Device, Vec<String>)>;
+
+    /// Record an issued certificate (and mark its device enrolled).
+    async fn insert_certificate(&self, ctx: &Ctx, cert: NewCertificate) -> Result<()>;
+    async fn list_certificates(&self, filter: &CertFilter) -> Result<Vec<Certificate>>;
+    async fn get_certificate(&self, serial: &str, now: i64) -> Result<Option<Certificate>>;
+    /// Revoke one certificate; `Conflict` if it is already revoked.
+    async fn revoke_certificate(
+        &self,
+        ctx: &Ctx,
+        serial: &str,
+        revoke: Revocation,
+    ) -> Result<Certificate>;
+
+    /// Audit events at or after `since`, oldest first.
+    async fn list_audit(&self, since: i64) -> Result<Vec<AuditEvent>>;
+}
+
+/// Open the store a database URL names: `sqlite://PATH` (created if missing). PostgreSQL URLs
+/// are recognised and refused with a clear message until that backend lands.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Err(StoreError::UnsupportedUrl {
+            url: redact_url(url),
+            why: "the PostgreSQL backend is not available in this build yet; use sqlite://".into(),
+        })
+    } else {
+        Err(StoreError::UnsupportedUrl {
+            url: redact_url(url),
+            why: "expected sqlite://PATH or postgres://…".into(),
+        })
+    }
+}
+
+/// A URL with any password replaced, fit for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

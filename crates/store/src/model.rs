@@ -1,0 +1,222 @@
+//! The records the store keeps. Plain data: times are Unix seconds (UTC), serials upper-case
+//! hex, key types and states their contract names. Validation happens before a record gets here.
+
+use serde::Serialize;
+
+/// Who is making a change, and when: every mutating call writes one audit event and one
+/// change-feed row in the same transaction as the change itself.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub actor: String,
+    pub now: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Ca {
+    pub name: String,
+    pub key_type: String,
+    pub subject: String,
+    #[serde(skip)]
+    pub cert_der: Vec<u8>,
+    #[serde(skip)]
+    pub key_sealed: Vec<u8>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewCa {
+    pub name: String,
+    pub key_type: String,
+    pub subject: String,
+    pub cert_der: Vec<u8>,
+    pub key_sealed: Vec<u8>,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrustedCa {
+    pub name: String,
+    pub subject: String,
+    #[serde(skip)]
+    pub cert_der: Vec<u8>,
+    pub crl_url: Option<String>,
+    pub delta_crl_url: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewTrustedCa {
+    pub name: String,
+    pub subject: String,
+    pub cert_der: Vec<u8>,
+    pub crl_url: Option<String>,
+    pub delta_crl_url: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Group {
+    pub name: String,
+    pub members: i64,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct User {
+    pub upn: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub disabled: bool,
+    pub groups: Vec<String>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub upn: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub groups: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Template {
+    pub name: String,
+    pub ca: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub key_type: String,
+    pub validity_days: u32,
+    pub renew_before_days: u32,
+    pub is_default: bool,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewTemplate {
+    pub name: String,
+    pub ca: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub key_type: String,
+    pub validity_days: u32,
+    pub renew_before_days: u32,
+    pub is_default: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Device {
+    pub uid: String,
+    pub user: String,
+    pub platform: String,
+    pub template: Option<String>,
+    pub state: String,
+    pub device_serial: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewDevice {
+    pub uid: String,
+    pub user: String,
+    pub platform: String,
+    pub template: Option<String>,
+    pub device_serial: Option<String>,
+}
+
+/// A device's one-time SCEP challenge and profile-download token: only their SHA-256 hashes
+/// are stored.
+#[derive(Clone, Debug)]
+pub struct NewChallenge {
+    pub hash_hex: String,
+    pub profile_token_hash_hex: String,
+    pub expires_at: i64,
+}
+
+/// Status as stored; `expired` is derived at read time from `not_after`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertStatus {
+    Valid,
+    Revoked,
+    Expired,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Valid => "valid",
+            CertStatus::Revoked => "revoked",
+            CertStatus::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Certificate {
+    pub serial: String,
+    pub ca: String,
+    pub device: Option<String>,
+    pub template: Option<String>,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub key_type: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub status: CertStatus,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<String>,
+    pub issued_at: i64,
+    #[serde(skip)]
+    pub der: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewCertificate {
+    pub serial: String,
+    pub ca: String,
+    pub device: Option<String>,
+    pub template: Option<String>,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub key_type: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub der: Vec<u8>,
+}
+
+/// How to revoke: reason name (RFC 5280) and time.
+#[derive(Clone, Debug)]
+pub struct Revocation {
+    pub reason: String,
+    pub at: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CertFilter {
+    pub device: Option<String>,
+    pub status: Option<CertStatus>,
+    /// "now" for deciding `expired`.
+    pub now: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    pub revision: i64,
+    pub at: i64,
+    pub entity: String,
+    pub key: String,
+}
