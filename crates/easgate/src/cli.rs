@@ -330,7 +330,7 @@ pub enum CertCommand {
             long,
             value_name = "FILE",
             requires = "p12_password",
-            requires = "out_key"
+            conflicts_with = "csr"
         )]
         p12: Option<PathBuf>,
         /// Password of the PKCS#12 bundle.

@@ -40,9 +40,11 @@ pub fn parse_and_verify_der(der: &[u8]) -> Result<VerifiedCsr, PkiError> {
     if !rest.is_empty() {
         return Err(malformed("trailing bytes after the request".into()));
     }
-    csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
     let info = &csr.certification_request_info;
+    // The key first: a weak key would otherwise surface as a confusing signature failure,
+    // since the verifier refuses RSA keys under 2048 bits.
     let key = SubjectKey::from_spki_der(info.subject_pki.raw)?;
+    csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
     Ok(VerifiedCsr {
         requested_subject: info.subject.to_string(),
         key,

@@ -1,0 +1,212 @@
+//! Shared helpers for the binary's integration tests: a fresh data directory per test, the
+//! real `easgate` binary, and the outside peers (OpenSSL, pkilint) that `scripts/test` installs.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One easgate installation in a temporary directory.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub public_url: String,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+            public_url: "http://pki.corp.example:8080".to_string(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_easgate"));
+        cmd.arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--public-url")
+            .arg(&self.public_url)
+            .env_remove("EASGATE_MASTER_KEY")
+            .env_remove("EASGATE_DATABASE_URL")
+            .env_remove("EASGATE_DATA_DIR")
+            .env_remove("EASGATE_PUBLIC_URL");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.command().args(args).output().expect("run easgate");
+        to_run(out)
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 0,
+            "easgate {args:?} failed:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    /// Run and require exit 1 with an `error:` line; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 1,
+            "easgate {args:?} should fail with 1:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        assert!(
+            r.stderr.lines().any(|l| l.starts_with("error: ")),
+            "no `error:` line for {args:?}: {}",
+            r.stderr
+        );
+        r.stderr
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = args.to_vec();
+        full.push("--json");
+        let out = self.ok(&full);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{out}"))
+    }
+
+    /// CA `default` (EC P-256), template `phones` with email + UPN SANs, user alice, device dev1.
+    pub fn standard_setup(&self) {
+        self.ok(&["ca", "create", "default"]);
+        self.ok(&[
+            "template",
+            "create",
+            "phones",
+            "--ca",
+            "default",
+            "--subject",
+            "CN={DeviceUid}",
+            "--san",
+            "email:{EmailAddress}",
+            "--san",
+            "upn:{UserPrincipalName}",
+        ]);
+        self.ok(&[
+            "user",
+            "add",
+            "alice@corp.example",
+            "--email",
+            "alice@mail.example",
+            "--name",
+            "Alice",
+        ]);
+        self.ok(&[
+            "device",
+            "enroll",
+            "--user",
+            "alice@corp.example",
+            "--platform",
+            "ios",
+            "--uid",
+            "dev1",
+        ]);
+    }
+
+    /// Export CA `name` as PEM to a file and return its path.
+    pub fn export_ca(&self, name: &str) -> PathBuf {
+        let path = self.path(&format!("{name}-ca.pem"));
+        self.ok(&["ca", "export", name, "--out", path.to_str().expect("utf8")]);
+        path
+    }
+
+    /// Every listing as JSON: the observable state of the store.
+    pub fn snapshot(&self) -> String {
+        let mut all = String::new();
+        for args in [
+            &["ca", "list"][..],
+            &["trust", "list"],
+            &["user", "list"],
+            &["group", "list"],
+            &["template", "list"],
+            &["device", "list"],
+            &["cert", "list"],
+            &["audit", "--since", "1d"],
+        ] {
+            all.push_str(&self.json(args).to_string());
+            all.push('\n');
+        }
+        all
+    }
+}
+
+fn to_run(out: Output) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Run a peer tool; returns (exit code, stdout + stderr).
+pub fn peer(program: &Path, args: &[&str], cwd: &Path) -> (i32, String) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {}: {e} (scripts/test installs the peers)",
+                program.display()
+            )
+        });
+    let r = to_run(out);
+    (r.code, format!("{}{}", r.stdout, r.stderr))
+}
+
+pub fn openssl(args: &[&str], cwd: &Path) -> (i32, String) {
+    peer(Path::new("openssl"), args, cwd)
+}
+
+/// Run openssl and require success.
+pub fn openssl_ok(args: &[&str], cwd: &Path) -> String {
+    let (code, out) = openssl(args, cwd);
+    assert_eq!(code, 0, "openssl {args:?} failed: {out}");
+    out
+}
+
+/// pkilint's console scripts: `$EASGATE_PKILINT_BIN` or the venv scripts/test makes.
+pub fn pkilint(tool: &str) -> PathBuf {
+    let dir = std::env::var_os("EASGATE_PKILINT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers/venv/bin")
+        });
+    let path = dir.join(tool);
+    assert!(
+        path.exists(),
+        "pkilint tool {} is missing: run scripts/test, which installs pkilint 0.13.3",
+        path.display()
+    );
+    path
+}
+
+/// Lint with pkilint at `-s WARNING`; panics with the findings unless clean.
+pub fn lint_clean(tool: &str, extra: &[&str], files: &[&Path], cwd: &Path) {
+    let mut args: Vec<&str> = vec!["lint"];
+    args.extend_from_slice(extra);
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    args.extend(names.iter().map(String::as_str));
+    let (code, out) = peer(&pkilint(tool), &args, cwd);
+    assert_eq!(code, 0, "{tool} {args:?} reported findings:\n{out}");
+}

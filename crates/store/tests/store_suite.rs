@@ -1,0 +1,339 @@
+//! The store contract, written once against `dyn Store` so every backend runs the same suite
+//! (SQLite now; PostgreSQL joins when its backend lands).
+
+use std::sync::Arc;
+
+use easgate_store::*;
+
+fn ctx(now: i64) -> Ctx {
+    Ctx {
+        actor: "test".into(),
+        now,
+    }
+}
+
+async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = open(&url).await.unwrap();
+    (dir, store)
+}
+
+async fn seed(store: &dyn Store) {
+    store
+        .insert_ca(
+            &ctx(100),
+            NewCa {
+                name: "default".into(),
+                key_type: "ec-p256".into(),
+                subject: "CN=Test".into(),
+                cert_der: vec![1, 2, 3],
+                key_sealed: vec![9, 9, 9],
+                not_before: 0,
+                not_after: 10_000,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .insert_template(
+            &ctx(101),
+            NewTemplate {
+                name: "phones".into(),
+                ca: "default".into(),
+                subject: "CN={DeviceUid}".into(),
+                sans: vec!["upn:{UserPrincipalName}".into()],
+                key_type: "rsa-2048".into(),
+                validity_days: 365,
+                renew_before_days: 30,
+                is_default: false,
+            },
+        )
+        .await
+        .unwrap();
+    store.insert_group(&ctx(102), "sales").await.unwrap();
+    store
+        .insert_user(
+            &ctx(103),
+            NewUser {
+                upn: "alice@corp.example".into(),
+                email: "alice@corp.example".into(),
+                display_name: None,
+                groups: vec!["sales".into()],
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .enroll_device(
+            &ctx(104),
+            NewDevice {
+                uid: "dev1".into(),
+                user: "alice@corp.example".into(),
+                platform: "ios".into(),
+                template: Some("phones".into()),
+                device_serial: None,
+            },
+            NewChallenge {
+                hash_hex: "aa".into(),
+                profile_token_hash_hex: "bb".into(),
+                expires_at: 1000,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+fn cert(serial: &str, not_after: i64) -> NewCertificate {
+    NewCertificate {
+        serial: serial.into(),
+        ca: "default".into(),
+        device: Some("dev1".into()),
+        template: Some("phones".into()),
+        subject: "CN=dev1".into(),
+        sans: vec!["upn:alice@corp.example".into()],
+        key_type: "EC P-256".into(),
+        not_before: 0,
+        not_after,
+        der: vec![0x30, 0x00],
+    }
+}
+
+async fn change_feed_grows_by_one_per_change(store: Arc<dyn Store>) {
+    assert_eq!(store.revision().await.unwrap(), 0);
+    seed(store.as_ref()).await;
+    let rev = store.revision().await.unwrap();
+    assert_eq!(rev, 5);
+    let changes = store.changes_since(0, 100).await.unwrap();
+    let entities: Vec<_> = changes.iter().map(|c| c.entity.as_str()).collect();
+    assert_eq!(entities, ["ca", "template", "group", "user", "device"]);
+    assert!(changes
+        .windows(2)
+        .all(|w| w[1].revision == w[0].revision + 1));
+    assert_eq!(store.changes_since(3, 100).await.unwrap().len(), 2);
+    assert_eq!(store.changes_since(0, 2).await.unwrap().len(), 2);
+    store
+        .insert_certificate(&ctx(200), cert("AA01", 5000))
+        .await
+        .unwrap();
+    assert_eq!(store.revision().await.unwrap(), rev + 1);
+    // A failed change leaves no row in the feed.
+    assert!(store
+        .insert_certificate(&ctx(201), cert("AA01", 5000))
+        .await
+        .is_err());
+    assert_eq!(store.revision().await.unwrap(), rev + 1);
+}
+
+async fn failed_changes_are_atomic(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    let rev = store.revision().await.unwrap();
+    let audit = store.list_audit(0).await.unwrap().len();
+    // Unknown group: the user is not added either.
+    let err = store
+        .insert_user(
+            &ctx(300),
+            NewUser {
+                upn: "bob@corp.example".into(),
+                email: "bob@corp.example".into(),
+                display_name: None,
+                groups: vec!["sales".into(), "nope".into()],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { kind: "group", .. }),
+        "{err}"
+    );
+    assert!(store.get_user("bob@corp.example").await.unwrap().is_none());
+    // Duplicate device uid: no second challenge, no change.
+    let err = store
+        .enroll_device(
+            &ctx(301),
+            NewDevice {
+                uid: "dev1".into(),
+                user: "alice@corp.example".into(),
+                platform: "ios".into(),
+                template: None,
+                device_serial: None,
+            },
+            NewChallenge {
+                hash_hex: "cc".into(),
+                profile_token_hash_hex: "dd".into(),
+                expires_at: 1000,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+    assert_eq!(store.revision().await.unwrap(), rev);
+    assert_eq!(store.list_audit(0).await.unwrap().len(), audit);
+}
+
+async fn status_and_revocation(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    store
+        .insert_certificate(&ctx(200), cert("0A", 5000))
+        .await
+        .unwrap();
+    store
+        .insert_certificate(&ctx(201), cert("0B", 150))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_device("dev1").await.unwrap().unwrap().state,
+        "enrolled"
+    );
+    let now = 1000;
+    let f = |status| CertFilter {
+        device: None,
+        status: Some(status),
+        now,
+    };
+    assert_eq!(
+        store
+            .list_certificates(&f(CertStatus::Valid))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let expired = store
+        .list_certificates(&f(CertStatus::Expired))
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].serial, "0B");
+    let revoked = store
+        .revoke_certificate(
+            &ctx(400),
+            "0A",
+            Revocation {
+                reason: "keyCompromise".into(),
+                at: 400,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, CertStatus::Revoked);
+    assert_eq!(revoked.revoked_at, Some(400));
+    assert!(matches!(
+        store
+            .revoke_certificate(
+                &ctx(401),
+                "0A",
+                Revocation {
+                    reason: "unspecified".into(),
+                    at: 401
+                }
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .revoke_certificate(
+                &ctx(401),
+                "FF",
+                Revocation {
+                    reason: "unspecified".into(),
+                    at: 401
+                }
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // Retiring the device revokes the rest (the expired one too: it is still `valid` as stored).
+    let (device, serials) = store
+        .set_device_state(
+            &ctx(500),
+            "dev1",
+            "retired",
+            Revocation {
+                reason: "cessationOfOperation".into(),
+                at: 500,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(device.state, "retired");
+    assert_eq!(serials, vec!["0B".to_string()]);
+    let all = store
+        .list_certificates(&CertFilter {
+            device: Some("dev1".into()),
+            status: None,
+            now,
+        })
+        .await
+        .unwrap();
+    assert!(all.iter().all(|c| c.status == CertStatus::Revoked));
+    assert_eq!(
+        all.iter()
+            .find(|c| c.serial == "0A")
+            .unwrap()
+            .revocation_reason
+            .as_deref(),
+        Some("keyCompromise")
+    );
+}
+
+async fn settings_and_groups(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    assert_eq!(store.get_setting("public_url").await.unwrap(), None);
+    store
+        .set_setting(&ctx(1), "public_url", "http://a.example")
+        .await
+        .unwrap();
+    store
+        .set_setting(&ctx(2), "public_url", "http://b.example")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_setting("public_url").await.unwrap().as_deref(),
+        Some("http://b.example")
+    );
+    let groups = store.list_groups().await.unwrap();
+    assert_eq!(groups[0].members, 1);
+    assert_eq!(
+        store
+            .get_user("ALICE@corp.example")
+            .await
+            .unwrap()
+            .unwrap()
+            .groups,
+        vec!["sales"]
+    );
+    assert!(matches!(
+        store.insert_group(&ctx(3), "SALES").await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+}
+
+macro_rules! backend_suite {
+    ($backend:ident: $($test:ident),*) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let (_guard, store) = super::$backend().await;
+                    super::$test(store).await;
+                }
+            )*
+        }
+    };
+}
+
+backend_suite!(sqlite: change_feed_grows_by_one_per_change, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
+
+#[tokio::test]
+async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {
+    let err = open("postgres://easgate:secret@127.0.0.1/test")
+        .await
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(!text.contains("secret"), "password leaked: {text}");
+    assert!(open("mysql://x").await.is_err());
+}
