@@ -1,6 +1,8 @@
 //! Bad input gets exit 1 with an `error:` line (or 2 for usage errors) and changes nothing:
 //! every listing, the audit trail included, is the same before and after.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{openssl_ok, Env};

@@ -1,5 +1,7 @@
 //! `cert doctor` against certificates OpenSSL made: each broken property fails its own line.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;

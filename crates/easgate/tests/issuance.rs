@@ -1,6 +1,8 @@
 //! Issuance checked by outside implementations: OpenSSL verifies, pkilint lints, and the
 //! PKCS#12 bundle opens with `openssl pkcs12`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{lint_clean, openssl, openssl_ok, Env};

@@ -1,6 +1,8 @@
 //! Device and user lifecycle: enrollment, default templates, retire/wipe/disable revoking with
 //! the right reasons, serial notation, listings and the audit trail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::Env;

@@ -1,6 +1,8 @@
 //! CA keys are sealed with the master key: the database file alone reveals no key, and without
 //! the right master key nothing signs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::Env;

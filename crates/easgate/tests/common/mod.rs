@@ -1,6 +1,8 @@
 //! Shared helpers for the binary's integration tests: a fresh data directory per test, the
 //! real `easgate` binary, and the outside peers (OpenSSL, pkilint) that `scripts/test` installs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
