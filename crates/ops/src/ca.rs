@@ -1,5 +1,7 @@
 //! CA operations: create, list, show, export, and the Entra upload script.
 
+use std::sync::Arc;
+
 use aws_lc_rs::digest;
 use easgate_pki::ca::CertificateAuthority;
 use easgate_pki::input::to_pem;
@@ -132,8 +134,12 @@ impl Easgate {
         })
     }
 
-    /// Load a CA with its key unsealed, ready to sign.
-    pub async fn load_ca(&self, name: &str) -> Result<CertificateAuthority> {
+    /// Load a CA with its key unsealed, ready to sign. Cached for the life of the process: a CA
+    /// is never changed or deleted once created, so its name identifies it for good.
+    pub async fn load_ca(&self, name: &str) -> Result<Arc<CertificateAuthority>> {
+        if let Some(loaded) = self.cached_ca(name) {
+            return Ok(loaded);
+        }
         let ca = self.get_ca(name).await?;
         let key_type: KeyType = ca.key_type.parse()?;
         let pkcs8 = self.master().open(&seal_context(&ca.name), &ca.key_sealed).map_err(|_| {
@@ -142,7 +148,9 @@ impl Easgate {
             ))
         })?;
         let key = PrivateKey::from_pkcs8_der(key_type, &pkcs8)?;
-        Ok(CertificateAuthority::load(ca.cert_der, key)?)
+        let loaded = Arc::new(CertificateAuthority::load(ca.cert_der, key)?);
+        self.cache_ca(name, Arc::clone(&loaded));
+        Ok(loaded)
     }
 
     /// PowerShell that uploads the CA to Microsoft Entra ID as a certificate authority for

@@ -41,14 +41,17 @@ impl Easgate {
         key: KeySource<'_>,
     ) -> Result<Issued> {
         let template = self.get_template(template).await?;
-        let device = self.get_device(device).await?;
+        let (device, user) = self
+            .store
+            .get_device_with_owner(device)
+            .await?
+            .ok_or_else(|| OpsError::not_found("device", device, "see `easgate device list`"))?;
         if matches!(device.state.as_str(), "retired" | "wiped") {
             return Err(OpsError::Conflict(format!(
                 "device `{}` is {}: it gets no new certificates; enroll a new device instead",
                 device.uid, device.state
             )));
         }
-        let user = self.get_user(&device.user).await?;
         if user.disabled {
             return Err(OpsError::Conflict(format!(
                 "user `{}` is disabled: no certificates are issued for them",
@@ -85,24 +88,35 @@ impl Easgate {
         })?;
         let summary = summarize(&der)?;
         let ctx = self.ctx();
-        self.store
-            .insert_certificate(
-                &ctx,
-                NewCertificate {
-                    serial: serial.to_hex(),
-                    ca: template.ca.clone(),
-                    device: Some(device.uid.clone()),
-                    template: Some(template.name.clone()),
-                    subject: summary.subject,
-                    sans: summary.sans,
-                    key_type: subject_key.description().to_string(),
-                    not_before: summary.not_before,
-                    not_after: summary.not_after,
-                    der: der.clone(),
-                },
-            )
-            .await?;
-        let record = self.get_certificate(&serial.to_hex()).await?;
+        let new = NewCertificate {
+            serial: serial.to_hex(),
+            ca: template.ca.clone(),
+            device: Some(device.uid.clone()),
+            template: Some(template.name.clone()),
+            subject: summary.subject,
+            sans: summary.sans,
+            key_type: subject_key.description().to_string(),
+            not_before: summary.not_before,
+            not_after: summary.not_after,
+            der: der.clone(),
+        };
+        self.store.insert_certificate(&ctx, new.clone()).await?;
+        let record = Certificate {
+            serial: new.serial,
+            ca: new.ca,
+            device: new.device,
+            template: new.template,
+            subject: new.subject,
+            sans: new.sans,
+            key_type: new.key_type,
+            not_before: new.not_before,
+            not_after: new.not_after,
+            status: CertStatus::Valid,
+            revoked_at: None,
+            revocation_reason: None,
+            issued_at: ctx.now,
+            der: new.der,
+        };
         Ok(Issued {
             record,
             der,

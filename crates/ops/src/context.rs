@@ -1,10 +1,13 @@
 //! The handle every operation works through: the store, the master key and the settings that
 //! shape what is issued.
 
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+use easgate_pki::ca::CertificateAuthority;
 
 use easgate_pki::sealed::MasterKey;
 use easgate_store::{Ctx, Store};
@@ -39,6 +42,9 @@ pub struct Easgate {
     actor: String,
     /// What opening created (first use of a data dir), for the caller to tell the admin.
     pub initialised: Vec<String>,
+    /// CAs with their keys unsealed, by name: a CA never changes and is never deleted once
+    /// made, so unsealing and parsing it once per process is enough.
+    loaded_cas: RwLock<HashMap<String, Arc<CertificateAuthority>>>,
 }
 
 impl Easgate {
@@ -79,6 +85,7 @@ impl Easgate {
             public_url_override: opts.public_url,
             actor: opts.actor,
             initialised,
+            loaded_cas: RwLock::new(HashMap::new()),
         })
     }
 
@@ -96,6 +103,16 @@ impl Easgate {
 
     pub(crate) fn master(&self) -> &MasterKey {
         &self.master
+    }
+
+    pub(crate) fn cached_ca(&self, name: &str) -> Option<Arc<CertificateAuthority>> {
+        self.loaded_cas.read().ok()?.get(name).cloned()
+    }
+
+    pub(crate) fn cache_ca(&self, name: &str, ca: Arc<CertificateAuthority>) {
+        if let Ok(mut cache) = self.loaded_cas.write() {
+            cache.insert(name.to_string(), ca);
+        }
     }
 
     /// The base URL written into certificates and profiles.

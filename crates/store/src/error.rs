@@ -14,9 +14,9 @@ pub enum StoreError {
     #[error("unsupported database URL `{url}`: {why}")]
     UnsupportedUrl { url: String, why: String },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Sqlite(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(#[from] rusqlite_migration::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

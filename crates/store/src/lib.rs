@@ -67,6 +67,8 @@ pub trait Store: Send + Sync {
         challenge: NewChallenge,
     ) -> Result<Device>;
     async fn list_devices(&self, user: Option<&str>) -> Result<Vec<Device>>;
+    /// A device together with its owner, in one read (issuance needs both).
+    async fn get_device_with_owner(&self, uid: &str) -> Result<Option<(Device, User)>>;
     async fn get_device(&self, uid: &str) -> Result<Option<Device>>;
     /// Move a device to `state` (retired / wiped), revoking every valid certificate of it in the
     /// same transaction; the revoked serials are returned.

@@ -312,11 +312,60 @@ async fn settings_and_groups(store: Arc<dyn Store>) {
     ));
 }
 
+async fn concurrent_issuance_fails_only_the_bad_certificate(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    store
+        .insert_certificate(&ctx(200), cert("DUP", 5000))
+        .await
+        .unwrap();
+    let rev = store.revision().await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let serial = if i == 17 {
+                "DUP".to_string()
+            } else {
+                format!("C{i:04}")
+            };
+            let mut c = cert(&serial, 5000);
+            if i == 33 {
+                c.device = Some("no-such-device".into());
+            }
+            (i, store.insert_certificate(&ctx(300), c).await)
+        }));
+    }
+    for task in tasks {
+        let (i, result) = task.await.unwrap();
+        match i {
+            17 => assert!(
+                matches!(result, Err(StoreError::AlreadyExists { .. })),
+                "{result:?}"
+            ),
+            33 => assert!(
+                matches!(result, Err(StoreError::NotFound { kind: "device", .. })),
+                "{result:?}"
+            ),
+            _ => assert!(result.is_ok(), "{i}: {result:?}"),
+        }
+    }
+    let all = store
+        .list_certificates(&CertFilter {
+            device: None,
+            status: None,
+            now: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1 + 62);
+    assert_eq!(store.revision().await.unwrap(), rev + 62);
+}
+
 macro_rules! backend_suite {
     ($backend:ident: $($test:ident),*) => {
         mod $backend {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     let (_guard, store) = super::$backend().await;
                     super::$test(store).await;
@@ -326,7 +375,7 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(sqlite: change_feed_grows_by_one_per_change, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
+backend_suite!(sqlite: change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
 
 #[tokio::test]
 async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {

@@ -2,7 +2,6 @@
 //! real `easgate` binary, and the outside peers (OpenSSL, pkilint) that `scripts/test` installs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
