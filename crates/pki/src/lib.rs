@@ -8,6 +8,7 @@
 //! signature verification of foreign input (CSRs, certificates) to `x509-parser`.
 
 pub mod ca;
+pub mod crl;
 pub mod csr;
 pub mod dn;
 pub mod doctor;
@@ -16,6 +17,7 @@ pub mod extensions;
 pub mod input;
 pub mod issue;
 pub mod key;
+pub mod ocsp;
 pub mod pkcs12;
 pub mod revocation;
 pub mod sealed;
