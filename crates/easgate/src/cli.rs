@@ -17,15 +17,10 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "easgate", version, verbatim_doc_comment, max_term_width = 100)]
 pub struct Cli {
-    /// Directory holding the master key, the SQLite database and generated files.
-    #[arg(
-        long,
-        global = true,
-        env = "EASGATE_DATA_DIR",
-        default_value = "./easgate-data",
-        value_name = "DIR"
-    )]
-    pub data_dir: PathBuf,
+    /// Directory holding the master key, the SQLite database and generated files
+    /// [default: ./easgate-data].
+    #[arg(long, global = true, env = "EASGATE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 
     /// Database URL: `sqlite://PATH` (default: easgate.db in the data dir) or `postgres://…`.
     #[arg(
@@ -52,6 +47,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run easgate: public PKI (CA certificates, CRLs, OCSP) and admin listeners. On an empty
+    /// data directory it first creates the master key, database, CA `default`, the gateway's
+    /// TLS certificate and an admin token.
+    Serve(ServeArgs),
     /// Certificate authorities: one per protected mail service.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -73,8 +72,50 @@ pub enum Command {
     /// Device certificates: issue, list, show, revoke, doctor.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Revocation lists: publish a full or delta CRL now.
+    #[command(subcommand)]
+    Crl(CrlCommand),
     /// Show admin actions recorded in the audit trail.
     Audit(AuditArgs),
+}
+
+/// `serve` settings; each also comes from its environment variable or the `--config` file
+/// (same names with `_` for `-`); flags win over the file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of these settings (unknown keys are an error).
+    #[arg(long, env = "EASGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Public PKI listener (plain HTTP) [default: 0.0.0.0:8080].
+    #[arg(long, env = "EASGATE_PUBLIC_LISTEN", value_name = "ADDR")]
+    pub public_listen: Option<String>,
+    /// Admin listener [default: 127.0.0.1:9090].
+    #[arg(long, env = "EASGATE_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+    /// Gateway listener (accepted; the EAS gateway is not in this build yet).
+    #[arg(long, env = "EASGATE_GATEWAY_LISTEN", value_name = "ADDR")]
+    pub gateway_listen: Option<String>,
+    /// Upstream mail server URL (accepted; the EAS gateway is not in this build yet).
+    #[arg(long, env = "EASGATE_UPSTREAM", value_name = "URL")]
+    pub upstream: Option<String>,
+    /// How often full CRLs are re-made [default: 12h].
+    #[arg(long, env = "EASGATE_CRL_INTERVAL", value_name = "DURATION")]
+    pub crl_interval: Option<String>,
+    /// Full CRL lifetime (nextUpdate - thisUpdate) [default: 24h].
+    #[arg(long, env = "EASGATE_CRL_VALIDITY", value_name = "DURATION")]
+    pub crl_validity: Option<String>,
+    /// Longest wait from a revocation to the delta CRL that lists it [default: 60s].
+    #[arg(long, env = "EASGATE_DELTA_CRL_DELAY", value_name = "DURATION")]
+    pub delta_crl_delay: Option<String>,
+    /// Delta CRL lifetime [default: 1h].
+    #[arg(long, env = "EASGATE_DELTA_CRL_VALIDITY", value_name = "DURATION")]
+    pub delta_crl_validity: Option<String>,
+    /// OCSP response lifetime (nextUpdate - thisUpdate) [default: 1h].
+    #[arg(long, env = "EASGATE_OCSP_VALIDITY", value_name = "DURATION")]
+    pub ocsp_validity: Option<String>,
+    /// How often the store is polled for changes made elsewhere (CLI, other nodes) [default: 1s].
+    #[arg(long, env = "EASGATE_CHANGE_POLL_INTERVAL", value_name = "DURATION")]
+    pub change_poll_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -370,6 +411,23 @@ pub enum CertCommand {
         /// Check against this CA only.
         #[arg(long)]
         ca: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrlCommand {
+    /// Sign and publish a CRL of CA now (a running server serves it within seconds).
+    Generate {
+        ca: String,
+        /// A delta CRL (revocations since the latest full CRL) instead of a full one.
+        #[arg(long)]
+        delta: bool,
+        /// Time until nextUpdate (default 24h for a full CRL, 1h for a delta).
+        #[arg(long, value_name = "DURATION")]
+        validity: Option<String>,
+        /// Also write the CRL (DER) to FILE.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 

@@ -33,6 +33,8 @@ pub enum CliError {
     Usage(String),
     #[error("cannot print the result: {0}")]
     Output(String),
+    #[error(transparent)]
+    Serve(#[from] easgate_server::ServeError),
     #[error("the certificate is not fit for EAS certificate authentication: {0} check(s) failed")]
     Unfit(usize),
 }
@@ -108,11 +110,30 @@ pub fn parse_duration(text: &str) -> Result<i64, CliError> {
     n.checked_mul(factor).ok_or_else(bad)
 }
 
+/// The data directory when neither `--data-dir`, `EASGATE_DATA_DIR` nor a config file names one.
+const DEFAULT_DATA_DIR: &str = "./easgate-data";
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let file = match &cli.command {
+        Command::Serve(ServeArgs {
+            config: Some(path), ..
+        }) => easgate_server::FileConfig::load(path).map_err(CliError::Serve)?,
+        _ => easgate_server::FileConfig::default(),
+    };
+    // Settings are checked before anything is created on disk.
+    let serve_settings = match &cli.command {
+        Command::Serve(args) => Some(serve_config(args, &file)?),
+        _ => None,
+    };
+    let public_url = cli.public_url.clone().or(file.public_url.clone());
     let easgate = Easgate::open(OpenOptions {
-        data_dir: cli.data_dir.clone(),
-        database_url: cli.database_url.clone(),
-        public_url: cli.public_url.clone(),
+        data_dir: cli
+            .data_dir
+            .clone()
+            .or(file.data_dir.as_ref().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        database_url: cli.database_url.clone().or(file.database_url.clone()),
+        public_url: public_url.clone(),
         master_key_env: std::env::var(easgate_ops::master_key::ENV_VAR).ok(),
         actor: actor(),
     })
@@ -122,6 +143,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
     let as_json = cli.json;
     match cli.command {
+        Command::Serve(args) => match serve_settings {
+            Some(config) => serve(easgate, args, config, file, public_url.is_some()).await,
+            None => Err(CliError::Usage("serve settings missing".into())),
+        },
         Command::Ca(cmd) => ca(&easgate, cmd, as_json).await,
         Command::Trust(cmd) => trust(&easgate, cmd, as_json).await,
         Command::User(cmd) => user(&easgate, cmd, as_json).await,
@@ -129,6 +154,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Template(cmd) => template(&easgate, cmd, as_json).await,
         Command::Device(cmd) => device(&easgate, cmd, as_json).await,
         Command::Cert(cmd) => cert(&easgate, cmd, as_json).await,
+        Command::Crl(cmd) => crl(&easgate, cmd, as_json).await,
         Command::Audit(args) => audit(&easgate, args, as_json).await,
     }
 }
@@ -718,6 +744,124 @@ async fn cert(e: &Easgate, cmd: CertCommand, as_json: bool) -> Result<(), CliErr
             if !as_json {
                 println!("fit for EAS certificate authentication");
             }
+            Ok(())
+        }
+    }
+}
+
+/// `serve` settings from flags, the config file and defaults, validated.
+fn serve_config(
+    args: &ServeArgs,
+    file: &easgate_server::FileConfig,
+) -> Result<easgate_server::ServeConfig, CliError> {
+    use easgate_server::config::{pick_addr, pick_duration};
+    Ok(easgate_server::ServeConfig {
+        public_listen: pick_addr(
+            "--public-listen",
+            args.public_listen.as_deref(),
+            file.public_listen.as_deref(),
+            "0.0.0.0:8080",
+        )?,
+        admin_listen: pick_addr(
+            "--admin-listen",
+            args.admin_listen.as_deref(),
+            file.admin_listen.as_deref(),
+            "127.0.0.1:9090",
+        )?,
+        crl_interval: pick_duration(
+            "--crl-interval",
+            args.crl_interval.as_deref(),
+            file.crl_interval.as_deref(),
+            "12h",
+        )?,
+        crl_validity: pick_duration(
+            "--crl-validity",
+            args.crl_validity.as_deref(),
+            file.crl_validity.as_deref(),
+            "24h",
+        )?,
+        delta_crl_delay: pick_duration(
+            "--delta-crl-delay",
+            args.delta_crl_delay.as_deref(),
+            file.delta_crl_delay.as_deref(),
+            "60s",
+        )?,
+        delta_crl_validity: pick_duration(
+            "--delta-crl-validity",
+            args.delta_crl_validity.as_deref(),
+            file.delta_crl_validity.as_deref(),
+            "1h",
+        )?,
+        ocsp_validity: pick_duration(
+            "--ocsp-validity",
+            args.ocsp_validity.as_deref(),
+            file.ocsp_validity.as_deref(),
+            "1h",
+        )?,
+        change_poll_interval: pick_duration(
+            "--change-poll-interval",
+            args.change_poll_interval.as_deref(),
+            file.change_poll_interval.as_deref(),
+            "1s",
+        )?,
+    }
+    .validate()?)
+}
+
+async fn serve(
+    easgate: Easgate,
+    args: ServeArgs,
+    config: easgate_server::ServeConfig,
+    file: easgate_server::FileConfig,
+    public_url_given: bool,
+) -> Result<(), CliError> {
+    easgate_server::init_logging();
+    if args.gateway_listen.is_some()
+        || file.gateway_listen.is_some()
+        || args.upstream.is_some()
+        || file.upstream.is_some()
+    {
+        eprintln!("easgate: note: the EAS gateway is not in this build yet; --gateway-listen and --upstream are accepted and unused");
+    }
+    Ok(easgate_server::serve(easgate, config, public_url_given).await?)
+}
+
+async fn crl(e: &Easgate, cmd: CrlCommand, as_json: bool) -> Result<(), CliError> {
+    match cmd {
+        CrlCommand::Generate {
+            ca,
+            delta,
+            validity,
+            out,
+        } => {
+            if let Some(path) = &out {
+                check_writable(path)?;
+            }
+            let validity = match validity {
+                Some(text) => time::Duration::seconds(parse_duration(&text)?),
+                None if delta => easgate_ops::crl::DELTA_CRL_VALIDITY,
+                None => easgate_ops::crl::FULL_CRL_VALIDITY,
+            };
+            let published = if delta {
+                e.generate_delta_crl(&ca, validity).await?
+            } else {
+                e.generate_full_crl(&ca, validity).await?
+            };
+            if let Some(path) = &out {
+                write_file(path, &published.der, false)?;
+            }
+            if as_json {
+                return json(&published);
+            }
+            println!(
+                "published {} CRL number {} of CA `{}` with {} entr{} (next update {})",
+                published.scope.as_str(),
+                published.number,
+                published.ca,
+                published.entries,
+                if published.entries == 1 { "y" } else { "ies" },
+                rfc3339(published.next_update)
+            );
             Ok(())
         }
     }

@@ -12,7 +12,7 @@ use easgate_store::{Ca, NewCa};
 use serde::Serialize;
 
 use crate::error::{OpsError, Result};
-use crate::names::check_name;
+use crate::names::check_ca_name;
 use crate::Easgate;
 
 pub const DEFAULT_VALIDITY_DAYS: u32 = 3650;
@@ -54,7 +54,7 @@ impl Easgate {
         subject: Option<&str>,
         validity_days: Option<u32>,
     ) -> Result<CaInfo> {
-        check_name("CA", name)?;
+        check_ca_name(name)?;
         if self.store.get_ca(name).await?.is_some() {
             return Err(OpsError::AlreadyExists {
                 kind: "CA",

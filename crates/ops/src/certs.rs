@@ -2,10 +2,11 @@
 
 use easgate_pki::csr;
 use easgate_pki::doctor::{self, CandidateCa, Report, StoreStatus};
-use easgate_pki::issue::{EndEntity, PublicUrls, SubjectKey};
+use easgate_pki::issue::{EndEntity, PublicUrls, Purpose, SubjectKey};
 use easgate_pki::revocation::RevocationReason;
 use easgate_pki::summary::summarize;
 use easgate_pki::template::LookupValues;
+use easgate_pki::template::{RenderedTemplate, San, SanKind};
 use easgate_pki::{KeyType, PrivateKey, Serial};
 use easgate_store::{CertFilter, CertStatus, Certificate, NewCertificate, Revocation};
 
@@ -79,6 +80,7 @@ impl Easgate {
         let urls = PublicUrls::for_ca(&self.public_url().await?, &template.ca);
         let serial = Serial::random()?;
         let der = ca.issue_end_entity(&EndEntity {
+            purpose: Purpose::ClientAuth,
             serial: &serial,
             template: &rendered,
             key: &subject_key,
@@ -123,6 +125,63 @@ impl Easgate {
             ca_der: ca.cert_der().to_vec(),
             key: private_key,
         })
+    }
+
+    /// Issue a TLS server certificate for easgate's own listeners from CA `ca` (EC P-256 key
+    /// made here), recorded in the store like every certificate. Returns (certificate, key).
+    pub async fn issue_server_certificate(
+        &self,
+        ca: &str,
+        dns_names: &[String],
+    ) -> Result<(Vec<u8>, PrivateKey)> {
+        let first = dns_names.first().ok_or_else(|| {
+            OpsError::Invalid("a server certificate needs at least one DNS name".into())
+        })?;
+        let subject = format!("CN={first}");
+        let rendered = RenderedTemplate {
+            subject_dn: easgate_pki::dn::split(&subject)?,
+            subject,
+            sans: dns_names
+                .iter()
+                .map(|n| San {
+                    kind: SanKind::Dns,
+                    value: n.clone(),
+                })
+                .collect(),
+        };
+        let key = KeyType::EcP256.generate()?;
+        let subject_key = SubjectKey::from_spki_der(&key.public_key_der())?;
+        let authority = self.load_ca(ca).await?;
+        let urls = PublicUrls::for_ca(&self.public_url().await?, ca);
+        let serial = Serial::random()?;
+        let der = authority.issue_end_entity(&EndEntity {
+            purpose: Purpose::ServerAuth,
+            serial: &serial,
+            template: &rendered,
+            key: &subject_key,
+            now: self.now(),
+            validity_days: 397,
+            urls: &urls,
+        })?;
+        let summary = summarize(&der)?;
+        self.store
+            .insert_certificate(
+                &self.ctx(),
+                NewCertificate {
+                    serial: serial.to_hex(),
+                    ca: ca.to_string(),
+                    device: None,
+                    template: None,
+                    subject: summary.subject,
+                    sans: summary.sans,
+                    key_type: subject_key.description().to_string(),
+                    not_before: summary.not_before,
+                    not_after: summary.not_after,
+                    der: der.clone(),
+                },
+            )
+            .await?;
+        Ok((der, key))
     }
 
     pub async fn list_certificates(

@@ -8,6 +8,7 @@
 pub mod ca;
 pub mod certs;
 pub mod context;
+pub mod crl;
 pub mod devices;
 pub mod directory;
 mod error;

@@ -23,6 +23,18 @@ pub fn check_name(kind: &str, name: &str) -> Result<()> {
     }
 }
 
+/// CA names: as [`check_name`], and not ending in `-delta`, which would make
+/// `/crl/NAME-delta.crl` ambiguous between a CA's delta CRL and another CA's full CRL.
+pub fn check_ca_name(name: &str) -> Result<()> {
+    check_name("CA", name)?;
+    if name.to_ascii_lowercase().ends_with("-delta") {
+        return Err(OpsError::Invalid(format!(
+            "invalid CA name `{name}`: it must not end in `-delta` (that suffix names delta CRLs)"
+        )));
+    }
+    Ok(())
+}
+
 /// Device platforms of the contract.
 pub const PLATFORMS: [&str; 3] = ["ios", "android", "windows"];
 

@@ -112,8 +112,18 @@ impl PublicUrls {
     }
 }
 
+/// What an end-entity certificate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// A device logging in to mail: EKU clientAuth.
+    ClientAuth,
+    /// easgate's own TLS listeners: EKU serverAuth.
+    ServerAuth,
+}
+
 /// Everything that decides one end-entity certificate.
 pub struct EndEntity<'a> {
+    pub purpose: Purpose,
     pub serial: &'a Serial,
     pub template: &'a RenderedTemplate,
     pub key: &'a SubjectKey,
@@ -160,7 +170,10 @@ impl CertificateAuthority {
         } else {
             vec![KeyUsagePurpose::DigitalSignature]
         };
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![match ee.purpose {
+            Purpose::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+            Purpose::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+        }];
         params.subject_alt_names = ee
             .template
             .sans
@@ -228,6 +241,7 @@ mod tests {
             let serial = Serial::random().unwrap();
             let der = ca
                 .issue_end_entity(&EndEntity {
+                    purpose: Purpose::ClientAuth,
                     serial: &serial,
                     template: &rendered,
                     key: &subject_key,

@@ -92,6 +92,23 @@ pub trait Store: Send + Sync {
         revoke: Revocation,
     ) -> Result<Certificate>;
 
+    /// Take the next CRL number of a CA (one sequence for its full and delta CRLs; starts at 1).
+    async fn next_crl_number(&self, ctx: &Ctx, ca: &str) -> Result<i64>;
+    /// Record a signed CRL (its publication is a change in the feed).
+    async fn insert_crl(&self, ctx: &Ctx, crl: NewCrl) -> Result<()>;
+    /// The CRL of that scope with the highest number.
+    async fn latest_crl(&self, ca: &str, scope: CrlScope) -> Result<Option<Crl>>;
+    /// Revoked certificates of a CA that have not expired at `now`, revoked at or after `since`
+    /// when given, in serial order.
+    async fn revoked_certificates(
+        &self,
+        ca: &str,
+        since: Option<i64>,
+        now: i64,
+    ) -> Result<Vec<RevokedCertificate>>;
+    /// Every certificate of a CA with its revocation state (for the OCSP responder's snapshot).
+    async fn certificate_states(&self, ca: &str) -> Result<Vec<CertState>>;
+
     /// Audit events at or after `since`, oldest first.
     async fn list_audit(&self, since: i64) -> Result<Vec<AuditEvent>>;
 }

@@ -220,3 +220,64 @@ pub struct Change {
     pub entity: String,
     pub key: String,
 }
+
+/// A revoked certificate as a CRL lists it.
+#[derive(Clone, Debug)]
+pub struct RevokedCertificate {
+    pub serial: String,
+    pub revoked_at: i64,
+    pub reason: String,
+}
+
+/// Full CRL or delta CRL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrlScope {
+    Full,
+    Delta,
+}
+
+impl CrlScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrlScope::Full => "full",
+            CrlScope::Delta => "delta",
+        }
+    }
+}
+
+/// A published CRL.
+#[derive(Clone, Debug, Serialize)]
+pub struct Crl {
+    pub ca: String,
+    pub number: i64,
+    pub scope: CrlScope,
+    pub base_number: Option<i64>,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: i64,
+    #[serde(skip)]
+    pub der: Vec<u8>,
+}
+
+/// A CRL to record (its number came from [`crate::Store::next_crl_number`]).
+#[derive(Clone, Debug)]
+pub struct NewCrl {
+    pub ca: String,
+    pub number: i64,
+    pub scope: CrlScope,
+    pub base_number: Option<i64>,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: i64,
+    pub der: Vec<u8>,
+}
+
+/// What the OCSP responder needs to know of one certificate.
+#[derive(Clone, Debug)]
+pub struct CertState {
+    pub serial: String,
+    pub revoked_at: Option<i64>,
+    pub reason: Option<String>,
+    pub not_after: i64,
+}

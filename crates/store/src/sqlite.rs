@@ -22,7 +22,10 @@ use crate::Store;
 /// Reader connections kept open (one per core of the machines easgate targets).
 const READERS: usize = 2;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_crls.sql"),
+];
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
@@ -923,6 +926,109 @@ impl Store for SqliteStore {
             )?;
             record(tx, ctx, "cert.revoke", "certificate", serial, &revoke.reason)?;
             get_certificate(tx, serial, ctx.now)?.ok_or_else(|| StoreError::not_found("certificate", serial))
+        })
+    }
+
+    async fn next_crl_number(&self, ctx: &Ctx, ca: &str) -> Result<i64> {
+        self.write(|tx| {
+            let ca_id = id_of(tx, "SELECT id FROM cas WHERE name = ?1", ca, "CA")?;
+            let number: i64 = tx.query_row(
+                "INSERT INTO crl_numbers (ca_id, last) VALUES (?1, 1) \
+                 ON CONFLICT(ca_id) DO UPDATE SET last = last + 1 RETURNING last",
+                [ca_id],
+                |r| r.get(0),
+            )?;
+            let _ = ctx;
+            Ok(number)
+        })
+    }
+
+    async fn insert_crl(&self, ctx: &Ctx, crl: NewCrl) -> Result<()> {
+        self.write(|tx| {
+            let ca_id = id_of(tx, "SELECT id FROM cas WHERE name = ?1", &crl.ca, "CA")?;
+            tx.execute(
+                "INSERT INTO crls (ca_id, number, scope, base_number, this_update, next_update, entries, der) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![ca_id, crl.number, crl.scope.as_str(), crl.base_number, crl.this_update, crl.next_update, crl.entries, crl.der],
+            )
+            .map_err(|e| unique_violation(e, "CRL number", &crl.number.to_string()))?;
+            // Older CRLs are never served again; keep the last few of each scope for the record.
+            tx.execute(
+                "DELETE FROM crls WHERE ca_id = ?1 AND scope = ?2 AND number < \
+                 (SELECT MIN(number) FROM (SELECT number FROM crls WHERE ca_id = ?1 AND scope = ?2 ORDER BY number DESC LIMIT 5))",
+                params![ca_id, crl.scope.as_str()],
+            )?;
+            record(
+                tx,
+                ctx,
+                &format!("crl.{}", crl.scope.as_str()),
+                "crl",
+                &crl.ca,
+                &format!("number {} with {} entries", crl.number, crl.entries),
+            )
+        })
+    }
+
+    async fn latest_crl(&self, ca: &str, scope: CrlScope) -> Result<Option<Crl>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT k.*, c.name AS ca_name FROM crls k JOIN cas c ON c.id = k.ca_id \
+                 WHERE c.name = ?1 AND k.scope = ?2 ORDER BY k.number DESC LIMIT 1",
+            )?
+            .query_row([ca, scope.as_str()], |r| {
+                Ok(Crl {
+                    ca: r.get("ca_name")?,
+                    number: r.get("number")?,
+                    scope,
+                    base_number: r.get("base_number")?,
+                    this_update: r.get("this_update")?,
+                    next_update: r.get("next_update")?,
+                    entries: r.get("entries")?,
+                    der: r.get("der")?,
+                })
+            })
+            .optional()?)
+        })
+    }
+
+    async fn revoked_certificates(
+        &self,
+        ca: &str,
+        since: Option<i64>,
+        now: i64,
+    ) -> Result<Vec<RevokedCertificate>> {
+        self.read(|c| {
+            let ca_id = id_of(c, "SELECT id FROM cas WHERE name = ?1", ca, "CA")?;
+            let mut stmt = c.prepare_cached(
+                "SELECT serial, revoked_at, revocation_reason FROM certificates \
+                 WHERE ca_id = ?1 AND status = 'revoked' AND revoked_at >= ?2 AND not_after >= ?3 ORDER BY serial",
+            )?;
+            let rows = stmt.query_map(params![ca_id, since.unwrap_or(i64::MIN), now], |r| {
+                Ok(RevokedCertificate {
+                    serial: r.get(0)?,
+                    revoked_at: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                    reason: r.get::<_, Option<String>>(2)?.unwrap_or_else(|| "unspecified".into()),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    async fn certificate_states(&self, ca: &str) -> Result<Vec<CertState>> {
+        self.read(|c| {
+            let ca_id = id_of(c, "SELECT id FROM cas WHERE name = ?1", ca, "CA")?;
+            let mut stmt = c.prepare_cached(
+                "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates WHERE ca_id = ?1",
+            )?;
+            let rows = stmt.query_map([ca_id], |r| {
+                Ok(CertState {
+                    serial: r.get(0)?,
+                    revoked_at: r.get(1)?,
+                    reason: r.get(2)?,
+                    not_after: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 

@@ -1,0 +1,208 @@
+//! `serve` settings: command-line flags (and their environment variables) over the TOML file
+//! given with `--config` over defaults. Checked once, at load, across fields; unknown keys in
+//! the file are an error.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::ServeError;
+
+/// Settings as they may appear in the TOML file (every key optional).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<String>,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    pub public_listen: Option<String>,
+    pub admin_listen: Option<String>,
+    /// Accepted now; the gateway listener arrives with the gateway.
+    pub gateway_listen: Option<String>,
+    /// Accepted now; proxying arrives with the gateway.
+    pub upstream: Option<String>,
+    pub crl_interval: Option<String>,
+    pub crl_validity: Option<String>,
+    pub delta_crl_delay: Option<String>,
+    pub delta_crl_validity: Option<String>,
+    pub ocsp_validity: Option<String>,
+    pub change_poll_interval: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ServeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ServeError::ConfigFile {
+            path: path.to_path_buf(),
+            why: source.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ServeError::ConfigFile {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })
+    }
+}
+
+/// Validated settings of a running server.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub public_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Full CRLs are re-made this often.
+    pub crl_interval: Duration,
+    /// Full CRL nextUpdate - thisUpdate.
+    pub crl_validity: Duration,
+    /// A delta CRL is re-made at most this long after a revocation.
+    pub delta_crl_delay: Duration,
+    /// Delta CRL nextUpdate - thisUpdate (re-made at half of it even without revocations).
+    pub delta_crl_validity: Duration,
+    /// OCSP nextUpdate - thisUpdate.
+    pub ocsp_validity: Duration,
+    /// How often the store's change feed is polled.
+    pub change_poll_interval: Duration,
+}
+
+/// Parse `90s`, `30m`, `12h`, `7d` (also `500ms`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let secs = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+/// One setting from flag, file or default, parsed and named for errors.
+pub fn pick_duration(
+    name: &str,
+    flag: Option<&str>,
+    file: Option<&str>,
+    default: &str,
+) -> Result<Duration, ServeError> {
+    let text = flag.or(file).unwrap_or(default);
+    parse_duration(text).ok_or_else(|| {
+        ServeError::Config(format!(
+            "{name} `{text}` is not a duration (use e.g. 500ms, 90s, 30m, 12h, 7d)"
+        ))
+    })
+}
+
+pub fn pick_addr(
+    name: &str,
+    flag: Option<&str>,
+    file: Option<&str>,
+    default: &str,
+) -> Result<SocketAddr, ServeError> {
+    let text = flag.or(file).unwrap_or(default);
+    text.parse().map_err(|_| {
+        ServeError::Config(format!(
+            "{name} `{text}` is not an address (use IP:PORT, e.g. 0.0.0.0:8080)"
+        ))
+    })
+}
+
+impl ServeConfig {
+    /// Cross-field checks.
+    pub fn validate(self) -> Result<Self, ServeError> {
+        let at_least = |name: &str, d: Duration, min: Duration| {
+            if d < min {
+                Err(ServeError::Config(format!(
+                    "{name} {d:?} is too short (at least {min:?})"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        at_least("--crl-interval", self.crl_interval, Duration::from_secs(60))?;
+        at_least(
+            "--crl-validity",
+            self.crl_validity,
+            Duration::from_secs(120),
+        )?;
+        at_least(
+            "--delta-crl-validity",
+            self.delta_crl_validity,
+            Duration::from_secs(120),
+        )?;
+        at_least(
+            "--ocsp-validity",
+            self.ocsp_validity,
+            Duration::from_secs(60),
+        )?;
+        at_least(
+            "--change-poll-interval",
+            self.change_poll_interval,
+            Duration::from_millis(50),
+        )?;
+        if self.crl_validity <= self.crl_interval {
+            return Err(ServeError::Config(format!(
+                "--crl-validity ({:?}) must be longer than --crl-interval ({:?}), or relying parties see an expired CRL before the next one is made",
+                self.crl_validity, self.crl_interval
+            )));
+        }
+        if self.delta_crl_delay >= self.delta_crl_validity {
+            return Err(ServeError::Config(
+                "--delta-crl-delay must be shorter than --delta-crl-validity".into(),
+            ));
+        }
+        if self.change_poll_interval > Duration::from_secs(2) {
+            return Err(ServeError::Config(
+                "--change-poll-interval above 2s breaks the promise that CLI changes apply within 2 s".into(),
+            ));
+        }
+        if self.public_listen == self.admin_listen && self.public_listen.port() != 0 {
+            return Err(ServeError::Config(
+                "the public and admin listeners need different addresses".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_validation() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration("5y"), None);
+        let ok = ServeConfig {
+            public_listen: "127.0.0.1:8080".parse().unwrap(),
+            admin_listen: "127.0.0.1:9090".parse().unwrap(),
+            crl_interval: Duration::from_secs(43_200),
+            crl_validity: Duration::from_secs(86_400),
+            delta_crl_delay: Duration::from_secs(60),
+            delta_crl_validity: Duration::from_secs(3600),
+            ocsp_validity: Duration::from_secs(3600),
+            change_poll_interval: Duration::from_secs(1),
+        };
+        assert!(ok.clone().validate().is_ok());
+        let bad = ServeConfig {
+            crl_validity: Duration::from_secs(3600),
+            ..ok.clone()
+        };
+        assert!(bad.validate().is_err());
+        let bad = ServeConfig {
+            admin_listen: ok.public_listen,
+            ..ok
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        assert!(toml::from_str::<FileConfig>("public_listen = \"127.0.0.1:1\"\n").is_ok());
+        assert!(toml::from_str::<FileConfig>("pubic_listen = \"127.0.0.1:1\"\n").is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! First start on an empty data directory: a CA named `default`, the admin token, the gateway's
+//! TLS certificate. Each step runs only when its result is missing, so later starts reuse
+//! everything; the master key and database are made by opening the store.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use easgate_ops::context::{hostname, PUBLIC_URL_SETTING};
+use easgate_ops::devices::{random_hex, secret_hash};
+use easgate_ops::Easgate;
+use easgate_pki::input::to_pem;
+use easgate_pki::KeyType;
+
+use crate::error::ServeError;
+
+/// Settings key holding the SHA-256 of the admin token.
+pub const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+pub const GATEWAY_CERT_FILE: &str = "gateway.pem";
+pub const GATEWAY_KEY_FILE: &str = "gateway.key";
+
+fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), ServeError> {
+    let err = |source| ServeError::File {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(err)?;
+    file.write_all(data)
+        .and_then(|_| file.sync_all())
+        .map_err(err)
+}
+
+/// Make whatever is missing; returns a line for each thing made.
+pub async fn initialise(
+    easgate: &Easgate,
+    public_url_given: bool,
+) -> Result<Vec<String>, ServeError> {
+    let mut notes = Vec::new();
+    if easgate.list_cas().await?.is_empty() {
+        let ca = easgate
+            .create_ca("default", KeyType::EcP256, None, None)
+            .await?;
+        notes.push(format!(
+            "created CA `default` ({}, SHA-256 {})",
+            ca.ca.subject, ca.sha256_fingerprint
+        ));
+    }
+    if public_url_given {
+        let url = easgate.public_url().await?;
+        if easgate
+            .store
+            .get_setting(PUBLIC_URL_SETTING)
+            .await
+            .map_err(easgate_ops::OpsError::from)?
+            != Some(url.clone())
+        {
+            easgate
+                .store
+                .set_setting(&easgate.ctx(), PUBLIC_URL_SETTING, &url)
+                .await
+                .map_err(easgate_ops::OpsError::from)?;
+            notes.push(format!(
+                "recorded public URL {url} (CLI commands use it from now on)"
+            ));
+        }
+    }
+    let has_token = easgate
+        .store
+        .get_setting(ADMIN_TOKEN_SETTING)
+        .await
+        .map_err(easgate_ops::OpsError::from)?
+        .is_some();
+    if !has_token {
+        let token = format!("egt_{}", random_hex(32)?);
+        let path = easgate.data_dir.join(ADMIN_TOKEN_FILE);
+        write_new(&path, format!("{token}\n").as_bytes(), 0o600)?;
+        easgate
+            .store
+            .set_setting(&easgate.ctx(), ADMIN_TOKEN_SETTING, &secret_hash(&token))
+            .await
+            .map_err(easgate_ops::OpsError::from)?;
+        notes.push(format!(
+            "created the first admin token in {} (mode 0600; stored hashed)",
+            path.display()
+        ));
+    }
+    let cert_path = easgate.data_dir.join(GATEWAY_CERT_FILE);
+    let key_path = easgate.data_dir.join(GATEWAY_KEY_FILE);
+    if !cert_path.exists() || !key_path.exists() {
+        let ca = easgate
+            .list_cas()
+            .await?
+            .into_iter()
+            .find(|c| c.ca.name == "default")
+            .or(easgate.list_cas().await?.into_iter().next())
+            .ok_or_else(|| ServeError::Config("no CA to issue the gateway certificate".into()))?;
+        let host = hostname();
+        let mut names = vec![host.clone()];
+        if host != "localhost" {
+            names.push("localhost".into());
+        }
+        let (der, key) = easgate
+            .issue_server_certificate(&ca.ca.name, &names)
+            .await?;
+        let _ = fs::remove_file(&cert_path);
+        let _ = fs::remove_file(&key_path);
+        write_new(&key_path, key.pkcs8_pem().as_bytes(), 0o600)?;
+        let chain = format!(
+            "{}{}",
+            to_pem("CERTIFICATE", &der),
+            to_pem("CERTIFICATE", &ca.ca.cert_der)
+        );
+        write_new(&cert_path, chain.as_bytes(), 0o644)?;
+        notes.push(format!(
+            "created the gateway TLS certificate {} for {} (issued by CA `{}`)",
+            cert_path.display(),
+            names.join(", "),
+            ca.ca.name
+        ));
+    }
+    Ok(notes)
+}

@@ -1,0 +1,212 @@
+//! Background work of a running server: applying the store's change feed to the in-memory state
+//! (CLI changes show within one poll interval), and keeping CRLs and OCSP responders fresh.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use easgate_pki::Serial;
+use easgate_store::{CertStatus as StoreStatus, CrlScope};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::metrics::CrlLabels;
+use crate::state::{CaState, Known};
+use crate::App;
+
+/// How long an OCSP responder certificate is valid; it is replaced at half-life.
+pub const RESPONDER_VALIDITY: time::Duration = time::Duration::days(7);
+
+/// Poll the change feed until shutdown.
+pub async fn follow_changes(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut revision = app.start_revision;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(app.config.change_poll_interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        match apply_changes(&app, revision).await {
+            Ok(new) => revision = new,
+            Err(e) => {
+                app.metrics.job_failures.inc();
+                warn!(error = %e, "could not apply store changes; retrying");
+            }
+        }
+    }
+}
+
+async fn apply_changes(app: &App, after: i64) -> Result<i64, easgate_ops::OpsError> {
+    let store = &app.easgate.store;
+    if store.revision().await? <= after {
+        return Ok(after);
+    }
+    let mut last = after;
+    loop {
+        let changes = store.changes_since(last, 1000).await?;
+        let Some(newest) = changes.last().map(|c| c.revision) else {
+            break;
+        };
+        for change in &changes {
+            match change.entity.as_str() {
+                "certificate" => refresh_certificate(app, &change.key).await?,
+                "ca" if app.pki.get(&change.key).is_none() => {
+                    let state = CaState::load(&app.easgate, &change.key, RESPONDER_VALIDITY)
+                        .await
+                        .map_err(|e| {
+                            easgate_ops::OpsError::Conflict(format!(
+                                "loading new CA `{}`: {e}",
+                                change.key
+                            ))
+                        })?;
+                    app.pki.insert(state);
+                    info!(ca = %change.key, "new CA is served");
+                }
+                "crl" => {
+                    if let Some(ca) = app.pki.get(&change.key) {
+                        for scope in [CrlScope::Full, CrlScope::Delta] {
+                            if let Some(crl) = store.latest_crl(&change.key, scope).await? {
+                                ca.publish(crl);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        last = newest;
+        if changes.len() < 1000 {
+            break;
+        }
+    }
+    app.metrics.change_revision.set(last);
+    Ok(last)
+}
+
+async fn refresh_certificate(app: &App, serial_hex: &str) -> Result<(), easgate_ops::OpsError> {
+    let now = app.easgate.now().unix_timestamp();
+    let Some(cert) = app.easgate.store.get_certificate(serial_hex, now).await? else {
+        return Ok(());
+    };
+    let Some(ca) = app.pki.get(&cert.ca) else {
+        return Ok(());
+    };
+    let Ok(serial) = serial_hex.parse::<Serial>() else {
+        return Ok(());
+    };
+    let known = Known::from_state(&easgate_store::CertState {
+        serial: cert.serial.clone(),
+        revoked_at: cert.revoked_at,
+        reason: cert.revocation_reason.clone(),
+        not_after: cert.not_after,
+    });
+    let changed = match ca.known.write() {
+        Ok(mut map) => map.insert(serial, known) != Some(known),
+        Err(_) => false,
+    };
+    if changed {
+        ca.forget_presigned();
+    }
+    if cert.status == StoreStatus::Revoked && changed {
+        if let Ok(mut due) = ca.delta_due.lock() {
+            if due.is_none() {
+                *due = Some(Instant::now() + app.config.delta_crl_delay);
+            }
+        }
+        info!(ca = %ca.name, serial = %cert.serial, "revocation applied; OCSP answers revoked now");
+    }
+    Ok(())
+}
+
+/// Keep every CA's CRLs and responder fresh until shutdown.
+pub async fn maintain(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        for ca in app.pki.all() {
+            if let Err(e) = maintain_ca(&app, &ca).await {
+                app.metrics.job_failures.inc();
+                error!(ca = %ca.name, error = %e, "CRL or responder upkeep failed; retrying");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick(&app)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn tick(app: &App) -> Duration {
+    app.config
+        .delta_crl_delay
+        .clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+fn age(this_update: i64, now: i64) -> Duration {
+    Duration::from_secs(u64::try_from(now.saturating_sub(this_update)).unwrap_or(0))
+}
+
+async fn maintain_ca(app: &App, ca: &CaState) -> Result<(), easgate_ops::OpsError> {
+    let cfg = &app.config;
+    let now = app.easgate.now().unix_timestamp();
+    let to_time = |d: Duration| time::Duration::try_from(d).unwrap_or(time::Duration::HOUR);
+    let full_due = match ca.crl(CrlScope::Full) {
+        None => true,
+        Some(full) => age(full.this_update, now) >= cfg.crl_interval,
+    };
+    if full_due {
+        let full = app
+            .easgate
+            .generate_full_crl(&ca.name, to_time(cfg.crl_validity))
+            .await?;
+        published(app, ca, full);
+    }
+    let base = ca.crl(CrlScope::Full).map(|f| f.number);
+    let revocation_due = ca
+        .delta_due
+        .lock()
+        .map(|due| due.is_some_and(|at| Instant::now() >= at))
+        .unwrap_or(false);
+    let delta_due = full_due
+        || revocation_due
+        || match ca.crl(CrlScope::Delta) {
+            None => true,
+            Some(delta) => {
+                delta.base_number != base
+                    || age(delta.this_update, now) >= cfg.delta_crl_validity / 2
+            }
+        };
+    if delta_due {
+        if let Ok(mut due) = ca.delta_due.lock() {
+            *due = None;
+        }
+        let delta = app
+            .easgate
+            .generate_delta_crl(&ca.name, to_time(cfg.delta_crl_validity))
+            .await?;
+        published(app, ca, delta);
+    }
+    let responder = ca.responder();
+    if responder.not_after() - app.easgate.now() < RESPONDER_VALIDITY / 2 {
+        let fresh = app
+            .easgate
+            .issue_ocsp_responder(&ca.name, RESPONDER_VALIDITY)
+            .await?;
+        if let Ok(mut slot) = ca.responder.write() {
+            *slot = Arc::new(fresh);
+        }
+        ca.forget_presigned();
+        info!(ca = %ca.name, "OCSP responder certificate renewed");
+    }
+    Ok(())
+}
+
+fn published(app: &App, ca: &CaState, crl: easgate_store::Crl) {
+    let labels = CrlLabels {
+        ca: ca.name.clone(),
+        scope: crl.scope.as_str(),
+    };
+    app.metrics.crls_published.get_or_create(&labels).inc();
+    app.metrics
+        .crl_number
+        .get_or_create(&labels)
+        .set(crl.number);
+    info!(ca = %ca.name, scope = crl.scope.as_str(), number = crl.number, entries = crl.entries, "CRL published");
+    ca.publish(crl);
+}

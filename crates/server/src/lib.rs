@@ -1,0 +1,151 @@
+//! easgate's servers. `serve` initialises an empty data directory, loads every CA into memory,
+//! and runs the public PKI listener (CA certificates, CRLs, OCSP) and the admin listener
+//! (`/healthz`, `/metrics`), with background jobs that apply the store's change feed and keep
+//! CRLs and OCSP responders fresh. The gateway listener joins in a later issue.
+
+pub mod admin;
+pub mod config;
+mod error;
+pub mod init;
+pub mod jobs;
+pub mod metrics;
+pub mod public;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use easgate_ops::Easgate;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+pub use config::{FileConfig, ServeConfig};
+pub use error::ServeError;
+
+use crate::metrics::Metrics;
+use crate::state::{CaState, PkiState};
+
+/// Everything the handlers and jobs share.
+pub struct App {
+    pub easgate: Easgate,
+    pub config: ServeConfig,
+    pub pki: PkiState,
+    pub metrics: Metrics,
+    /// The change-feed revision the in-memory state was loaded at.
+    pub start_revision: i64,
+}
+
+/// Log to stderr, one line per event; `EASGATE_LOG` (or `RUST_LOG`) filters, default `info`.
+pub fn init_logging() {
+    let filter = std::env::var("EASGATE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Run until SIGINT or SIGTERM.
+pub async fn serve(
+    easgate: Easgate,
+    config: ServeConfig,
+    public_url_given: bool,
+) -> Result<(), ServeError> {
+    for note in init::initialise(&easgate, public_url_given).await? {
+        eprintln!("easgate: {note}");
+    }
+    let start_revision = easgate
+        .store
+        .revision()
+        .await
+        .map_err(easgate_ops::OpsError::from)?;
+    let pki = PkiState::default();
+    for ca in easgate.list_cas().await? {
+        pki.insert(CaState::load(&easgate, &ca.ca.name, jobs::RESPONDER_VALIDITY).await?);
+    }
+    let app = Arc::new(App {
+        easgate,
+        config: config.clone(),
+        pki,
+        metrics: Metrics::new(),
+        start_revision,
+    });
+
+    let public = bind("public PKI", config.public_listen).await?;
+    let admin = bind("admin", config.admin_listen).await?;
+    eprintln!(
+        "easgate: public PKI listening on http://{}",
+        public.local_addr()?
+    );
+    eprintln!("easgate: admin listening on http://{}", admin.local_addr()?);
+    eprintln!("easgate: public URL {}", app.easgate.public_url().await?);
+
+    let (stop, stopped) = watch::channel(false);
+    let follower = tokio::spawn(jobs::follow_changes(Arc::clone(&app), stopped.clone()));
+    let maintainer = tokio::spawn(jobs::maintain(Arc::clone(&app), stopped.clone()));
+
+    let public_server = axum::serve(
+        public,
+        public::router(Arc::clone(&app)).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait_for(stopped.clone()));
+    let admin_server = axum::serve(admin, admin::router(Arc::clone(&app)).into_make_service())
+        .with_graceful_shutdown(wait_for(stopped.clone()));
+
+    let signal = async {
+        shutdown_signal().await;
+        info!("shutting down: finishing requests in flight");
+        let _ = stop.send(true);
+    };
+    let (public_result, admin_result, ()) = tokio::join!(public_server, admin_server, signal);
+    public_result?;
+    admin_result?;
+    let _ = tokio::join!(follower, maintainer);
+    info!("stopped");
+    Ok(())
+}
+
+async fn bind(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            listener,
+            addr,
+            source,
+        })
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        if stopped.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,287 @@
+//! The public PKI listener (plain HTTP, as CRL and OCSP clients expect): CA certificates,
+//! CRLs and OCSP, answered from memory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use easgate_pki::ocsp::{self, CertStatus, ErrorStatus};
+use easgate_store::CrlScope;
+use tracing::{info, warn};
+
+use crate::metrics::{OcspLabels, RequestLabels};
+use crate::state::{CaState, Presigned, PRESIGNED_MAX};
+use crate::App;
+
+/// Largest OCSP request body accepted.
+pub const OCSP_BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/ca/{file}", get(ca_certificate))
+        .route("/crl/{file}", get(crl))
+        .route(
+            "/ocsp/{ca}",
+            post(ocsp_post).layer(DefaultBodyLimit::max(OCSP_BODY_LIMIT)),
+        )
+        .route("/ocsp/{ca}/{*request}", get(ocsp_get))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            log_request,
+        ))
+        .with_state(app)
+}
+
+fn bytes_response(content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn text(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message.into(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+fn route_name(path: &str) -> &'static str {
+    match path.split('/').nth(1) {
+        Some("ca") => "ca",
+        Some("crl") => "crl",
+        Some("ocsp") => "ocsp",
+        _ => "other",
+    }
+}
+
+/// One log line and one metric per request.
+async fn log_request(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    app.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route_name(&path),
+            status,
+        })
+        .inc();
+    let shown: String = path.chars().take(200).collect();
+    info!(
+        target: "easgate::public",
+        %method,
+        path = %shown,
+        status,
+        micros = started.elapsed().as_micros() as u64,
+        client = %client,
+        "request"
+    );
+    response
+}
+
+async fn ca_certificate(State(app): State<Arc<App>>, Path(file): Path<String>) -> Response {
+    let (name, pem) = if let Some(name) = file.strip_suffix(".cer") {
+        (name, false)
+    } else if let Some(name) = file.strip_suffix(".pem") {
+        (name, true)
+    } else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "use /ca/NAME.cer (DER) or /ca/NAME.pem\n",
+        );
+    };
+    match app.pki.get(name) {
+        Some(ca) if pem => {
+            bytes_response("application/x-pem-file", ca.cert_pem.as_str().to_owned())
+        }
+        Some(ca) => bytes_response("application/pkix-cert", ca.cert_der.as_ref().clone()),
+        None => text(StatusCode::NOT_FOUND, format!("no CA named `{name}`\n")),
+    }
+}
+
+async fn crl(State(app): State<Arc<App>>, Path(file): Path<String>) -> Response {
+    let Some(stem) = file.strip_suffix(".crl") else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "use /crl/NAME.crl or /crl/NAME-delta.crl\n",
+        );
+    };
+    let (ca, scope) = match stem
+        .strip_suffix("-delta")
+        .and_then(|name| app.pki.get(name))
+    {
+        Some(ca) => (Some(ca), CrlScope::Delta),
+        None => (app.pki.get(stem), CrlScope::Full),
+    };
+    let Some(ca) = ca else {
+        return text(StatusCode::NOT_FOUND, format!("no CA for `{file}`\n"));
+    };
+    match ca.crl(scope) {
+        Some(crl) => {
+            let mut response = bytes_response("application/pkix-crl", crl.der.clone());
+            if let Ok(value) = HeaderValue::from_str(&format!("\"{}-{}\"", ca.name, crl.number)) {
+                response.headers_mut().insert(header::ETAG, value);
+            }
+            response
+        }
+        None => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the CRL is being made; retry in a few seconds\n",
+        ),
+    }
+}
+
+async fn ocsp_post(State(app): State<Arc<App>>, Path(ca): Path<String>, body: Bytes) -> Response {
+    answer_ocsp(&app, &ca, &body)
+}
+
+async fn ocsp_get(
+    State(app): State<Arc<App>>,
+    Path((ca, request)): Path<(String, String)>,
+) -> Response {
+    // The path segment is base64 (RFC 6960 A.1), often with `/` kept and `+`/`=` URL-encoded
+    // by the client; axum has already percent-decoded it.
+    let cleaned: String = request.chars().filter(|c| !c.is_whitespace()).collect();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(cleaned.as_bytes())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(cleaned.as_bytes()));
+    match decoded {
+        Ok(der) if der.len() <= OCSP_BODY_LIMIT => answer_ocsp(&app, &ca, &der),
+        _ => {
+            if app.pki.get(&ca).is_none() {
+                return text(StatusCode::NOT_FOUND, format!("no CA named `{ca}`\n"));
+            }
+            app.metrics
+                .ocsp_answers
+                .get_or_create(&OcspLabels {
+                    status: "malformed",
+                })
+                .inc();
+            ocsp_bytes(ocsp::error_response(ErrorStatus::MalformedRequest))
+        }
+    }
+}
+
+fn ocsp_bytes(der: Vec<u8>) -> Response {
+    bytes_response("application/ocsp-response", der)
+}
+
+fn answer_ocsp(app: &App, ca_name: &str, der: &[u8]) -> Response {
+    let Some(ca) = app.pki.get(ca_name) else {
+        return text(StatusCode::NOT_FOUND, format!("no CA named `{ca_name}`\n"));
+    };
+    let request = match ocsp::parse_request(der) {
+        Ok(r) => r,
+        Err(e) => {
+            app.metrics
+                .ocsp_answers
+                .get_or_create(&OcspLabels {
+                    status: "malformed",
+                })
+                .inc();
+            info!(ca = %ca_name, error = %e, "malformed OCSP request");
+            return ocsp_bytes(ocsp::error_response(ErrorStatus::MalformedRequest));
+        }
+    };
+    let answers: Vec<(&[u8], CertStatus)> = request
+        .certs
+        .iter()
+        .map(|c| {
+            let status = if ca.hashes.matches(c) {
+                ca.status_of(&c.serial)
+            } else {
+                CertStatus::Unknown
+            };
+            (c.cert_id_der.as_slice(), status)
+        })
+        .collect();
+    for (_, status) in &answers {
+        let label = match status {
+            CertStatus::Good => "good",
+            CertStatus::Revoked { .. } => "revoked",
+            CertStatus::Unknown => "unknown",
+        };
+        app.metrics
+            .ocsp_answers
+            .get_or_create(&OcspLabels { status: label })
+            .inc();
+    }
+    // Without a nonce the answer may be reused until its state changes: sign once, serve many.
+    let cache_key = request.nonce.is_none().then(|| {
+        request
+            .certs
+            .iter()
+            .flat_map(|c| c.cert_id_der.clone())
+            .collect::<Vec<u8>>()
+    });
+    if let Some(key) = &cache_key {
+        if let Some(der) = presigned(&ca, key) {
+            return ocsp_bytes(der.as_ref().clone());
+        }
+    }
+    let now = app.easgate.now();
+    let validity =
+        time::Duration::try_from(app.config.ocsp_validity).unwrap_or(time::Duration::HOUR);
+    match ca
+        .responder()
+        .respond(&answers, request.nonce.as_deref(), now, now + validity)
+    {
+        Ok(der) => {
+            if let Some(key) = cache_key {
+                remember(&ca, key, &der, app.config.ocsp_validity / 4);
+            }
+            ocsp_bytes(der)
+        }
+        Err(e) => {
+            warn!(ca = %ca_name, error = %e, "signing an OCSP response failed");
+            ocsp_bytes(ocsp::error_response(ErrorStatus::InternalError))
+        }
+    }
+}
+
+fn presigned(ca: &CaState, key: &[u8]) -> Option<Arc<Vec<u8>>> {
+    let cache = ca.presigned.lock().ok()?;
+    cache
+        .get(key)
+        .filter(|p| p.until > Instant::now())
+        .map(|p| Arc::clone(&p.der))
+}
+
+fn remember(ca: &CaState, key: Vec<u8>, der: &[u8], for_how_long: std::time::Duration) {
+    if let Ok(mut cache) = ca.presigned.lock() {
+        if cache.len() >= PRESIGNED_MAX {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            Presigned {
+                der: Arc::new(der.to_vec()),
+                until: Instant::now() + for_how_long,
+            },
+        );
+    }
+}
