@@ -18,8 +18,42 @@ struct Cli {
     command: Command,
 }
 
+mod crl_bench;
+mod ocsp_load;
+
 #[derive(Subcommand)]
 enum Command {
+    /// Make a full CRL with REVOKED entries and then a delta CRL with DELTA entries through the
+    /// store (fresh SQLite database in DIR). Prints the time of each.
+    Crl {
+        #[arg(long, default_value_t = 1_000_000)]
+        revoked: usize,
+        #[arg(long, default_value_t = 1_000)]
+        delta: usize,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// POST the OCSP request in FILE to URL over CONNECTIONS keep-alive connections for SECONDS.
+    OcspLoad {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        request: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Prepare an OCSP comparison in DIR: a data dir with CA `bench` and one issued certificate
+    /// (cert.pem, ca.pem), plus what `openssl ocsp -port` needs to serve the same CA: ca.key
+    /// (unsealed from the store) and index.txt listing the certificate.
+    OcspSetup {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The public URL the server will have.
+        #[arg(long)]
+        public_url: String,
+    },
     /// Issue COUNT certificates from one CSR through the store (EC P-256 CA, fresh SQLite
     /// database in DIR), CONCURRENCY issuances in flight. Each issuance is the full path of
     /// `cert issue`: template and device lookup, CSR verification, signing, recording with audit
@@ -51,6 +85,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             dir,
             csr,
         } => rt.block_on(issuance(count, concurrency, dir, csr)),
+        Command::Crl {
+            revoked,
+            delta,
+            dir,
+        } => rt.block_on(crl_bench::run(revoked, delta, &dir)),
+        Command::OcspLoad {
+            url,
+            request,
+            connections,
+            seconds,
+        } => rt
+            .block_on(ocsp_load::run(&url, &request, connections, seconds))
+            .map_err(|e| e as Box<dyn std::error::Error>),
+        Command::OcspSetup { dir, public_url } => rt.block_on(ocsp_setup(&dir, &public_url)),
     }
 }
 
@@ -128,5 +176,72 @@ async fn issuance(
         "issued {issued} in {secs:.3} s: {:.0}/s",
         issued as f64 / secs
     );
+    Ok(())
+}
+
+async fn ocsp_setup(
+    dir: &std::path::Path,
+    public_url: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let easgate = Easgate::open(OpenOptions {
+        data_dir: dir.join("data"),
+        database_url: None,
+        public_url: Some(public_url.into()),
+        master_key_env: None,
+        actor: "bench".into(),
+    })
+    .await?;
+    easgate
+        .create_ca("bench", KeyType::EcP256, None, None)
+        .await?;
+    easgate
+        .create_template(TemplateRequest {
+            name: "phones".into(),
+            ca: "bench".into(),
+            subject: "CN={DeviceUid}".into(),
+            sans: vec![
+                "email:{EmailAddress}".into(),
+                "upn:{UserPrincipalName}".into(),
+            ],
+            key_type: KeyType::EcP256,
+            validity_days: None,
+            renew_before_days: None,
+            is_default: true,
+        })
+        .await?;
+    easgate
+        .add_user("bench@corp.example", "bench@corp.example", None, &[])
+        .await?;
+    easgate
+        .enroll_device(
+            "bench@corp.example",
+            "ios",
+            None,
+            Some("bench1"),
+            None,
+            None,
+        )
+        .await?;
+    let issued = easgate
+        .issue_certificate("phones", "bench1", KeySource::Generate)
+        .await?;
+    let pem = |der: &[u8]| easgate_pki::input::to_pem("CERTIFICATE", der);
+    std::fs::write(dir.join("cert.pem"), pem(&issued.der))?;
+    std::fs::write(dir.join("ca.pem"), pem(&issued.ca_der))?;
+    let ca = easgate.load_ca("bench").await?;
+    let key = easgate_pki::PrivateKey::from_pkcs8_der(ca.key_type(), &ca.key_pkcs8_der())?;
+    std::fs::write(dir.join("ca.key"), key.pkcs8_pem())?;
+    let expiry = time::OffsetDateTime::from_unix_timestamp(issued.record.not_after)?;
+    let format = time::macros::format_description!(
+        "[year repr:last_two][month][day][hour][minute][second]Z"
+    );
+    std::fs::write(
+        dir.join("index.txt"),
+        format!(
+            "V\t{}\t\t{}\tunknown\t/CN=bench1\n",
+            expiry.format(&format)?,
+            issued.record.serial
+        ),
+    )?;
     Ok(())
 }

@@ -26,7 +26,12 @@ impl Easgate {
     /// Sign and publish a delta CRL of `ca` against its latest full CRL (made first if there is
     /// none): every certificate revoked since that full CRL was made.
     pub async fn generate_delta_crl(&self, ca: &str, validity: Duration) -> Result<Crl> {
-        if self.store.latest_crl(ca, CrlScope::Full).await?.is_none() {
+        if self
+            .store
+            .latest_crl_meta(ca, CrlScope::Full)
+            .await?
+            .is_none()
+        {
             self.generate_full_crl(ca, FULL_CRL_VALIDITY).await?;
         }
         self.publish_crl(ca, CrlScope::Delta, validity).await
@@ -45,7 +50,7 @@ impl Easgate {
             CrlScope::Delta => {
                 let base = self
                     .store
-                    .latest_crl(ca_name, CrlScope::Full)
+                    .latest_crl_meta(ca_name, CrlScope::Full)
                     .await?
                     .ok_or_else(|| {
                         OpsError::Conflict(format!("CA `{ca_name}` has no full CRL yet"))

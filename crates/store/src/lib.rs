@@ -98,8 +98,11 @@ pub trait Store: Send + Sync {
     async fn insert_crl(&self, ctx: &Ctx, crl: NewCrl) -> Result<()>;
     /// The CRL of that scope with the highest number.
     async fn latest_crl(&self, ca: &str, scope: CrlScope) -> Result<Option<Crl>>;
+    /// The same without the body: a full CRL of a million entries is ~46 MB, and making a delta
+    /// must cost in proportion to the delta.
+    async fn latest_crl_meta(&self, ca: &str, scope: CrlScope) -> Result<Option<CrlMeta>>;
     /// Revoked certificates of a CA that have not expired at `now`, revoked at or after `since`
-    /// when given, in serial order.
+    /// when given (in no particular order: a CRL's entries are a set).
     async fn revoked_certificates(
         &self,
         ca: &str,

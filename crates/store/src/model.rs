@@ -260,6 +260,16 @@ pub struct Crl {
     pub der: Vec<u8>,
 }
 
+/// What is known of a published CRL without its (possibly large) body.
+#[derive(Clone, Debug, Serialize)]
+pub struct CrlMeta {
+    pub number: i64,
+    pub base_number: Option<i64>,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: i64,
+}
+
 /// A CRL to record (its number came from [`crate::Store::next_crl_number`]).
 #[derive(Clone, Debug)]
 pub struct NewCrl {

@@ -991,6 +991,25 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn latest_crl_meta(&self, ca: &str, scope: CrlScope) -> Result<Option<CrlMeta>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT k.number, k.base_number, k.this_update, k.next_update, k.entries FROM crls k \
+                 JOIN cas c ON c.id = k.ca_id WHERE c.name = ?1 AND k.scope = ?2 ORDER BY k.number DESC LIMIT 1",
+            )?
+            .query_row([ca, scope.as_str()], |r| {
+                Ok(CrlMeta {
+                    number: r.get(0)?,
+                    base_number: r.get(1)?,
+                    this_update: r.get(2)?,
+                    next_update: r.get(3)?,
+                    entries: r.get(4)?,
+                })
+            })
+            .optional()?)
+        })
+    }
+
     async fn revoked_certificates(
         &self,
         ca: &str,
@@ -1001,13 +1020,15 @@ impl Store for SqliteStore {
             let ca_id = id_of(c, "SELECT id FROM cas WHERE name = ?1", ca, "CA")?;
             let mut stmt = c.prepare_cached(
                 "SELECT serial, revoked_at, revocation_reason FROM certificates \
-                 WHERE ca_id = ?1 AND status = 'revoked' AND revoked_at >= ?2 AND not_after >= ?3 ORDER BY serial",
+                 WHERE ca_id = ?1 AND status = 'revoked' AND revoked_at >= ?2 AND not_after >= ?3",
             )?;
             let rows = stmt.query_map(params![ca_id, since.unwrap_or(i64::MIN), now], |r| {
                 Ok(RevokedCertificate {
                     serial: r.get(0)?,
                     revoked_at: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
-                    reason: r.get::<_, Option<String>>(2)?.unwrap_or_else(|| "unspecified".into()),
+                    reason: r
+                        .get::<_, Option<String>>(2)?
+                        .unwrap_or_else(|| "unspecified".into()),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

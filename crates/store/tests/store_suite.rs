@@ -361,6 +361,92 @@ async fn concurrent_issuance_fails_only_the_bad_certificate(store: Arc<dyn Store
     assert_eq!(store.revision().await.unwrap(), rev + 62);
 }
 
+async fn crl_inputs_drop_expired_and_numbers_increase(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    store
+        .insert_certificate(&ctx(200), cert("01", 5000))
+        .await
+        .unwrap();
+    store
+        .insert_certificate(&ctx(200), cert("02", 900))
+        .await
+        .unwrap();
+    store
+        .insert_certificate(&ctx(200), cert("03", 5000))
+        .await
+        .unwrap();
+    for (serial, at) in [("01", 300), ("02", 300), ("03", 700)] {
+        store
+            .revoke_certificate(
+                &ctx(at),
+                serial,
+                Revocation {
+                    reason: "keyCompromise".into(),
+                    at,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let mut all: Vec<String> = store
+        .revoked_certificates("default", None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.serial)
+        .collect();
+    all.sort();
+    assert_eq!(all, ["01", "03"], "expired 02 must be dropped");
+    let since: Vec<String> = store
+        .revoked_certificates("default", Some(500), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.serial)
+        .collect();
+    assert_eq!(since, ["03"]);
+    let a = store.next_crl_number(&ctx(1), "default").await.unwrap();
+    let b = store.next_crl_number(&ctx(1), "default").await.unwrap();
+    assert_eq!((a, b), (1, 2));
+    for (number, scope) in [(a, CrlScope::Full), (b, CrlScope::Delta)] {
+        store
+            .insert_crl(
+                &ctx(2),
+                NewCrl {
+                    ca: "default".into(),
+                    number,
+                    scope,
+                    base_number: None,
+                    this_update: 2,
+                    next_update: 3,
+                    entries: 0,
+                    der: vec![number as u8],
+                },
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .latest_crl("default", CrlScope::Full)
+            .await
+            .unwrap()
+            .unwrap()
+            .der,
+        vec![1]
+    );
+    assert_eq!(
+        store
+            .latest_crl("default", CrlScope::Delta)
+            .await
+            .unwrap()
+            .unwrap()
+            .number,
+        2
+    );
+    assert!(store.next_crl_number(&ctx(1), "nope").await.is_err());
+}
+
 macro_rules! backend_suite {
     ($backend:ident: $($test:ident),*) => {
         mod $backend {
@@ -375,7 +461,7 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(sqlite: change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
+backend_suite!(sqlite: crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
 
 #[tokio::test]
 async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {
