@@ -1,0 +1,82 @@
+//! What a device says about itself: Settings DeviceInformation (MS-ASCMD §2.2.1.18) and the
+//! fields of a Provision exchange (MS-ASPROV).
+
+use crate::wbxml::Element;
+
+/// `Settings/DeviceInformation/Set` fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceInformation {
+    pub model: Option<String>,
+    pub imei: Option<String>,
+    pub friendly_name: Option<String>,
+    pub os: Option<String>,
+    pub os_language: Option<String>,
+    pub phone_number: Option<String>,
+    pub user_agent: Option<String>,
+    pub mobile_operator: Option<String>,
+}
+
+/// Extract DeviceInformation from a Settings request's root element (`Settings:Settings`);
+/// `None` when the request carries none.
+pub fn device_information(root: &Element) -> Option<DeviceInformation> {
+    if root.name() != "Settings" || root.namespace() != "Settings" {
+        return None;
+    }
+    from_device_information(root.child("DeviceInformation")?)
+}
+
+/// Read a `DeviceInformation` element (in Settings, or inside Provision since EAS 14.1).
+fn from_device_information(info: &Element) -> Option<DeviceInformation> {
+    let set = info.child("Set")?;
+    let field = |name: &str| {
+        set.child(name)
+            .and_then(Element::text)
+            .map(|t| t.chars().take(256).collect())
+    };
+    Some(DeviceInformation {
+        model: field("Model"),
+        imei: field("IMEI"),
+        friendly_name: field("FriendlyName"),
+        os: field("OS"),
+        os_language: field("OSLanguage"),
+        phone_number: field("PhoneNumber"),
+        user_agent: field("UserAgent"),
+        mobile_operator: field("MobileOperator"),
+    })
+}
+
+/// The fields of a Provision request or response.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Provision {
+    pub policy_type: Option<String>,
+    pub policy_key: Option<String>,
+    /// Top-level Status (responses).
+    pub status: Option<String>,
+    /// `RemoteWipe` present (response: wipe ordered; request: its Status acknowledges one).
+    pub remote_wipe: bool,
+    pub account_only_remote_wipe: bool,
+    /// DeviceInformation sent inside Provision (EAS 14.1+).
+    pub device_information: Option<DeviceInformation>,
+}
+
+/// Read a Provision document's root (`Provision:Provision`).
+pub fn provision(root: &Element) -> Option<Provision> {
+    if root.name() != "Provision" || root.namespace() != "Provision" {
+        return None;
+    }
+    let policy = root.path(&["Policies", "Policy"]);
+    Some(Provision {
+        policy_type: policy
+            .and_then(|p| p.child("PolicyType"))
+            .and_then(Element::text),
+        policy_key: policy
+            .and_then(|p| p.child("PolicyKey"))
+            .and_then(Element::text),
+        status: root.child("Status").and_then(Element::text),
+        remote_wipe: root.child("RemoteWipe").is_some(),
+        account_only_remote_wipe: root.child("AccountOnlyRemoteWipe").is_some(),
+        device_information: root
+            .child("DeviceInformation")
+            .and_then(from_device_information),
+    })
+}

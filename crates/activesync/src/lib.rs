@@ -1,0 +1,14 @@
+//! Exchange ActiveSync for the easgate gateway, free of I/O: the request line and headers
+//! (plain and base64 queries), the client classifier, the WBXML codec with every EAS code page,
+//! device information, and the responses the gateway gives itself.
+
+pub mod classify;
+pub mod codepages;
+pub mod device;
+pub mod query;
+pub mod responses;
+pub mod wbxml;
+
+pub use classify::{classify, Client, Platform};
+pub use query::{Command, EasRequest, QueryError, QueryForm};
+pub use wbxml::{decode, encode, Document, Element, Node, WbxmlError};
