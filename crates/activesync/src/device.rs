@@ -1,7 +1,7 @@
 //! What a device says about itself: Settings DeviceInformation (MS-ASCMD §2.2.1.18) and the
 //! fields of a Provision exchange (MS-ASPROV).
 
-use crate::wbxml::Element;
+use crate::wbxml::ElementRef;
 
 /// `Settings/DeviceInformation/Set` fields.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct DeviceInformation {
 
 /// Extract DeviceInformation from a Settings request's root element (`Settings:Settings`);
 /// `None` when the request carries none.
-pub fn device_information(root: &Element) -> Option<DeviceInformation> {
+pub fn device_information(root: ElementRef<'_>) -> Option<DeviceInformation> {
     if root.name() != "Settings" || root.namespace() != "Settings" {
         return None;
     }
@@ -26,11 +26,11 @@ pub fn device_information(root: &Element) -> Option<DeviceInformation> {
 }
 
 /// Read a `DeviceInformation` element (in Settings, or inside Provision since EAS 14.1).
-fn from_device_information(info: &Element) -> Option<DeviceInformation> {
+fn from_device_information(info: ElementRef<'_>) -> Option<DeviceInformation> {
     let set = info.child("Set")?;
     let field = |name: &str| {
         set.child(name)
-            .and_then(Element::text)
+            .and_then(|e| e.text())
             .map(|t| t.chars().take(256).collect())
     };
     Some(DeviceInformation {
@@ -60,7 +60,7 @@ pub struct Provision {
 }
 
 /// Read a Provision document's root (`Provision:Provision`).
-pub fn provision(root: &Element) -> Option<Provision> {
+pub fn provision(root: ElementRef<'_>) -> Option<Provision> {
     if root.name() != "Provision" || root.namespace() != "Provision" {
         return None;
     }
@@ -68,11 +68,11 @@ pub fn provision(root: &Element) -> Option<Provision> {
     Some(Provision {
         policy_type: policy
             .and_then(|p| p.child("PolicyType"))
-            .and_then(Element::text),
+            .and_then(|e| e.text()),
         policy_key: policy
             .and_then(|p| p.child("PolicyKey"))
-            .and_then(Element::text),
-        status: root.child("Status").and_then(Element::text),
+            .and_then(|e| e.text()),
+        status: root.child("Status").and_then(|e| e.text()),
         remote_wipe: root.child("RemoteWipe").is_some(),
         account_only_remote_wipe: root.child("AccountOnlyRemoteWipe").is_some(),
         device_information: root

@@ -7,8 +7,9 @@ pub mod codepages;
 pub mod device;
 pub mod query;
 pub mod responses;
+pub mod sample;
 pub mod wbxml;
 
 pub use classify::{classify, Client, Platform};
 pub use query::{Command, EasRequest, QueryError, QueryForm};
-pub use wbxml::{decode, encode, Document, Element, Node, WbxmlError};
+pub use wbxml::{decode, encode, Document, Element, ElementRef, Node, NodeRef, WbxmlError};

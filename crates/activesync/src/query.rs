@@ -178,7 +178,10 @@ pub struct EasRequest {
     pub params: BTreeMap<String, String>,
 }
 
-fn percent_decode(s: &str) -> Result<String, QueryError> {
+fn percent_decode(s: &str) -> Result<std::borrow::Cow<'_, str>, QueryError> {
+    if !s.contains(['%', '+']) {
+        return Ok(std::borrow::Cow::Borrowed(s));
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -200,7 +203,9 @@ fn percent_decode(s: &str) -> Result<String, QueryError> {
             }
         }
     }
-    String::from_utf8(out).map_err(|_| QueryError::PercentEncoding)
+    String::from_utf8(out)
+        .map(std::borrow::Cow::Owned)
+        .map_err(|_| QueryError::PercentEncoding)
 }
 
 /// Canonical MS-ASHTTP parameter names, matched case-insensitively.
@@ -229,8 +234,8 @@ fn parse_plain(query: &str) -> Result<EasRequest, QueryError> {
             .iter()
             .find(|p| p.eq_ignore_ascii_case(&key))
             .map(|p| p.to_string())
-            .unwrap_or(key);
-        let value = percent_decode(value)?;
+            .unwrap_or_else(|| key.into_owned());
+        let value = percent_decode(value)?.into_owned();
         if value.len() > MAX_VALUE {
             return Err(QueryError::ValueTooLong(key));
         }
@@ -277,18 +282,48 @@ fn device_id_text(raw: &[u8]) -> String {
     {
         String::from_utf8_lossy(raw).into_owned()
     } else {
-        raw.iter().map(|b| format!("{b:02X}")).collect()
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut text = String::with_capacity(raw.len() * 2);
+        for b in raw {
+            text.push(char::from(HEX[usize::from(b >> 4)]));
+            text.push(char::from(HEX[usize::from(b & 0x0F)]));
+        }
+        text
+    }
+}
+
+/// `MS-ASProtocolVersion` text for the base64 form's version byte (e.g. 141 → `14.1`).
+fn version_text(version: u8) -> String {
+    match version {
+        120 => "12.0".into(),
+        121 => "12.1".into(),
+        140 => "14.0".into(),
+        141 => "14.1".into(),
+        160 => "16.0".into(),
+        161 => "16.1".into(),
+        other => format!("{}.{}", other / 10, other % 10),
     }
 }
 
 fn parse_base64(query: &str) -> Result<EasRequest, QueryError> {
-    let cleaned = percent_decode(query)?;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(cleaned.trim().as_bytes())
+    // Percent-decoding only: in this form `+` is a base64 digit, not a space.
+    let cleaned: std::borrow::Cow<'_, str> = if query.contains('%') {
+        percent_decode(&query.replace('+', "%2B"))?
+            .into_owned()
+            .into()
+    } else {
+        query.into()
+    };
+    let input = cleaned.trim().as_bytes();
+    // MAX_QUERY bounds the input, so the decoded bytes fit on the stack.
+    let mut buffer = [0u8; MAX_QUERY * 3 / 4 + 3];
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(input, &mut buffer)
         .or_else(|_| {
-            base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim().as_bytes())
+            base64::engine::general_purpose::STANDARD_NO_PAD.decode_slice(input, &mut buffer)
         })
         .map_err(|_| QueryError::Base64)?;
+    let data = &buffer[..n];
     let mut at = 0usize;
     let mut take = |n: usize| -> Result<&[u8], QueryError> {
         let slice = data.get(at..at + n).ok_or(QueryError::Truncated(at))?;
@@ -351,7 +386,7 @@ fn parse_base64(query: &str) -> Result<EasRequest, QueryError> {
         user,
         device_id: Some(device_id).filter(|d| !d.is_empty()),
         device_type: Some(device_type).filter(|d| !d.is_empty()),
-        protocol_version: Some(format!("{}.{}", version / 10, version % 10)),
+        protocol_version: Some(version_text(version)),
         policy_key,
         user_agent: None,
         locale: Some(locale),
@@ -390,7 +425,11 @@ impl EasRequest {
             } else if name.eq_ignore_ascii_case("X-MS-PolicyKey") && request.policy_key.is_none() {
                 request.policy_key = value.parse().ok();
             } else if name.eq_ignore_ascii_case("User-Agent") {
-                request.user_agent = Some(value.chars().take(MAX_VALUE).collect());
+                request.user_agent = Some(if value.len() <= MAX_VALUE {
+                    value.to_string()
+                } else {
+                    value.chars().take(MAX_VALUE).collect()
+                });
             }
         }
         Ok(request)

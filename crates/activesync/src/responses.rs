@@ -3,7 +3,7 @@
 //! message, empty Pings), plus Provision with a remote wipe.
 
 use crate::query::Command;
-use crate::wbxml::{Document, Element, WbxmlError};
+use crate::wbxml::{Element, WbxmlError};
 
 /// EAS Status 129: DeviceIsBlockedForThisUser (MS-ASCMD §2.2.2).
 pub const STATUS_DEVICE_BLOCKED: &str = "129";
@@ -45,16 +45,16 @@ fn wrapper(command: &Command) -> Option<(&'static str, &'static str)> {
 
 /// The body of a "device blocked" answer for `command`: `<Command><Status>129</Status></Command>`
 /// in the command's namespace; `None` when the command has no WBXML response.
-pub fn blocked(command: &Command) -> Result<Option<Document>, WbxmlError> {
+pub fn blocked(command: &Command) -> Result<Option<Element>, WbxmlError> {
     let Some((namespace, name)) = wrapper(command) else {
         return Ok(None);
     };
     let root = el(namespace, name)?.with(text(namespace, "Status", STATUS_DEVICE_BLOCKED)?);
-    Ok(Some(Document { root }))
+    Ok(Some(root))
 }
 
 /// FolderSync answer with one Inbox (type 2) for a quarantined device.
-pub fn folder_sync_inbox(sync_key: &str, inbox_id: &str) -> Result<Document, WbxmlError> {
+pub fn folder_sync_inbox(sync_key: &str, inbox_id: &str) -> Result<Element, WbxmlError> {
     let ns = "FolderHierarchy";
     let add = el(ns, "Add")?
         .with(text(ns, "ServerId", inbox_id)?)
@@ -65,7 +65,7 @@ pub fn folder_sync_inbox(sync_key: &str, inbox_id: &str) -> Result<Document, Wbx
         .with(text(ns, "Status", "1")?)
         .with(text(ns, "SyncKey", sync_key)?)
         .with(el(ns, "Changes")?.with(text(ns, "Count", "1")?).with(add));
-    Ok(Document { root })
+    Ok(root)
 }
 
 /// A notice for the quarantined device's Inbox.
@@ -85,7 +85,7 @@ pub fn sync_with_notice(
     collection_id: &str,
     sync_key: &str,
     notice: Option<&Notice<'_>>,
-) -> Result<Document, WbxmlError> {
+) -> Result<Element, WbxmlError> {
     let mut collection = el("AirSync", "Collection")?
         .with(text("AirSync", "SyncKey", sync_key)?)
         .with(text("AirSync", "CollectionId", collection_id)?)
@@ -115,26 +115,22 @@ pub fn sync_with_notice(
         collection = collection.with(el("AirSync", "Commands")?.with(add));
     }
     let root = el("AirSync", "Sync")?.with(el("AirSync", "Collections")?.with(collection));
-    Ok(Document { root })
+    Ok(root)
 }
 
 /// Ping answer "heartbeat expired, nothing changed" (Status 1).
-pub fn ping_nothing_changed() -> Result<Document, WbxmlError> {
-    Ok(Document {
-        root: el("Ping", "Ping")?.with(text("Ping", "Status", "1")?),
-    })
+pub fn ping_nothing_changed() -> Result<Element, WbxmlError> {
+    Ok(el("Ping", "Ping")?.with(text("Ping", "Status", "1")?))
 }
 
 /// Provision answer ordering a wipe: the whole device, or only the mail account (EAS 16.1).
-pub fn provision_wipe(account_only: bool) -> Result<Document, WbxmlError> {
+pub fn provision_wipe(account_only: bool) -> Result<Element, WbxmlError> {
     let order = if account_only {
         "AccountOnlyRemoteWipe"
     } else {
         "RemoteWipe"
     };
-    Ok(Document {
-        root: el("Provision", "Provision")?
-            .with(text("Provision", "Status", "1")?)
-            .with(el("Provision", order)?),
-    })
+    Ok(el("Provision", "Provision")?
+        .with(text("Provision", "Status", "1")?)
+        .with(el("Provision", order)?))
 }

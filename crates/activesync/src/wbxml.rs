@@ -89,12 +89,29 @@ fn page(number: u8) -> Option<&'static CodePage> {
         .filter(|p| p.number == number)
 }
 
+/// Tag names by page and token, built once: the decoder checks every tag it reads.
+fn tag_table() -> &'static [[Option<&'static str>; 64]] {
+    static TABLE: std::sync::OnceLock<Vec<[Option<&'static str>; 64]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        CODE_PAGES
+            .iter()
+            .map(|page| {
+                let mut names = [None; 64];
+                for (token, name) in page.tags {
+                    if let Some(slot) = names.get_mut(usize::from(*token)) {
+                        *slot = Some(*name);
+                    }
+                }
+                names
+            })
+            .collect()
+    })
+}
+
 fn tag_name(page_number: u8, token: u8) -> Option<&'static str> {
-    page(page_number)?
-        .tags
-        .iter()
-        .find(|(t, _)| *t == token)
-        .map(|(_, n)| *n)
+    *tag_table()
+        .get(usize::from(page_number))?
+        .get(usize::from(token))?
 }
 
 impl Element {
@@ -198,10 +215,206 @@ impl fmt::Debug for Element {
     }
 }
 
-/// A decoded document.
+/// "No node" in the arena's links.
+const NONE: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Element {
+        page: u8,
+        token: u8,
+        first_child: u32,
+        next: u32,
+    },
+    Text {
+        start: u32,
+        len: u32,
+        next: u32,
+    },
+    Opaque {
+        start: u32,
+        len: u32,
+        next: u32,
+    },
+}
+
+impl Slot {
+    fn set_next(&mut self, to: u32) {
+        match self {
+            Slot::Element { next, .. } | Slot::Text { next, .. } | Slot::Opaque { next, .. } => {
+                *next = to
+            }
+        }
+    }
+
+    fn next(&self) -> u32 {
+        match self {
+            Slot::Element { next, .. } | Slot::Text { next, .. } | Slot::Opaque { next, .. } => {
+                *next
+            }
+        }
+    }
+}
+
+/// A decoded document, stored flat: every node in one vector, all text in one string, all
+/// opaque data in one buffer. A request body is decoded on the gateway's hot path; a node per
+/// allocation cost more than the parsing itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Document {
-    pub root: Element,
+    nodes: Vec<Slot>,
+    text: String,
+    data: Vec<u8>,
+}
+
+/// A node of a decoded document.
+#[derive(Clone, Copy, Debug)]
+pub enum NodeRef<'a> {
+    Element(ElementRef<'a>),
+    Text(&'a str),
+    Opaque(&'a [u8]),
+}
+
+/// An element of a decoded document.
+#[derive(Clone, Copy)]
+pub struct ElementRef<'a> {
+    doc: &'a Document,
+    index: u32,
+}
+
+impl Document {
+    /// The root element.
+    pub fn root(&self) -> ElementRef<'_> {
+        ElementRef {
+            doc: self,
+            index: 0,
+        }
+    }
+
+    /// An owned copy of the tree (for editing or building on).
+    pub fn to_element(&self) -> Element {
+        self.root().to_element()
+    }
+
+    fn node(&self, index: u32) -> Option<NodeRef<'_>> {
+        let slot = self.nodes.get(index as usize)?;
+        Some(match *slot {
+            Slot::Element { .. } => NodeRef::Element(ElementRef { doc: self, index }),
+            Slot::Text { start, len, .. } => NodeRef::Text(
+                self.text
+                    .get(start as usize..(start + len) as usize)
+                    .unwrap_or(""),
+            ),
+            Slot::Opaque { start, len, .. } => NodeRef::Opaque(
+                self.data
+                    .get(start as usize..(start + len) as usize)
+                    .unwrap_or(&[]),
+            ),
+        })
+    }
+}
+
+impl<'a> ElementRef<'a> {
+    fn slot(&self) -> (u8, u8, u32) {
+        match self.doc.nodes.get(self.index as usize) {
+            Some(Slot::Element {
+                page,
+                token,
+                first_child,
+                ..
+            }) => (*page, *token, *first_child),
+            _ => (0, 0, NONE),
+        }
+    }
+
+    pub fn page(&self) -> u8 {
+        self.slot().0
+    }
+
+    pub fn token(&self) -> u8 {
+        self.slot().1
+    }
+
+    pub fn name(&self) -> &'static str {
+        tag_name(self.page(), self.token()).unwrap_or("?")
+    }
+
+    pub fn namespace(&self) -> &'static str {
+        page(self.page()).map(|p| p.namespace).unwrap_or("?")
+    }
+
+    /// Every child node, in order.
+    pub fn children(&self) -> impl Iterator<Item = NodeRef<'a>> + 'a {
+        let doc = self.doc;
+        let mut at = self.slot().2;
+        std::iter::from_fn(move || {
+            let node = doc.node(at)?;
+            at = doc.nodes.get(at as usize).map(Slot::next).unwrap_or(NONE);
+            Some(node)
+        })
+    }
+
+    /// Child elements.
+    pub fn elements(&self) -> impl Iterator<Item = ElementRef<'a>> + 'a {
+        self.children().filter_map(|n| match n {
+            NodeRef::Element(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// The first child element named `name` (any code page).
+    pub fn child(&self, name: &str) -> Option<ElementRef<'a>> {
+        self.elements().find(|e| e.name() == name)
+    }
+
+    /// Follow a path of child names.
+    pub fn path(&self, names: &[&str]) -> Option<ElementRef<'a>> {
+        names.iter().try_fold(*self, |e, name| e.child(name))
+    }
+
+    /// The element's text (text and UTF-8 opaque children concatenated), if any.
+    pub fn text(&self) -> Option<String> {
+        let mut text = String::new();
+        let mut any = false;
+        for node in self.children() {
+            match node {
+                NodeRef::Text(t) => {
+                    text.push_str(t);
+                    any = true;
+                }
+                NodeRef::Opaque(d) => {
+                    if let Ok(t) = std::str::from_utf8(d) {
+                        text.push_str(t);
+                        any = true;
+                    }
+                }
+                NodeRef::Element(_) => {}
+            }
+        }
+        any.then_some(text)
+    }
+
+    /// An owned copy of this element and everything below it.
+    pub fn to_element(&self) -> Element {
+        let (page, token, _) = self.slot();
+        Element {
+            page,
+            token,
+            children: self
+                .children()
+                .map(|n| match n {
+                    NodeRef::Element(e) => Node::Element(e.to_element()),
+                    NodeRef::Text(t) => Node::Text(t.to_string()),
+                    NodeRef::Opaque(d) => Node::Opaque(d.to_vec()),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Debug for ElementRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_element())
+    }
 }
 
 struct Reader<'a> {
@@ -246,17 +459,57 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    fn cstring(&mut self) -> Result<String, WbxmlError> {
+    /// A NUL-terminated UTF-8 string.
+    fn cstring(&mut self) -> Result<&'a str, WbxmlError> {
         let start = self.at;
         let rest = &self.data[self.at.min(self.data.len())..];
-        let len = rest
-            .iter()
-            .position(|b| *b == 0)
-            .ok_or(WbxmlError::Truncated(self.data.len()))?;
+        let len = memchr::memchr(0, rest).ok_or(WbxmlError::Truncated(self.data.len()))?;
         let text = std::str::from_utf8(&rest[..len]).map_err(|_| WbxmlError::Utf8(start))?;
         self.at += len + 1;
-        Ok(text.to_string())
+        Ok(text)
     }
+}
+
+/// Builds the flat document while decoding: `open` holds, for each open element, its index
+/// and the index of its last child so far (to link the next sibling).
+struct Builder {
+    doc: Document,
+    open: Vec<(u32, u32)>,
+    root_done: bool,
+}
+
+impl Builder {
+    fn add(&mut self, slot: Slot, at: usize) -> Result<u32, WbxmlError> {
+        let index = u32::try_from(self.doc.nodes.len()).map_err(|_| WbxmlError::TooLarge)?;
+        match self.open.last_mut() {
+            Some((parent, last)) => {
+                if *last == NONE {
+                    if let Some(Slot::Element { first_child, .. }) =
+                        self.doc.nodes.get_mut(*parent as usize)
+                    {
+                        *first_child = index;
+                    }
+                } else if let Some(prev) = self.doc.nodes.get_mut(*last as usize) {
+                    prev.set_next(index);
+                }
+                *last = index;
+            }
+            None => match slot {
+                Slot::Element { .. } if !self.root_done && self.doc.nodes.is_empty() => {}
+                Slot::Element { .. } => return Err(WbxmlError::SecondRoot),
+                _ => return Err(WbxmlError::OutsideRoot(at)),
+            },
+        }
+        self.doc.nodes.push(slot);
+        Ok(index)
+    }
+}
+
+fn span(buffer_len: usize, len: usize) -> Result<(u32, u32), WbxmlError> {
+    Ok((
+        u32::try_from(buffer_len).map_err(|_| WbxmlError::TooLarge)?,
+        u32::try_from(len).map_err(|_| WbxmlError::TooLarge)?,
+    ))
 }
 
 /// Decode a WBXML document.
@@ -280,42 +533,76 @@ pub fn decode(data: &[u8]) -> Result<Document, WbxmlError> {
     let table_len = usize::try_from(r.mb_u32()?).map_err(|_| WbxmlError::TooLarge)?;
     let table = r.take(table_len)?;
 
+    let mut b = Builder {
+        doc: Document {
+            nodes: Vec::with_capacity(data.len() / 8),
+            text: String::with_capacity(data.len() / 2),
+            data: Vec::new(),
+        },
+        open: Vec::with_capacity(16),
+        root_done: false,
+    };
     let mut page_number = 0u8;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let mut elements = 0usize;
     while r.at < data.len() {
         let at = r.at;
         let token = r.byte()?;
-        let content: Option<Node> = match token {
+        match token {
             SWITCH_PAGE => {
                 let p = r.byte()?;
                 if page(p).is_none() {
                     return Err(WbxmlError::UnknownPage(p));
                 }
                 page_number = p;
-                continue;
             }
             END => {
-                let done = stack.pop().ok_or(WbxmlError::UnbalancedEnd(at))?;
-                attach(&mut stack, &mut root, Node::Element(done))?;
-                continue;
+                b.open.pop().ok_or(WbxmlError::UnbalancedEnd(at))?;
+                if b.open.is_empty() {
+                    b.root_done = true;
+                }
             }
-            STR_I => Some(Node::Text(r.cstring()?)),
+            STR_I => {
+                let text = r.cstring()?;
+                let (start, len) = span(b.doc.text.len(), text.len())?;
+                b.doc.text.push_str(text);
+                b.add(
+                    Slot::Text {
+                        start,
+                        len,
+                        next: NONE,
+                    },
+                    at,
+                )?;
+            }
             STR_T => {
                 let offset = usize::try_from(r.mb_u32()?)
                     .map_err(|_| WbxmlError::StringTable(usize::MAX))?;
                 let rest = table.get(offset..).ok_or(WbxmlError::StringTable(offset))?;
-                let len = rest
-                    .iter()
-                    .position(|b| *b == 0)
-                    .ok_or(WbxmlError::StringTable(offset))?;
+                let len = memchr::memchr(0, rest).ok_or(WbxmlError::StringTable(offset))?;
                 let text = std::str::from_utf8(&rest[..len]).map_err(|_| WbxmlError::Utf8(at))?;
-                Some(Node::Text(text.to_string()))
+                let (start, len) = span(b.doc.text.len(), text.len())?;
+                b.doc.text.push_str(text);
+                b.add(
+                    Slot::Text {
+                        start,
+                        len,
+                        next: NONE,
+                    },
+                    at,
+                )?;
             }
             OPAQUE => {
                 let len = usize::try_from(r.mb_u32()?).map_err(|_| WbxmlError::TooLarge)?;
-                Some(Node::Opaque(r.take(len)?.to_vec()))
+                let bytes = r.take(len)?;
+                let (start, len) = span(b.doc.data.len(), bytes.len())?;
+                b.doc.data.extend_from_slice(bytes);
+                b.add(
+                    Slot::Opaque {
+                        start,
+                        len,
+                        next: NONE,
+                    },
+                    at,
+                )?;
             }
             ENTITY => return Err(WbxmlError::Unsupported { what: "ENTITY", at }),
             LITERAL | 0x44 | 0x84 | 0xC4 => {
@@ -330,68 +617,51 @@ pub fn decode(data: &[u8]) -> Result<Document, WbxmlError> {
                     at,
                 })
             }
-            _ => None,
-        };
-        if let Some(node) = content {
-            match stack.last_mut() {
-                Some(parent) => parent.children.push(node),
-                None => return Err(WbxmlError::OutsideRoot(at)),
+            _ => {
+                if token & 0x80 != 0 {
+                    return Err(WbxmlError::Unsupported {
+                        what: "attributes",
+                        at,
+                    });
+                }
+                let id = token & 0x3F;
+                if tag_name(page_number, id).is_none() {
+                    return Err(WbxmlError::UnknownTag {
+                        page: page_number,
+                        token: id,
+                        at,
+                    });
+                }
+                if b.doc.nodes.len() >= MAX_ELEMENTS {
+                    return Err(WbxmlError::TooLarge);
+                }
+                if b.open.len() >= MAX_DEPTH {
+                    return Err(WbxmlError::TooDeep);
+                }
+                let index = b.add(
+                    Slot::Element {
+                        page: page_number,
+                        token: id,
+                        first_child: NONE,
+                        next: NONE,
+                    },
+                    at,
+                )?;
+                if token & 0x40 != 0 {
+                    b.open.push((index, NONE));
+                } else if b.open.is_empty() {
+                    b.root_done = true;
+                }
             }
-            continue;
-        }
-        if token & 0x80 != 0 {
-            return Err(WbxmlError::Unsupported {
-                what: "attributes",
-                at,
-            });
-        }
-        let id = token & 0x3F;
-        if tag_name(page_number, id).is_none() {
-            return Err(WbxmlError::UnknownTag {
-                page: page_number,
-                token: id,
-                at,
-            });
-        }
-        elements += 1;
-        if elements > MAX_ELEMENTS {
-            return Err(WbxmlError::TooLarge);
-        }
-        let element = Element {
-            page: page_number,
-            token: id,
-            children: Vec::new(),
-        };
-        if token & 0x40 != 0 {
-            if stack.len() >= MAX_DEPTH {
-                return Err(WbxmlError::TooDeep);
-            }
-            stack.push(element);
-        } else {
-            attach(&mut stack, &mut root, Node::Element(element))?;
         }
     }
-    if !stack.is_empty() {
+    if !b.open.is_empty() {
         return Err(WbxmlError::Truncated(data.len()));
     }
-    root.map(|root| Document { root }).ok_or(WbxmlError::Empty)
-}
-
-fn attach(stack: &mut [Element], root: &mut Option<Element>, node: Node) -> Result<(), WbxmlError> {
-    match stack.last_mut() {
-        Some(parent) => {
-            parent.children.push(node);
-            Ok(())
-        }
-        None => match node {
-            Node::Element(e) if root.is_none() => {
-                *root = Some(e);
-                Ok(())
-            }
-            Node::Element(_) => Err(WbxmlError::SecondRoot),
-            _ => Err(WbxmlError::OutsideRoot(0)),
-        },
+    if b.doc.nodes.is_empty() {
+        return Err(WbxmlError::Empty);
     }
+    Ok(b.doc)
 }
 
 fn mb_u32(out: &mut Vec<u8>, mut value: u32) {
@@ -408,11 +678,12 @@ fn mb_u32(out: &mut Vec<u8>, mut value: u32) {
     out.extend_from_slice(&bytes[i..]);
 }
 
-/// Encode a document as WBXML 1.3, UTF-8, no string table (as Exchange and libwbxml2 do).
-pub fn encode(doc: &Document) -> Result<Vec<u8>, WbxmlError> {
+/// Encode an element tree as a WBXML 1.3 document, UTF-8, no string table (as Exchange and
+/// libwbxml2 do).
+pub fn encode(root: &Element) -> Result<Vec<u8>, WbxmlError> {
     let mut out = vec![0x03, 0x01, 0x6A, 0x00];
     let mut page_number = 0u8;
-    encode_element(&doc.root, &mut out, &mut page_number, 0)?;
+    encode_element(root, &mut out, &mut page_number, 0)?;
     Ok(out)
 }
 
@@ -472,26 +743,43 @@ mod tests {
 
     #[test]
     fn round_trip_and_multibyte_lengths() {
-        let doc = Document {
-            root: Element::new("FolderHierarchy", "FolderSync")
-                .unwrap()
-                .with(
-                    Element::new("FolderHierarchy", "SyncKey")
-                        .unwrap()
-                        .with_text("0"),
-                )
-                .with(
-                    Element::new("AirSyncBase", "Data")
-                        .unwrap()
-                        .with_opaque(vec![7u8; 300]),
-                ),
-        };
-        let bytes = encode(&doc).unwrap();
+        let tree = Element::new("FolderHierarchy", "FolderSync")
+            .unwrap()
+            .with(
+                Element::new("FolderHierarchy", "SyncKey")
+                    .unwrap()
+                    .with_text("0"),
+            )
+            .with(
+                Element::new("AirSyncBase", "Data")
+                    .unwrap()
+                    .with_opaque(vec![7u8; 300]),
+            );
+        let bytes = encode(&tree).unwrap();
         assert_eq!(&bytes[..4], &[3, 1, 0x6A, 0]);
-        assert_eq!(decode(&bytes).unwrap(), doc);
+        let doc = decode(&bytes).unwrap();
+        assert_eq!(doc.to_element(), tree);
+        assert_eq!(
+            doc.root().path(&["SyncKey"]).unwrap().text().as_deref(),
+            Some("0")
+        );
         let mut v = Vec::new();
         mb_u32(&mut v, 300);
         assert_eq!(v, [0x82, 0x2C]);
+    }
+
+    #[test]
+    fn the_deepest_document_decoded_also_encodes() {
+        let mut bytes = vec![3, 1, 0x6A, 0];
+        bytes.extend(std::iter::repeat_n(0x45, MAX_DEPTH - 1));
+        bytes.push(0x05);
+        bytes.extend(std::iter::repeat_n(END, MAX_DEPTH - 1));
+        let doc = decode(&bytes).unwrap();
+        assert_eq!(encode(&doc.to_element()).unwrap(), bytes);
+        let mut deeper = vec![3, 1, 0x6A, 0];
+        deeper.extend(std::iter::repeat_n(0x45, MAX_DEPTH));
+        deeper.push(0x05);
+        assert_eq!(decode(&deeper), Err(WbxmlError::TooDeep));
     }
 
     #[test]

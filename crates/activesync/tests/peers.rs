@@ -88,8 +88,9 @@ fn corpus_round_trips_byte_for_byte_with_libwbxml2() {
     for xml in &files {
         let theirs = xml2wbxml(xml, &tmp.path().join("theirs.wbxml"));
         let doc = decode(&theirs).unwrap_or_else(|e| panic!("{}: {e}", xml.display()));
-        collect_pages(&doc.root, &mut pages_seen);
-        let ours = encode(&doc).unwrap();
+        let tree = doc.to_element();
+        collect_pages(&tree, &mut pages_seen);
+        let ours = encode(&tree).unwrap();
         assert_eq!(ours, theirs, "{}: re-encoding differs", xml.display());
         // The other direction: libwbxml2 reads what we write, and writes it back the same.
         let ours_path = tmp.path().join("ours.wbxml");
@@ -292,10 +293,10 @@ fn pyactivesync_encoder_output_decodes() {
         let bytes = std::fs::read(tmp.path().join(format!("{name}.wbxml"))).unwrap();
         let doc = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut got = Vec::new();
-        leaves(&doc.root, "", &mut got);
+        leaves(&doc.to_element(), "", &mut got);
         assert_eq!(&got, want, "{name}");
         assert_eq!(
-            encode(&doc).unwrap(),
+            encode(&doc.to_element()).unwrap(),
             bytes,
             "{name}: our encoding differs from pyactivesync's"
         );
@@ -312,7 +313,7 @@ fn corpus_doc(name: &str) -> easgate_activesync::Document {
 fn device_information_from_settings_and_provision() {
     use easgate_activesync::device::{device_information, provision};
     let settings = corpus_doc("settings-deviceinformation");
-    let info = device_information(&settings.root).unwrap();
+    let info = device_information(settings.root()).unwrap();
     assert_eq!(info.model.as_deref(), Some("SM-S911B"));
     assert_eq!(info.imei.as_deref(), Some("351234567890123"));
     assert_eq!(info.friendly_name.as_deref(), Some("Galaxy S23"));
@@ -325,7 +326,7 @@ fn device_information_from_settings_and_provision() {
     assert_eq!(info.mobile_operator.as_deref(), Some("Vodafone"));
     assert_eq!(info.phone_number, None);
 
-    let request = provision(&corpus_doc("provision-request").root).unwrap();
+    let request = provision(corpus_doc("provision-request").root()).unwrap();
     assert_eq!(
         request.policy_type.as_deref(),
         Some("MS-EAS-Provisioning-WBXML")
@@ -336,18 +337,18 @@ fn device_information_from_settings_and_provision() {
     assert_eq!(info.phone_number.as_deref(), Some("+491701234567"));
     assert_eq!(info.mobile_operator.as_deref(), Some("Telekom.de"));
 
-    let response = provision(&corpus_doc("provision-response").root).unwrap();
+    let response = provision(corpus_doc("provision-response").root()).unwrap();
     assert_eq!(response.status.as_deref(), Some("1"));
     assert_eq!(response.policy_key.as_deref(), Some("1307199584"));
     assert!(!response.remote_wipe);
     assert!(
-        provision(&corpus_doc("provision-wipe").root)
+        provision(corpus_doc("provision-wipe").root())
             .unwrap()
             .remote_wipe
     );
     // Not a Settings / Provision document: nothing.
-    assert!(device_information(&corpus_doc("ping-request").root).is_none());
-    assert!(provision(&corpus_doc("ping-request").root).is_none());
+    assert!(device_information(corpus_doc("ping-request").root()).is_none());
+    assert!(provision(corpus_doc("ping-request").root()).is_none());
 }
 
 #[test]
@@ -355,11 +356,11 @@ fn gateway_responses_are_read_by_libwbxml2() {
     use easgate_activesync::responses::*;
     use easgate_activesync::Command;
     let tmp = tempfile::tempdir().unwrap();
-    let render = |doc: &easgate_activesync::Document| {
+    let render = |doc: &Element| {
         let path = tmp.path().join("r.wbxml");
         let bytes = encode(doc).unwrap();
         std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(decode(&bytes).unwrap(), *doc);
+        assert_eq!(decode(&bytes).unwrap().to_element(), *doc);
         wbxml2xml(&path)
     };
     for (command, wrapper) in [
@@ -424,7 +425,6 @@ fn gateway_responses_are_read_by_libwbxml2() {
         "{xml}"
     );
     let data = doc
-        .root
         .path(&[
             "Collections",
             "Collection",
@@ -441,11 +441,7 @@ fn gateway_responses_are_read_by_libwbxml2() {
         .contains("<Ping xmlns=\"Ping:\"><Status>1</Status></Ping>"));
     assert!(render(&provision_wipe(false).unwrap()).contains("<RemoteWipe/>"));
     // AccountOnlyRemoteWipe (EAS 16.1) is newer than libwbxml2: check it with our decoder.
-    let wipe = easgate_activesync::device::provision(
-        &decode(&encode(&provision_wipe(true).unwrap()).unwrap())
-            .unwrap()
-            .root,
-    )
-    .unwrap();
+    let decoded = decode(&encode(&provision_wipe(true).unwrap()).unwrap()).unwrap();
+    let wipe = easgate_activesync::device::provision(decoded.root()).unwrap();
     assert!(wipe.account_only_remote_wipe && !wipe.remote_wipe);
 }

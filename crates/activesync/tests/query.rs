@@ -253,3 +253,26 @@ fn plain_queries() {
         Err(QueryError::ValueTooLong(_))
     ));
 }
+
+#[test]
+fn base64_query_with_a_raw_plus_sign() {
+    // Find a vector whose base64 has a `+`, and send it without percent-encoding, as some
+    // clients do: `+` must stay a base64 digit, not become a space.
+    let raw = (0u8..=255)
+        .map(|b| {
+            vector(
+                141,
+                9,
+                0x0409,
+                &[b, 0xFB, 0xEF],
+                None,
+                "Android",
+                &[(8, b"dave")],
+            )
+        })
+        .find(|v| b64(v).contains('+'))
+        .unwrap();
+    let request = EasRequest::parse(&b64(&raw), []).unwrap();
+    assert_eq!(request.command, Command::FolderSync);
+    assert_eq!(request.user.as_deref(), Some("dave"));
+}

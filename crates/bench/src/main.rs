@@ -44,6 +44,13 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Write the 1 MB WBXML sample (a Sync response full of e-mails) to FILE.
+    WbxmlSample {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Decode the WBXML document in FILE once (for whole-process timing against wbxml2xml).
+    WbxmlDecode { file: PathBuf },
     /// Prepare an OCSP comparison in DIR: a data dir with CA `bench` and one issued certificate
     /// (cert.pem, ca.pem), plus what `openssl ocsp -port` needs to serve the same CA: ca.key
     /// (unsealed from the store) and index.txt listing the certificate.
@@ -99,6 +106,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .block_on(ocsp_load::run(&url, &request, connections, seconds))
             .map_err(|e| e as Box<dyn std::error::Error>),
         Command::OcspSetup { dir, public_url } => rt.block_on(ocsp_setup(&dir, &public_url)),
+        Command::WbxmlSample { out } => {
+            let doc = easgate_activesync::sample::sync_response(1 << 20)?;
+            std::fs::write(out, easgate_activesync::encode(&doc)?)?;
+            Ok(())
+        }
+        Command::WbxmlDecode { file } => {
+            let doc = easgate_activesync::decode(&std::fs::read(file)?)?;
+            println!("{} elements below the root", doc.root().elements().count());
+            Ok(())
+        }
     }
 }
 
