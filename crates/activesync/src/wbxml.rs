@@ -187,25 +187,26 @@ impl Element {
 
     /// The element's text (its text children concatenated), if it has any.
     pub fn text(&self) -> Option<String> {
-        let mut text = String::new();
-        let mut any = false;
-        for node in &self.children {
-            match node {
-                Node::Text(t) => {
-                    text.push_str(t);
-                    any = true;
-                }
-                Node::Opaque(data) => {
-                    if let Ok(t) = std::str::from_utf8(data) {
-                        text.push_str(t);
-                        any = true;
-                    }
-                }
-                Node::Element(_) => {}
-            }
-        }
-        any.then_some(text)
+        concat_text(self.children.iter().map(|n| match n {
+            Node::Text(t) => Some(t.as_bytes()),
+            Node::Opaque(d) => Some(d.as_slice()),
+            Node::Element(_) => None,
+        }))
     }
+}
+
+/// Concatenate the text of an element's children (`None` for child elements); opaque data
+/// counts when it is UTF-8. `None` when there was no text at all.
+fn concat_text<'a>(parts: impl Iterator<Item = Option<&'a [u8]>>) -> Option<String> {
+    let mut text = String::new();
+    let mut any = false;
+    for part in parts.flatten() {
+        if let Ok(t) = std::str::from_utf8(part) {
+            text.push_str(t);
+            any = true;
+        }
+    }
+    any.then_some(text)
 }
 
 impl fmt::Debug for Element {
@@ -373,24 +374,11 @@ impl<'a> ElementRef<'a> {
 
     /// The element's text (text and UTF-8 opaque children concatenated), if any.
     pub fn text(&self) -> Option<String> {
-        let mut text = String::new();
-        let mut any = false;
-        for node in self.children() {
-            match node {
-                NodeRef::Text(t) => {
-                    text.push_str(t);
-                    any = true;
-                }
-                NodeRef::Opaque(d) => {
-                    if let Ok(t) = std::str::from_utf8(d) {
-                        text.push_str(t);
-                        any = true;
-                    }
-                }
-                NodeRef::Element(_) => {}
-            }
-        }
-        any.then_some(text)
+        concat_text(self.children().map(|n| match n {
+            NodeRef::Text(t) => Some(t.as_bytes()),
+            NodeRef::Opaque(d) => Some(d),
+            NodeRef::Element(_) => None,
+        }))
     }
 
     /// An owned copy of this element and everything below it.

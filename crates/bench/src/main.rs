@@ -119,87 +119,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-async fn issuance(
-    count: usize,
-    concurrency: usize,
-    dir: PathBuf,
-    csr: PathBuf,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let csr = Arc::new(std::fs::read(csr)?);
-    let easgate = Arc::new(
-        Easgate::open(OpenOptions {
-            data_dir: dir.join("data"),
-            database_url: None,
-            public_url: Some("http://pki.bench.example:8080".into()),
-            master_key_env: None,
-            actor: "bench".into(),
-        })
-        .await?,
-    );
-    easgate
-        .create_ca("bench", KeyType::EcP256, None, None)
-        .await?;
-    easgate
-        .create_template(TemplateRequest {
-            name: "phones".into(),
-            ca: "bench".into(),
-            subject: "CN={DeviceUid}".into(),
-            sans: vec![
-                "email:{EmailAddress}".into(),
-                "upn:{UserPrincipalName}".into(),
-            ],
-            key_type: KeyType::EcP256,
-            validity_days: None,
-            renew_before_days: None,
-            is_default: true,
-        })
-        .await?;
-    easgate
-        .add_user("bench@corp.example", "bench@corp.example", None, &[])
-        .await?;
-    easgate
-        .enroll_device(
-            "bench@corp.example",
-            "ios",
-            None,
-            Some("bench1"),
-            None,
-            None,
-        )
-        .await?;
-
-    let started = Instant::now();
-    let per_task = count.div_ceil(concurrency.max(1));
-    let mut tasks = Vec::new();
-    for t in 0..concurrency.max(1) {
-        let easgate = Arc::clone(&easgate);
-        let csr = Arc::clone(&csr);
-        let n = per_task.min(count.saturating_sub(t * per_task));
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..n {
-                easgate
-                    .issue_certificate("phones", "bench1", KeySource::Csr(&csr))
-                    .await?;
-            }
-            Ok::<usize, easgate_ops::OpsError>(n)
-        }));
-    }
-    let mut issued = 0;
-    for task in tasks {
-        issued += task.await??;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "issued {issued} in {secs:.3} s: {:.0}/s",
-        issued as f64 / secs
-    );
-    Ok(())
-}
-
-async fn ocsp_setup(
+/// A fresh data dir in `dir` with CA `bench` (EC P-256), default template `phones` (email and
+/// UPN SANs), user bench@corp.example and device `bench1`.
+async fn bench_setup(
     dir: &std::path::Path,
     public_url: &str,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<Easgate, easgate_ops::OpsError> {
     let easgate = Easgate::open(OpenOptions {
         data_dir: dir.join("data"),
         database_url: None,
@@ -239,6 +164,51 @@ async fn ocsp_setup(
             None,
         )
         .await?;
+    Ok(easgate)
+}
+
+async fn issuance(
+    count: usize,
+    concurrency: usize,
+    dir: PathBuf,
+    csr: PathBuf,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let csr = Arc::new(std::fs::read(csr)?);
+    let easgate = Arc::new(bench_setup(&dir, "http://pki.bench.example:8080").await?);
+
+    let started = Instant::now();
+    let per_task = count.div_ceil(concurrency.max(1));
+    let mut tasks = Vec::new();
+    for t in 0..concurrency.max(1) {
+        let easgate = Arc::clone(&easgate);
+        let csr = Arc::clone(&csr);
+        let n = per_task.min(count.saturating_sub(t * per_task));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..n {
+                easgate
+                    .issue_certificate("phones", "bench1", KeySource::Csr(&csr))
+                    .await?;
+            }
+            Ok::<usize, easgate_ops::OpsError>(n)
+        }));
+    }
+    let mut issued = 0;
+    for task in tasks {
+        issued += task.await??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "issued {issued} in {secs:.3} s: {:.0}/s",
+        issued as f64 / secs
+    );
+    Ok(())
+}
+
+async fn ocsp_setup(
+    dir: &std::path::Path,
+    public_url: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let easgate = bench_setup(dir, public_url).await?;
     let issued = easgate
         .issue_certificate("phones", "bench1", KeySource::Generate)
         .await?;

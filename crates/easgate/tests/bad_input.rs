@@ -79,7 +79,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     let out = p("out.pem");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
-            vec![
+            s(&[
                 "cert",
                 "issue",
                 "--template",
@@ -90,14 +90,11 @@ fn bad_input_is_refused_and_changes_nothing() {
                 &p("empty.pem"),
                 "--out",
                 &out,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "empty",
         ),
         (
-            vec![
+            s(&[
                 "cert",
                 "issue",
                 "--template",
@@ -108,14 +105,11 @@ fn bad_input_is_refused_and_changes_nothing() {
                 &p("garbage.pem"),
                 "--out",
                 &out,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "PEM",
         ),
         (
-            vec![
+            s(&[
                 "cert",
                 "issue",
                 "--template",
@@ -126,14 +120,11 @@ fn bad_input_is_refused_and_changes_nothing() {
                 &p("garbage.der"),
                 "--out",
                 &out,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "PKCS#10",
         ),
         (
-            vec![
+            s(&[
                 "cert",
                 "issue",
                 "--template",
@@ -144,14 +135,11 @@ fn bad_input_is_refused_and_changes_nothing() {
                 &p("wrong-label.pem"),
                 "--out",
                 &out,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "CERTIFICATE REQUEST",
         ),
         (
-            vec![
+            s(&[
                 "cert",
                 "issue",
                 "--template",
@@ -162,14 +150,11 @@ fn bad_input_is_refused_and_changes_nothing() {
                 &p("bad-signature.der"),
                 "--out",
                 &out,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "signature",
         ),
         (
-            vec![
+            s(&[
                 "cert",
                 "issue",
                 "--template",
@@ -180,14 +165,11 @@ fn bad_input_is_refused_and_changes_nothing() {
                 &p("weak.csr"),
                 "--out",
                 &out,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "RSA-1024",
         ),
         (
-            vec![
+            s(&[
                 "cert",
                 "issue",
                 "--template",
@@ -198,14 +180,11 @@ fn bad_input_is_refused_and_changes_nothing() {
                 &p("missing.csr"),
                 "--out",
                 &out,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "missing.csr",
         ),
         (
-            vec![
+            s(&[
                 "cert",
                 "issue",
                 "--template",
@@ -216,14 +195,11 @@ fn bad_input_is_refused_and_changes_nothing() {
                 &p("good.der"),
                 "--out",
                 &out,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "template `nope`",
         ),
         (
-            vec![
+            s(&[
                 "cert",
                 "issue",
                 "--template",
@@ -234,14 +210,11 @@ fn bad_input_is_refused_and_changes_nothing() {
                 &p("good.der"),
                 "--out",
                 &out,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "device `nope`",
         ),
         (
-            vec![
+            s(&[
                 "cert",
                 "issue",
                 "--template",
@@ -252,10 +225,7 @@ fn bad_input_is_refused_and_changes_nothing() {
                 &p("good.der"),
                 "--out",
                 &p("no/such/dir/out.pem"),
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "directory",
         ),
         (s(&["ca", "create", "default"]), "already exists"),
