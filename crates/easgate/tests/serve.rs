@@ -518,3 +518,131 @@ fn config_file_is_read_and_unknown_keys_are_refused() {
     ]);
     assert!(err.contains("cannot listen on"), "{err}");
 }
+
+fn scep_submit(args: &[&str], cwd: &Path) -> (i32, String) {
+    common::peer(Path::new("/usr/lib/certmonger/scep-submit"), args, cwd)
+}
+
+#[test]
+fn scep_get_ca_caps_and_get_ca_cert_serve_certmonger() {
+    let env = Env::new();
+    env.ok(&["ca", "create", "default", "--key", "ec-p256"]);
+    env.ok(&["ca", "create", "rsa", "--key", "rsa-2048"]);
+    let server = env.serve(&[]);
+    let dir = env.dir.path();
+
+    // EC CA `default`: capabilities, then CA + RSA RA as a certs-only PKCS#7.
+    let url = format!("http://{}/scep/default", server.public);
+    let (code, caps) = scep_submit(&["-u", &url, "-c"], dir);
+    assert_eq!(code, 0, "{caps}");
+    for cap in [
+        "POSTPKIOperation",
+        "SHA-256",
+        "SHA-1",
+        "AES",
+        "DES3",
+        "SCEPStandard",
+        "Renewal",
+    ] {
+        assert!(
+            caps.lines().any(|l| l.trim() == cap),
+            "{cap} missing: {caps}"
+        );
+    }
+    let (code, certs) = scep_submit(&["-u", &url, "-C"], dir);
+    assert_eq!(code, 0, "{certs}");
+    assert_eq!(certs.matches("BEGIN CERTIFICATE").count(), 2, "{certs}");
+    let (status, head, body) = http(
+        server.public,
+        "GET",
+        "/scep/default/pkiclient.exe?operation=GetCACert",
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(head.contains("application/x-x509-ca-ra-cert"), "{head}");
+    std::fs::write(dir.join("ra.p7"), body).unwrap();
+    let printed = openssl_ok(
+        &["pkcs7", "-inform", "DER", "-in", "ra.p7", "-print_certs"],
+        dir,
+    );
+    assert!(
+        printed.contains("subject=CN = easgate default SCEP RA"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("subject=CN = easgate default CA"),
+        "{printed}"
+    );
+    // The RA is an RSA key the CA vouches for, fit to decrypt.
+    let ra_pem: String = printed
+        .split("subject=CN = easgate default SCEP RA")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .take_while(|l| !l.starts_with("-----END"))
+        .chain(["-----END CERTIFICATE-----"])
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.join("ra.pem"), format!("{ra_pem}\n")).unwrap();
+    let ca = env.export_ca("default");
+    assert!(
+        openssl_ok(&["verify", "-CAfile", ca.to_str().unwrap(), "ra.pem"], dir).contains(": OK")
+    );
+    let text = openssl_ok(&["x509", "-in", "ra.pem", "-noout", "-text"], dir);
+    assert!(
+        text.contains("rsaEncryption") && text.contains("Key Encipherment"),
+        "{text}"
+    );
+    lint_clean(
+        "lint_pkix_cert",
+        &["-s", "WARNING"],
+        &[&dir.join("ra.pem")],
+        dir,
+    );
+
+    // RSA CA: its own certificate, no RA.
+    let url = format!("http://{}/scep/rsa", server.public);
+    let (code, certs) = scep_submit(&["-u", &url, "-C"], dir);
+    assert_eq!(code, 0, "{certs}");
+    assert_eq!(certs.matches("BEGIN CERTIFICATE").count(), 1, "{certs}");
+    let (_, head, _) = http(server.public, "GET", "/scep/rsa?operation=GetCACert", b"");
+    assert!(head.contains("application/x-x509-ca-cert"), "{head}");
+
+    // The rest of the surface answers clearly.
+    assert_eq!(
+        http(server.public, "GET", "/scep/nope?operation=GetCACaps", b"").0,
+        404
+    );
+    assert_eq!(
+        http(
+            server.public,
+            "GET",
+            "/scep/default?operation=Frobnicate",
+            b""
+        )
+        .0,
+        400
+    );
+    assert_eq!(http(server.public, "GET", "/scep/default", b"").0, 400);
+    assert_eq!(
+        http(
+            server.public,
+            "POST",
+            "/scep/default?operation=PKIOperation",
+            b"x"
+        )
+        .0,
+        501
+    );
+    assert_eq!(
+        http(
+            server.public,
+            "POST",
+            "/scep/default?operation=PKIOperation",
+            &vec![0; 3 * 1024 * 1024]
+        )
+        .0,
+        413
+    );
+}

@@ -14,6 +14,7 @@ pub mod directory;
 mod error;
 pub mod master_key;
 pub mod names;
+pub mod scep;
 pub mod templates;
 pub mod time_fmt;
 pub mod trust;

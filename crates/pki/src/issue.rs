@@ -119,6 +119,9 @@ pub enum Purpose {
     ClientAuth,
     /// easgate's own TLS listeners: EKU serverAuth.
     ServerAuth,
+    /// The SCEP registration authority that decrypts requests for an EC CA: RSA key, keyUsage
+    /// digitalSignature + keyEncipherment, no EKU.
+    ScepRa,
 }
 
 /// Everything that decides one end-entity certificate.
@@ -170,10 +173,11 @@ impl CertificateAuthority {
         } else {
             vec![KeyUsagePurpose::DigitalSignature]
         };
-        params.extended_key_usages = vec![match ee.purpose {
-            Purpose::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
-            Purpose::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
-        }];
+        params.extended_key_usages = match ee.purpose {
+            Purpose::ClientAuth => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Purpose::ServerAuth => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            Purpose::ScepRa => Vec::new(),
+        };
         params.subject_alt_names = ee
             .template
             .sans

@@ -23,6 +23,8 @@ use crate::App;
 
 /// Largest OCSP request body accepted.
 pub const OCSP_BODY_LIMIT: usize = 64 * 1024;
+/// Largest SCEP request body accepted.
+pub const SCEP_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -33,6 +35,18 @@ pub fn router(app: Arc<App>) -> Router {
             post(ocsp_post).layer(DefaultBodyLimit::max(OCSP_BODY_LIMIT)),
         )
         .route("/ocsp/{ca}/{*request}", get(ocsp_get))
+        .route(
+            "/scep/{ca}",
+            get(scep)
+                .post(scep)
+                .layer(DefaultBodyLimit::max(SCEP_BODY_LIMIT)),
+        )
+        .route(
+            "/scep/{ca}/pkiclient.exe",
+            get(scep)
+                .post(scep)
+                .layer(DefaultBodyLimit::max(SCEP_BODY_LIMIT)),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
@@ -67,6 +81,7 @@ fn route_name(path: &str) -> &'static str {
         Some("ca") => "ca",
         Some("crl") => "crl",
         Some("ocsp") => "ocsp",
+        Some("scep") => "scep",
         _ => "other",
     }
 }
@@ -183,6 +198,39 @@ async fn ocsp_get(
                 .inc();
             ocsp_bytes(ocsp::error_response(ErrorStatus::MalformedRequest))
         }
+    }
+}
+
+/// SCEP (RFC 8894): GetCACaps and GetCACert; PKIOperation is answered 501 until the message
+/// codec lands.
+async fn scep(
+    State(app): State<Arc<App>>,
+    Path(ca_name): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    // Read (and so capped at SCEP_BODY_LIMIT) even while PKIOperation is not served.
+    _body: Bytes,
+) -> Response {
+    let Some(ca) = app.pki.get(&ca_name) else {
+        return text(StatusCode::NOT_FOUND, format!("no CA named `{ca_name}`\n"));
+    };
+    let operation = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("operation="))
+        .unwrap_or("");
+    match operation {
+        "GetCACaps" => bytes_response("text/plain", easgate_pki::scep::capabilities_text()),
+        "GetCACert" => bytes_response(ca.scep_ca_cert.0, ca.scep_ca_cert.1.as_ref().clone()),
+        "PKIOperation" => text(
+            StatusCode::NOT_IMPLEMENTED,
+            "PKIOperation is not available in this build yet; enroll with `easgate cert issue` meanwhile\n",
+        ),
+        "" => text(StatusCode::BAD_REQUEST, "missing operation= (GetCACaps, GetCACert or PKIOperation)\n"),
+        other => text(
+            StatusCode::BAD_REQUEST,
+            format!("unknown SCEP operation `{}`\n", other.chars().take(40).collect::<String>()),
+        ),
     }
 }
 

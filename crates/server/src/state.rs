@@ -68,6 +68,8 @@ pub struct CaState {
     /// When a delta CRL must be made because of a revocation (none pending: `None`).
     pub delta_due: Mutex<Option<Instant>>,
     pub presigned: Mutex<HashMap<Vec<u8>, Presigned>>,
+    /// The GetCACert answer: content type and body (the CA alone, or CA + RA as PKCS#7).
+    pub scep_ca_cert: (&'static str, Arc<Vec<u8>>),
 }
 
 impl CaState {
@@ -93,6 +95,14 @@ impl CaState {
                 known.insert(serial, Known::from_state(state));
             }
         }
+        let scep = easgate.scep_certificates(name).await?;
+        let scep_ca_cert = match &scep.ra_der {
+            Some(ra) => (
+                "application/x-x509-ca-ra-cert",
+                Arc::new(easgate_pki::scep::certs_only(&[&scep.ca_der, ra])),
+            ),
+            None => ("application/x-x509-ca-cert", Arc::new(scep.ca_der.clone())),
+        };
         let full = easgate
             .store
             .latest_crl(name, CrlScope::Full)
@@ -114,6 +124,7 @@ impl CaState {
             delta_crl: RwLock::new(delta.map(Arc::new)),
             delta_due: Mutex::new(None),
             presigned: Mutex::new(HashMap::new()),
+            scep_ca_cert,
         })
     }
 

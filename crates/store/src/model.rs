@@ -291,3 +291,11 @@ pub struct CertState {
     pub reason: Option<String>,
     pub not_after: i64,
 }
+
+/// A CA's SCEP registration authority: certificate and sealed RSA key.
+#[derive(Clone, Debug)]
+pub struct ScepRa {
+    pub ca: String,
+    pub cert_der: Vec<u8>,
+    pub key_sealed: Vec<u8>,
+}

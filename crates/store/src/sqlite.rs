@@ -25,6 +25,7 @@ const READERS: usize = 2;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_crls.sql"),
+    include_str!("../migrations/sqlite/0003_scep.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -1050,6 +1051,55 @@ impl Store for SqliteStore {
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    async fn get_scep_ra(&self, ca: &str) -> Result<Option<ScepRa>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT r.cert_der, r.key_sealed FROM scep_ras r JOIN cas c ON c.id = r.ca_id WHERE c.name = ?1",
+            )?
+            .query_row([ca], |r| {
+                Ok(ScepRa {
+                    ca: ca.to_string(),
+                    cert_der: r.get(0)?,
+                    key_sealed: r.get(1)?,
+                })
+            })
+            .optional()?)
+        })
+    }
+
+    async fn insert_scep_ra(&self, ctx: &Ctx, ra: ScepRa) -> Result<()> {
+        self.write(|tx| {
+            let ca_id = id_of(tx, "SELECT id FROM cas WHERE name = ?1", &ra.ca, "CA")?;
+            tx.execute(
+                "INSERT INTO scep_ras (ca_id, cert_der, key_sealed, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![ca_id, ra.cert_der, ra.key_sealed, ctx.now],
+            )
+            .map_err(|e| unique_violation(e, "SCEP RA of CA", &ra.ca))?;
+            record(tx, ctx, "scep.ra.create", "ca", &ra.ca, "SCEP RA certificate")
+        })
+    }
+
+    async fn consume_scep_challenge(&self, ctx: &Ctx, hash_hex: &str) -> Result<Option<String>> {
+        self.write(|tx| {
+            let used: Option<(i64, String)> = tx
+                .query_row(
+                    "UPDATE scep_challenges SET used_at = ?1 \
+                     WHERE hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
+                     RETURNING id, (SELECT uid FROM devices WHERE devices.id = scep_challenges.device_id)",
+                    params![ctx.now, hash_hex],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match used {
+                Some((id, uid)) => {
+                    record(tx, ctx, "scep.challenge.use", "device", &uid, &format!("challenge {id}"))?;
+                    Ok(Some(uid))
+                }
+                None => Ok(None),
+            }
         })
     }
 

@@ -447,6 +447,107 @@ async fn crl_inputs_drop_expired_and_numbers_increase(store: Arc<dyn Store>) {
     assert!(store.next_crl_number(&ctx(1), "nope").await.is_err());
 }
 
+async fn scep_challenges_are_one_time_and_expire(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await; // dev1's challenge: hash "aa", expires at 1000
+    assert_eq!(
+        store
+            .consume_scep_challenge(&ctx(2000), "aa")
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store.consume_scep_challenge(&ctx(500), "zz").await.unwrap(),
+        None,
+        "unknown"
+    );
+    let rev = store.revision().await.unwrap();
+    assert_eq!(
+        store
+            .consume_scep_challenge(&ctx(500), "aa")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("dev1")
+    );
+    assert_eq!(store.revision().await.unwrap(), rev + 1);
+    assert_eq!(
+        store.consume_scep_challenge(&ctx(501), "aa").await.unwrap(),
+        None,
+        "second use"
+    );
+    // Retiring a device expires its unused challenges.
+    store
+        .enroll_device(
+            &ctx(600),
+            NewDevice {
+                uid: "dev2".into(),
+                user: "alice@corp.example".into(),
+                platform: "ios".into(),
+                template: None,
+                device_serial: None,
+            },
+            NewChallenge {
+                hash_hex: "cc".into(),
+                profile_token_hash_hex: "dd".into(),
+                expires_at: 5000,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .set_device_state(
+            &ctx(700),
+            "dev2",
+            "retired",
+            Revocation {
+                reason: "cessationOfOperation".into(),
+                at: 700,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consume_scep_challenge(&ctx(800), "cc").await.unwrap(),
+        None
+    );
+    assert!(store.get_scep_ra("default").await.unwrap().is_none());
+    store
+        .insert_scep_ra(
+            &ctx(1),
+            ScepRa {
+                ca: "default".into(),
+                cert_der: vec![1],
+                key_sealed: vec![2],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_scep_ra("default")
+            .await
+            .unwrap()
+            .unwrap()
+            .key_sealed,
+        vec![2]
+    );
+    assert!(matches!(
+        store
+            .insert_scep_ra(
+                &ctx(1),
+                ScepRa {
+                    ca: "default".into(),
+                    cert_der: vec![1],
+                    key_sealed: vec![2]
+                }
+            )
+            .await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+}
+
 macro_rules! backend_suite {
     ($backend:ident: $($test:ident),*) => {
         mod $backend {
@@ -461,7 +562,7 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(sqlite: crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
+backend_suite!(sqlite: scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
 
 #[tokio::test]
 async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {
