@@ -633,7 +633,7 @@ fn scep_get_ca_caps_and_get_ca_cert_serve_certmonger() {
             b"x"
         )
         .0,
-        501
+        400
     );
     assert_eq!(
         http(

@@ -142,3 +142,183 @@ impl Easgate {
             .await?)
     }
 }
+
+/// A CertRep to send, and what it said.
+pub struct ScepAnswer {
+    pub body: Vec<u8>,
+    pub transaction_id: String,
+    /// Why the request was refused (a failure CertRep), for the log.
+    pub refused: Option<String>,
+}
+
+/// Why a PKIOperation got no CertRep at all (HTTP 400): the body is not a SCEP message.
+#[derive(Debug)]
+pub struct UnreadableMessage(pub String);
+
+impl Easgate {
+    /// Answer one PKIOperation for CA `ca` (RFC 8894): verify, decrypt, check the one-time
+    /// challenge (PKCSReq), issue from the device's template, and return the signed CertRep.
+    /// Every refusal is a signed failure CertRep with its failInfo; only a body that is not a
+    /// SCEP message at all is an error.
+    pub async fn scep_pki_operation(
+        &self,
+        ca: &str,
+        body: &[u8],
+        _client: &str,
+    ) -> Result<std::result::Result<ScepAnswer, UnreadableMessage>> {
+        use easgate_scep::{CertRep, FailInfo, MessageType, PkiMessage, ScepError, Signer};
+        let message = match PkiMessage::parse(body) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(UnreadableMessage(e.to_string()))),
+        };
+        let authority = self.load_ca(ca).await?;
+        let ra = self.scep_certificates(ca).await?.ra_der;
+        let ra_key = self.scep_ra_key(ca).await?;
+        let (signer_cert, recipient_pkcs8) = match (&ra, &ra_key) {
+            (Some(cert), Some(key)) => (cert.clone(), key.pkcs8_der()),
+            _ => (authority.cert_der().to_vec(), authority.key_pkcs8_der()),
+        };
+        let outcome: std::result::Result<
+            (Vec<u8>, easgate_scep::Cipher),
+            (ScepError, Option<easgate_scep::Cipher>),
+        > = async {
+            if let Some(problem) = &message.problem {
+                return Err((problem.clone(), None));
+            }
+            let (csr, cipher) = message.open(&recipient_pkcs8).map_err(|e| (e, None))?;
+            let issued = match message.message_type {
+                MessageType::PkcsReq => {
+                    let challenge =
+                        easgate_scep::request::challenge_password(&csr).ok_or_else(|| {
+                            (
+                                ScepError::BadRequest(
+                                    "the request has no challenge password".into(),
+                                ),
+                                Some(cipher),
+                            )
+                        })?;
+                    let device = self
+                        .consume_scep_challenge(&challenge)
+                        .await
+                        .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?
+                        .ok_or_else(|| {
+                            (
+                                ScepError::BadRequest(
+                                    "the challenge is wrong, used or expired".into(),
+                                ),
+                                Some(cipher),
+                            )
+                        })?;
+                    let record = self
+                        .get_device(&device)
+                        .await
+                        .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
+                    let template = record.template.clone().ok_or_else(|| {
+                        (
+                            ScepError::BadRequest(format!("device `{device}` has no template")),
+                            Some(cipher),
+                        )
+                    })?;
+                    self.issue_certificate(&template, &device, crate::certs::KeySource::Csr(&csr))
+                        .await
+                        .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?
+                }
+                MessageType::RenewalReq => {
+                    // Signed by a current certificate of ours: a successor for the same device,
+                    // and the old one superseded once the new one exists.
+                    let refuse = |why: String| (ScepError::BadRequest(why), Some(cipher));
+                    let summary = easgate_pki::summary::summarize(&message.signer_cert_der)
+                        .map_err(|e| refuse(e.to_string()))?;
+                    let current = self
+                        .store
+                        .get_certificate(&summary.serial.to_hex(), self.now().unix_timestamp())
+                        .await
+                        .map_err(|e| refuse(e.to_string()))?
+                        .filter(|c| c.der == message.signer_cert_der && c.ca == ca)
+                        .ok_or_else(|| {
+                            refuse("the renewal is not signed by a certificate of this CA".into())
+                        })?;
+                    if current.status != easgate_store::CertStatus::Valid {
+                        return Err(refuse(format!(
+                            "certificate {} is {}",
+                            current.serial,
+                            current.status.as_str()
+                        )));
+                    }
+                    let device = current
+                        .device
+                        .clone()
+                        .ok_or_else(|| refuse("that certificate belongs to no device".into()))?;
+                    let record = self
+                        .get_device(&device)
+                        .await
+                        .map_err(|e| refuse(e.to_string()))?;
+                    let template = record
+                        .template
+                        .clone()
+                        .or(current.template.clone())
+                        .ok_or_else(|| refuse(format!("device `{device}` has no template")))?;
+                    let issued = self
+                        .issue_certificate(&template, &device, crate::certs::KeySource::Csr(&csr))
+                        .await
+                        .map_err(|e| refuse(e.to_string()))?;
+                    self.revoke_certificate(
+                        &current.serial,
+                        easgate_pki::revocation::RevocationReason::Superseded,
+                    )
+                    .await
+                    .map_err(|e| refuse(e.to_string()))?;
+                    issued
+                }
+                other => {
+                    return Err((
+                        ScepError::BadRequest(format!("{other:?} is not supported")),
+                        Some(cipher),
+                    ));
+                }
+            };
+            Ok((issued.der, cipher))
+        }
+        .await;
+        let sign = |data: &[u8]| -> std::result::Result<Vec<u8>, String> {
+            match &ra_key {
+                Some(key) => key.sign(data).map_err(|e| e.to_string()),
+                None => authority.sign(data).map_err(|e| e.to_string()),
+            }
+        };
+        let signer = Signer {
+            cert_der: &signer_cert,
+            sign: &sign,
+        };
+
+        let (rep, refused) = match outcome {
+            Ok((cert, cipher)) => (
+                easgate_scep::response::cert_rep(
+                    &message,
+                    &CertRep::Success { certs: &[&cert] },
+                    cipher,
+                    &signer,
+                ),
+                None,
+            ),
+            Err((error, cipher)) => {
+                let info: FailInfo = error.fail_info();
+                (
+                    easgate_scep::response::cert_rep(
+                        &message,
+                        &CertRep::Failure(info),
+                        cipher.unwrap_or(easgate_scep::Cipher::Aes128),
+                        &signer,
+                    ),
+                    Some(error.to_string()),
+                )
+            }
+        };
+        let body = rep.map_err(|e| OpsError::Invalid(e.to_string()))?;
+        Ok(Ok(ScepAnswer {
+            body,
+            transaction_id: message.transaction_id.clone(),
+            refused,
+        }))
+    }
+}

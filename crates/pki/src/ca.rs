@@ -114,6 +114,11 @@ impl CertificateAuthority {
         &self.key_id
     }
 
+    /// Sign `message` with the CA key (SHA-256 for RSA and P-256, SHA-384 for P-384).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+        Ok(rcgen::SigningKey::sign(self.issuer.key(), message)?)
+    }
+
     /// DER AlgorithmIdentifier of the signatures this CA makes.
     pub fn signature_algorithm_der(&self) -> Vec<u8> {
         signature_algorithm_der(self.key_type)

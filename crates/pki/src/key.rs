@@ -129,6 +129,11 @@ impl PrivateKey {
         rcgen::PublicKeyData::subject_public_key_info(&self.pair)
     }
 
+    /// Sign `message` (RSA PKCS#1 v1.5 with SHA-256; ECDSA with SHA-256 or SHA-384).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+        Ok(rcgen::SigningKey::sign(&self.pair, message)?)
+    }
+
     pub(crate) fn pair(&self) -> &KeyPair {
         &self.pair
     }

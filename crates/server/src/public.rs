@@ -201,37 +201,105 @@ async fn ocsp_get(
     }
 }
 
-/// SCEP (RFC 8894): GetCACaps and GetCACert; PKIOperation is answered 501 until the message
-/// codec lands.
+/// SCEP (RFC 8894): GetCACaps, GetCACert, and PKIOperation by POST (body) or GET
+/// (`message=` with URL-encoded base64).
 async fn scep(
     State(app): State<Arc<App>>,
     Path(ca_name): Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
-    // Read (and so capped at SCEP_BODY_LIMIT) even while PKIOperation is not served.
-    _body: Bytes,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    body: Bytes,
 ) -> Response {
     let Some(ca) = app.pki.get(&ca_name) else {
         return text(StatusCode::NOT_FOUND, format!("no CA named `{ca_name}`\n"));
     };
-    let operation = query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("operation="))
-        .unwrap_or("");
-    match operation {
+    let query = query.unwrap_or_default();
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|pair| {
+                pair.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('='))
+            })
+            .unwrap_or("")
+    };
+    match param("operation") {
         "GetCACaps" => bytes_response("text/plain", easgate_pki::scep::capabilities_text()),
         "GetCACert" => bytes_response(ca.scep_ca_cert.0, ca.scep_ca_cert.1.as_ref().clone()),
-        "PKIOperation" => text(
-            StatusCode::NOT_IMPLEMENTED,
-            "PKIOperation is not available in this build yet; enroll with `easgate cert issue` meanwhile\n",
+        "PKIOperation" => {
+            let message = if body.is_empty() {
+                let encoded = param("message");
+                let Ok(decoded) = percent_decode(encoded) else {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        "message= is not URL-encoded base64\n",
+                    );
+                };
+                let cleaned: String = decoded.chars().filter(|c| !c.is_whitespace()).collect();
+                match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
+                    Ok(bytes) if bytes.len() <= SCEP_BODY_LIMIT => bytes,
+                    _ => return text(StatusCode::BAD_REQUEST, "message= is not base64\n"),
+                }
+            } else {
+                body.to_vec()
+            };
+            match app
+                .easgate
+                .scep_pki_operation(&ca_name, &message, &client.ip().to_string())
+                .await
+            {
+                Ok(Ok(answer)) => {
+                    match &answer.refused {
+                        Some(why) => {
+                            info!(ca = %ca_name, transaction = %answer.transaction_id, client = %client.ip(), reason = %why, "SCEP request refused")
+                        }
+                        None => {
+                            info!(ca = %ca_name, transaction = %answer.transaction_id, client = %client.ip(), "SCEP certificate issued")
+                        }
+                    }
+                    bytes_response("application/x-pki-message", answer.body)
+                }
+                Ok(Err(unreadable)) => text(StatusCode::BAD_REQUEST, format!("{}\n", unreadable.0)),
+                Err(e) => {
+                    warn!(ca = %ca_name, error = %e, "SCEP PKIOperation failed");
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the SCEP request could not be answered\n",
+                    )
+                }
+            }
+        }
+        "" => text(
+            StatusCode::BAD_REQUEST,
+            "missing operation= (GetCACaps, GetCACert or PKIOperation)\n",
         ),
-        "" => text(StatusCode::BAD_REQUEST, "missing operation= (GetCACaps, GetCACert or PKIOperation)\n"),
         other => text(
             StatusCode::BAD_REQUEST,
-            format!("unknown SCEP operation `{}`\n", other.chars().take(40).collect::<String>()),
+            format!(
+                "unknown SCEP operation `{}`\n",
+                other.chars().take(40).collect::<String>()
+            ),
         ),
     }
+}
+
+/// `%XX` decoding of a query value (`+` is kept: in base64 it is a digit).
+fn percent_decode(s: &str) -> Result<String, ()> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(())?;
+            let hex = std::str::from_utf8(hex).map_err(|_| ())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
 }
 
 fn ocsp_bytes(der: Vec<u8>) -> Response {

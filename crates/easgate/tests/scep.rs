@@ -1,0 +1,176 @@
+//! SCEP enrollment with a real client: micromdm's `scepclient` (Debian `scep`), which signs
+//! with SHA-1 and encrypts with single DES. Enrollment with a device's one-time challenge,
+//! refusal of a reused challenge, renewal signed by the issued certificate, and bad bodies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{http, lint_clean, openssl_ok, Env};
+
+fn scepclient(dir: &Path, url: &str, challenge: &str) -> (i32, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    common::peer(
+        Path::new("/usr/bin/scepclient"),
+        &[
+            "-server-url",
+            url,
+            "-challenge",
+            challenge,
+            "-cn",
+            "ignored-by-the-template",
+            "-keySize",
+            "2048",
+            "-private-key",
+            "key.pem",
+            "-certificate",
+            "cert.pem",
+        ],
+        dir,
+    )
+}
+
+fn enroll(env: &Env, uid: &str) -> String {
+    env.json(&[
+        "device",
+        "enroll",
+        "--user",
+        "alice@corp.example",
+        "--platform",
+        "ios",
+        "--uid",
+        uid,
+        "--template",
+        "phones",
+    ])["challenge"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn scepclient_enrolls_renews_and_cannot_reuse_a_challenge() {
+    let env = Env::new();
+    env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
+    env.ok(&[
+        "template",
+        "create",
+        "phones",
+        "--ca",
+        "mail",
+        "--subject",
+        "CN={DeviceUid}",
+        "--san",
+        "email:{EmailAddress}",
+        "--san",
+        "upn:{UserPrincipalName}",
+    ]);
+    env.ok(&[
+        "user",
+        "add",
+        "alice@corp.example",
+        "--email",
+        "alice@mail.example",
+    ]);
+    let challenge = enroll(&env, "phone1");
+    let server = env.serve(&[]);
+    let url = format!("http://{}/scep/mail", server.public);
+    let dir = env.dir.path();
+    let ca = env.export_ca("mail");
+
+    // Enrollment: the certificate follows the device's template, whatever the CSR asked for.
+    let first = dir.join("first");
+    let (code, out) = scepclient(&first, &url, &challenge);
+    assert_eq!(code, 0, "scepclient failed: {out}\n{}", server.log_text());
+    let cert = first.join("cert.pem");
+    assert!(openssl_ok(
+        &[
+            "verify",
+            "-CAfile",
+            ca.to_str().unwrap(),
+            cert.to_str().unwrap()
+        ],
+        dir
+    )
+    .contains(": OK"));
+    let text = openssl_ok(
+        &["x509", "-in", cert.to_str().unwrap(), "-noout", "-text"],
+        dir,
+    );
+    assert!(text.contains("Subject: CN = phone1"), "{text}");
+    assert!(
+        text.contains("email:alice@mail.example") && text.contains("UPN::alice@corp.example"),
+        "{text}"
+    );
+    assert!(!text.contains("ignored-by-the-template"), "{text}");
+    lint_clean("lint_pkix_cert", &["-s", "WARNING"], &[&cert], dir);
+    let serial = openssl_ok(
+        &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"],
+        dir,
+    )
+    .trim()
+    .trim_start_matches("serial=")
+    .to_string();
+    assert_eq!(env.json(&["cert", "show", &serial])["device"], "phone1");
+    assert_eq!(
+        env.json(&["device", "show", "phone1"])["device"]["state"],
+        "enrolled"
+    );
+
+    // The same challenge again: a signed failure CertRep with badRequest.
+    let (code, out) = scepclient(&dir.join("again"), &url, &challenge);
+    assert_ne!(code, 0);
+    assert!(out.contains("badRequest"), "{out}");
+    // A made-up challenge too.
+    let (code, out) = scepclient(&dir.join("wrong"), &url, "not-a-challenge");
+    assert!(code != 0 && out.contains("badRequest"), "{out}");
+
+    // Renewal: scepclient sends a RenewalReq signed by the certificate it holds.
+    let (code, out) = scepclient(&first, &url, "");
+    assert_eq!(code, 0, "renewal failed: {out}\n{}", server.log_text());
+    let renewed = openssl_ok(
+        &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"],
+        dir,
+    )
+    .trim()
+    .trim_start_matches("serial=")
+    .to_string();
+    assert_ne!(renewed, serial);
+    let old = env.json(&["cert", "show", &serial]);
+    assert_eq!(old["status"], "revoked");
+    assert_eq!(old["revocation_reason"], "superseded");
+    assert_eq!(env.json(&["cert", "show", &renewed])["status"], "valid");
+    assert_eq!(env.json(&["cert", "show", &renewed])["device"], "phone1");
+
+    // A retired device's certificate cannot renew.
+    env.ok(&["device", "retire", "phone1"]);
+    let (code, out) = scepclient(&first, &url, "");
+    assert!(code != 0 && out.contains("badRequest"), "{out}");
+
+    // Bodies that are not SCEP messages: 400, never a 500.
+    for body in [&b"garbage"[..], &[0x30, 0x03, 0x02, 0x01, 0x01], &[]] {
+        let (status, _, _) = http(
+            server.public,
+            "POST",
+            "/scep/mail?operation=PKIOperation",
+            body,
+        );
+        assert_eq!(status, 400, "{body:?}");
+    }
+    let (status, _, _) = http(
+        server.public,
+        "GET",
+        "/scep/mail?operation=PKIOperation&message=%%%",
+        b"",
+    );
+    assert_eq!(status, 400);
+    let (status, _, _) = http(
+        server.public,
+        "GET",
+        "/scep/mail?operation=PKIOperation&message=Z2FyYmFnZQ%3D%3D",
+        b"",
+    );
+    assert_eq!(status, 400);
+}
