@@ -160,6 +160,25 @@ pub enum CaCommand {
         /// Validity of the CA certificate in days.
         #[arg(long, value_name = "N", default_value_t = 3650)]
         validity_days: u32,
+        /// A static SCEP challenge for this CA (see `ca set-scep-challenge`).
+        #[arg(long, value_name = "SECRET", hide_env_values = true)]
+        scep_static_challenge: Option<String>,
+    },
+    /// Set or remove the CA's static SCEP challenge (one secret for every device; the device is
+    /// then named by the CSR's CN and must be enrolled). Prefer per-device challenges.
+    SetScepChallenge {
+        name: String,
+        /// The challenge (at least 8 characters); also EASGATE_SCEP_CHALLENGE.
+        #[arg(
+            long,
+            env = "EASGATE_SCEP_CHALLENGE",
+            hide_env_values = true,
+            conflicts_with = "none"
+        )]
+        challenge: Option<String>,
+        /// Remove the static challenge.
+        #[arg(long)]
+        none: bool,
     },
     /// List CAs.
     List,

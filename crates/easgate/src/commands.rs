@@ -166,10 +166,21 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
             key,
             subject,
             validity_days,
+            scep_static_challenge,
         } => {
+            if let Some(c) = &scep_static_challenge {
+                if c.trim().len() < 8 {
+                    return Err(CliError::Usage(
+                        "--scep-static-challenge needs at least 8 characters".into(),
+                    ));
+                }
+            }
             let info = e
                 .create_ca(&name, key.into(), subject.as_deref(), Some(validity_days))
                 .await?;
+            if let Some(c) = &scep_static_challenge {
+                e.set_scep_static_challenge(&name, Some(c)).await?;
+            }
             if as_json {
                 return json(&info);
             }
@@ -178,6 +189,24 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
                 info.ca.name, info.ca.key_type, info.ca.subject
             );
             println!("SHA-256 fingerprint: {}", info.sha256_fingerprint);
+            Ok(())
+        }
+        CaCommand::SetScepChallenge {
+            name,
+            challenge,
+            none,
+        } => {
+            match (challenge, none) {
+                (Some(c), false) => {
+                    e.set_scep_static_challenge(&name, Some(&c)).await?;
+                    println!("CA `{name}` accepts the static SCEP challenge (stored hashed)");
+                }
+                (None, true) => {
+                    e.set_scep_static_challenge(&name, None).await?;
+                    println!("CA `{name}` accepts only per-device challenges");
+                }
+                _ => return Err(CliError::Usage("give --challenge SECRET or --none".into())),
+            }
             Ok(())
         }
         CaCommand::List => {

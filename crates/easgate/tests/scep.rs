@@ -269,3 +269,106 @@ fn pyscep_enrolls_with_aes_and_sha256() {
         server.log_text()
     );
 }
+
+#[test]
+fn a_static_challenge_names_the_device_by_the_csr_cn() {
+    let env = Env::new();
+    env.ok(&[
+        "ca",
+        "create",
+        "mail",
+        "--key",
+        "rsa-2048",
+        "--scep-static-challenge",
+        "Same-Secret-For-All",
+    ]);
+    env.ok(&[
+        "template",
+        "create",
+        "phones",
+        "--ca",
+        "mail",
+        "--subject",
+        "CN={DeviceUid}",
+        "--san",
+        "upn:{UserPrincipalName}",
+        "--san",
+        "email:{EmailAddress}",
+    ]);
+    env.ok(&[
+        "user",
+        "add",
+        "alice@corp.example",
+        "--email",
+        "alice@corp.example",
+    ]);
+    enroll(&env, "kiosk7");
+    let server = env.serve(&[]);
+    let url = format!("http://{}/scep/mail", server.public);
+    let dir = env.dir.path();
+    let run = |sub: &str, cn: &str, challenge: &str| {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        common::peer(
+            Path::new("/usr/bin/scepclient"),
+            &[
+                "-server-url",
+                &url,
+                "-challenge",
+                challenge,
+                "-cn",
+                cn,
+                "-keySize",
+                "2048",
+                "-private-key",
+                "key.pem",
+                "-certificate",
+                "cert.pem",
+            ],
+            &d,
+        )
+    };
+    let (code, out) = run("a", "kiosk7", "Same-Secret-For-All");
+    assert_eq!(code, 0, "{out}\n{}", server.log_text());
+    let text = openssl_ok(
+        &[
+            "x509",
+            "-in",
+            dir.join("a/cert.pem").to_str().unwrap(),
+            "-noout",
+            "-subject",
+        ],
+        dir,
+    );
+    assert!(text.contains("CN = kiosk7"), "{text}");
+    // The static secret is not one-time, but the device must exist.
+    let (code, out) = run("b", "kiosk7", "Same-Secret-For-All");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run("c", "no-such-device", "Same-Secret-For-All");
+    assert!(code != 0 && out.contains("badRequest"), "{out}");
+    let (code, out) = run("d", "kiosk7", "wrong-secret-entirely");
+    assert!(code != 0 && out.contains("badRequest"), "{out}");
+    // Every enrollment is in the audit trail with the client's address.
+    let audit = env.json(&["audit", "--since", "1h"]);
+    let enrollments: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "scep.enroll")
+        .collect();
+    assert_eq!(enrollments.len(), 2, "{audit}");
+    assert!(
+        enrollments[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("device kiosk7")
+            && enrollments[0]["actor"] == "scep:127.0.0.1",
+        "{audit}"
+    );
+    // Removing the static challenge ends it.
+    env.ok(&["ca", "set-scep-challenge", "mail", "--none"]);
+    let (code, _) = run("e", "kiosk7", "Same-Secret-For-All");
+    assert_ne!(code, 0);
+    let err = env.fails(&["ca", "set-scep-challenge", "mail", "--challenge", "short"]);
+    assert!(err.contains("at least 8"), "{err}");
+}

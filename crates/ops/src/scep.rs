@@ -22,6 +22,14 @@ pub struct ScepCertificates {
     pub ra_der: Option<Vec<u8>>,
 }
 
+fn static_challenge_key(ca: &str) -> String {
+    format!("scep.static_challenge.{ca}")
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn ra_seal_context(ca: &str) -> String {
     format!("scep-ra:{ca}")
 }
@@ -133,6 +141,37 @@ impl Easgate {
         Ok((der, key))
     }
 
+    /// Set (or with `None` remove) CA `ca`'s static SCEP challenge, for setups where an MDM hands
+    /// every device the same secret (as Workspace ONE does). Only its SHA-256 is stored. With a
+    /// static challenge the device is named by the CSR's common name and must exist.
+    pub async fn set_scep_static_challenge(&self, ca: &str, challenge: Option<&str>) -> Result<()> {
+        self.get_ca(ca).await?;
+        let value = match challenge {
+            Some(c) if c.trim().len() < 8 => {
+                return Err(OpsError::Invalid(
+                    "a static SCEP challenge needs at least 8 characters".into(),
+                ))
+            }
+            Some(c) => secret_hash(c.trim()),
+            None => String::new(),
+        };
+        Ok(self
+            .store
+            .set_setting(&self.ctx(), &static_challenge_key(ca), &value)
+            .await?)
+    }
+
+    async fn static_challenge_matches(&self, ca: &str, challenge: &str) -> Result<bool> {
+        Ok(
+            match self.store.get_setting(&static_challenge_key(ca)).await? {
+                Some(hash) if !hash.is_empty() => {
+                    constant_time_eq(hash.as_bytes(), secret_hash(challenge).as_bytes())
+                }
+                _ => false,
+            },
+        )
+    }
+
     /// Use a device's one-time SCEP challenge: the device uid when the challenge is valid,
     /// unused and unexpired (it is then spent); `None` otherwise.
     pub async fn consume_scep_challenge(&self, challenge: &str) -> Result<Option<String>> {
@@ -164,7 +203,7 @@ impl Easgate {
         &self,
         ca: &str,
         body: &[u8],
-        _client: &str,
+        client: &str,
     ) -> Result<std::result::Result<ScepAnswer, UnreadableMessage>> {
         use easgate_scep::{CertRep, FailInfo, MessageType, PkiMessage, ScepError, Signer};
         let message = match PkiMessage::parse(body) {
@@ -197,18 +236,38 @@ impl Easgate {
                                 Some(cipher),
                             )
                         })?;
-                    let device = self
+                    let one_time = self
                         .consume_scep_challenge(&challenge)
                         .await
-                        .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?
-                        .ok_or_else(|| {
-                            (
-                                ScepError::BadRequest(
-                                    "the challenge is wrong, used or expired".into(),
-                                ),
+                        .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
+                    let static_ok = match one_time {
+                        Some(_) => false,
+                        None => self
+                            .static_challenge_matches(ca, &challenge)
+                            .await
+                            .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?,
+                    };
+                    let device = match one_time {
+                        Some(device) => device,
+                        // The CA's static challenge: the device is the CSR's common name.
+                        None if static_ok => easgate_pki::csr::parse_and_verify_der(&csr)
+                            .ok()
+                            .and_then(|c| c.requested_common_name)
+                            .ok_or_else(|| {
+                                (
+                                    ScepError::BadRequest(
+                                        "with the static challenge the CSR's CN must name the device".into(),
+                                    ),
+                                    Some(cipher),
+                                )
+                            })?,
+                        None => {
+                            return Err((
+                                ScepError::BadRequest("the challenge is wrong, used or expired".into()),
                                 Some(cipher),
-                            )
-                        })?;
+                            ));
+                        }
+                    };
                     let record = self
                         .get_device(&device)
                         .await
@@ -277,6 +336,18 @@ impl Easgate {
                     ));
                 }
             };
+            let detail = format!(
+                "{:?} device {} serial {} transaction {} from {client}",
+                message.message_type,
+                issued.record.device.as_deref().unwrap_or("-"),
+                issued.record.serial,
+                message.transaction_id
+            );
+            let ctx = easgate_store::Ctx { actor: format!("scep:{client}"), now: self.ctx().now };
+            self.store
+                .record_event(&ctx, "scep.enroll", "certificate", &issued.record.serial, &detail)
+                .await
+                .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
             Ok((issued.der, cipher))
         }
         .await;

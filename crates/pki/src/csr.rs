@@ -15,6 +15,9 @@ use crate::PkiError;
 pub struct VerifiedCsr {
     /// The requested subject, shown for information only.
     pub requested_subject: String,
+    /// The requested subject's first common name (SCEP with a CA's static challenge names the
+    /// device by it).
+    pub requested_common_name: Option<String>,
     pub key: SubjectKey,
 }
 
@@ -45,8 +48,15 @@ pub fn parse_and_verify_der(der: &[u8]) -> Result<VerifiedCsr, PkiError> {
     // since the verifier refuses RSA keys under 2048 bits.
     let key = SubjectKey::from_spki_der(info.subject_pki.raw)?;
     csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
+    let requested_common_name = info
+        .subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string);
     Ok(VerifiedCsr {
         requested_subject: info.subject.to_string(),
+        requested_common_name,
         key,
     })
 }

@@ -120,6 +120,16 @@ pub trait Store: Send + Sync {
     /// expired, mark it used and return its device's uid; otherwise `None` (and nothing changes).
     async fn consume_scep_challenge(&self, ctx: &Ctx, hash_hex: &str) -> Result<Option<String>>;
 
+    /// Append an audit event that goes with no other change (e.g. how an enrollment arrived).
+    async fn record_event(
+        &self,
+        ctx: &Ctx,
+        action: &str,
+        entity: &str,
+        key: &str,
+        detail: &str,
+    ) -> Result<()>;
+
     /// Audit events at or after `since`, oldest first.
     async fn list_audit(&self, since: i64) -> Result<Vec<AuditEvent>>;
 }

@@ -1103,6 +1103,17 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn record_event(
+        &self,
+        ctx: &Ctx,
+        action: &str,
+        entity: &str,
+        key: &str,
+        detail: &str,
+    ) -> Result<()> {
+        self.write(|tx| record(tx, ctx, action, entity, key, detail))
+    }
+
     async fn list_audit(&self, since: i64) -> Result<Vec<AuditEvent>> {
         self.read(|c| {
             let mut stmt =
