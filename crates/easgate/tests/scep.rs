@@ -372,3 +372,73 @@ fn a_static_challenge_names_the_device_by_the_csr_cn() {
     let err = env.fails(&["ca", "set-scep-challenge", "mail", "--challenge", "short"]);
     assert!(err.contains("at least 8"), "{err}");
 }
+
+#[test]
+fn pki_operation_by_get_with_a_url_encoded_message() {
+    use base64::Engine;
+    let env = Env::new();
+    env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
+    env.ok(&[
+        "template",
+        "create",
+        "phones",
+        "--ca",
+        "mail",
+        "--subject",
+        "CN={DeviceUid}",
+        "--san",
+        "upn:{UserPrincipalName}",
+        "--san",
+        "email:{EmailAddress}",
+    ]);
+    env.ok(&[
+        "user",
+        "add",
+        "alice@corp.example",
+        "--email",
+        "alice@corp.example",
+    ]);
+    let challenge = enroll(&env, "watch1");
+    let server = env.serve(&[]);
+    let dir = env.dir.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pyscep_message.py");
+    let url = format!("http://{}/scep/mail", server.public);
+    let message = dir.join("message.der");
+    let (code, out) = common::peer(
+        &venv_python(),
+        &[
+            script.to_str().unwrap(),
+            &url,
+            &challenge,
+            "watch1",
+            message.to_str().unwrap(),
+        ],
+        dir,
+    );
+    assert_eq!(code, 0, "{out}");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&message).unwrap());
+    let encoded = b64
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let (status, head, body) = http(
+        server.public,
+        "GET",
+        &format!("/scep/mail?operation=PKIOperation&message={encoded}"),
+        b"",
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("application/x-pki-message"), "{head}");
+    assert!(
+        body.len() > 500,
+        "a CertRep with a certificate is larger than {} bytes",
+        body.len()
+    );
+    let issued = env.json(&["cert", "list", "--device", "watch1"]);
+    assert_eq!(issued.as_array().unwrap().len(), 1, "{issued}");
+    assert!(
+        server.log_text().contains("SCEP certificate issued"),
+        "{}",
+        server.log_text()
+    );
+}

@@ -1,0 +1,29 @@
+"""Build (not send) a PKCSReq PKIOperation message with PyScep: pyscep_message.py URL CHALLENGE CN OUT.
+
+The message is encrypted to the CA's SCEP recipient fetched from URL (GetCACaps/GetCACert)
+and written to OUT (DER), so the test can send it itself — e.g. by GET with message=.
+"""
+import sys
+
+from scep import Client
+from scep.Client.builders import PKIMessageBuilder, Signer
+from scep.Client.cryptoutils import hex_digest_for_data
+from scep.Client.enums import MessageType
+from scep.Client.envelope import PKCSPKIEnvelopeBuilder
+
+url, challenge, cn, out = sys.argv[1:5]
+client = Client.Client(url)
+cacaps = client.get_ca_capabilities()
+ca_certs = client.get_ca_certs()
+identity, identity_key = Client.SigningRequest.generate_self_signed(
+    cn=cn, key_usage={"digital_signature", "key_encipherment"})
+csr, _ = Client.SigningRequest.generate_csr(
+    cn=cn, key_usage={"digital_signature", "key_encipherment"}, password=challenge)
+envelope = PKCSPKIEnvelopeBuilder().encrypt(csr.to_der(), cacaps.strongest_cipher())
+envelope = envelope.add_recipient(ca_certs.recipient)
+envelope, _, _ = envelope.finalize()
+message = PKIMessageBuilder().message_type(MessageType.PKCSReq).pki_envelope(envelope).add_signer(
+    Signer(identity, identity_key, cacaps.strongest_signature_algorithm())
+).transaction_id(hex_digest_for_data(data=csr.public_key.to_der(), algorithm="sha1")).sender_nonce()
+with open(out, "wb") as f:
+    f.write(message.finalize(digest_algorithm=cacaps.strongest_message_digest()).dump())
