@@ -1,4 +1,4 @@
-//! An HTTP/1.1 keep-alive load generator for OCSP: N connections, each sending the same
+//! An HTTP/1.1 keep-alive load generator for POST endpoints (OCSP, SCEP): N connections, each sending the same
 //! request body back to back for a fixed time, reconnecting when the server closes. Written
 //! here rather than using wrk because it needs nothing but a POST body and must also drive
 //! `openssl ocsp -port`, which answers one request per connection.
@@ -35,6 +35,36 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(u16
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .and_then(|v| v.trim().parse().ok());
             let keep_alive = !head.contains("connection: close") && head.starts_with("http/1.1");
+            if head.contains("transfer-encoding: chunked") {
+                // Walk the chunks: size line, data, CRLF; a zero size ends the body.
+                let mut at = end + 4;
+                loop {
+                    let line_end = loop {
+                        if let Some(p) = buf[at..].windows(2).position(|w| w == b"\r\n") {
+                            break at + p;
+                        }
+                        let n = stream.read(&mut chunk).await?;
+                        if n == 0 {
+                            return Err("connection closed mid-body".into());
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    };
+                    let size_text = String::from_utf8_lossy(&buf[at..line_end]).to_string();
+                    let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
+                    let next = line_end + 2 + size + 2;
+                    while buf.len() < next {
+                        let n = stream.read(&mut chunk).await?;
+                        if n == 0 {
+                            return Err("connection closed mid-body".into());
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    if size == 0 {
+                        return Ok((status, keep_alive));
+                    }
+                    at = next;
+                }
+            }
             let Some(length) = length else {
                 // No length: the body runs to the end of the connection.
                 while stream.read(&mut chunk).await? > 0 {}
