@@ -50,7 +50,10 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(u16
                         buf.extend_from_slice(&chunk[..n]);
                     };
                     let size_text = String::from_utf8_lossy(&buf[at..line_end]).to_string();
-                    let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
+                    let size = usize::from_str_radix(
+                        size_text.split(';').next().unwrap_or("").trim(),
+                        16,
+                    )?;
                     let next = line_end + 2 + size + 2;
                     while buf.len() < next {
                         let n = stream.read(&mut chunk).await?;

@@ -442,3 +442,137 @@ fn pki_operation_by_get_with_a_url_encoded_message() {
         server.log_text()
     );
 }
+
+#[test]
+fn strongswan_enrolls_through_the_rsa_ra_of_an_ec_ca() {
+    let env = Env::new();
+    env.ok(&["ca", "create", "mail", "--key", "ec-p256"]);
+    env.ok(&[
+        "template",
+        "create",
+        "phones",
+        "--ca",
+        "mail",
+        "--subject",
+        "CN={DeviceUid}",
+        "--san",
+        "upn:{UserPrincipalName}",
+        "--san",
+        "email:{EmailAddress}",
+    ]);
+    env.ok(&[
+        "user",
+        "add",
+        "alice@corp.example",
+        "--email",
+        "alice@corp.example",
+    ]);
+    let challenge = enroll(&env, "laptop3");
+    let server = env.serve(&[]);
+    let dir = env.dir.path();
+    // GetCACert: the EC CA and its RSA RA; strongSwan is told which is which.
+    let (status, _, p7) = http(server.public, "GET", "/scep/mail?operation=GetCACert", b"");
+    assert_eq!(status, 200);
+    std::fs::write(dir.join("cacert.p7"), p7).unwrap();
+    let both = openssl_ok(
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "cacert.p7",
+            "-print_certs",
+        ],
+        dir,
+    );
+    let mut ca_pem = String::new();
+    let mut ra_pem = String::new();
+    for block in both.split("subject=").skip(1) {
+        let pem = first_pem(block, "CERTIFICATE");
+        if block.starts_with("CN = easgate mail SCEP RA") {
+            ra_pem = pem;
+        } else {
+            ca_pem = pem;
+        }
+    }
+    std::fs::write(dir.join("ra.pem"), &ra_pem).unwrap();
+    std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
+    let pki = Path::new("/usr/bin/pki");
+    let (code, out) = common::peer(
+        pki,
+        &[
+            "--gen",
+            "--type",
+            "rsa",
+            "--size",
+            "2048",
+            "--outform",
+            "pem",
+        ],
+        dir,
+    );
+    assert_eq!(code, 0, "{out}");
+    std::fs::write(dir.join("key.pem"), first_pem(&out, "RSA PRIVATE KEY")).unwrap();
+    let url = format!("http://{}/scep/mail", server.public);
+    let (code, out) = common::peer(
+        pki,
+        &[
+            "--scep",
+            "--url",
+            &url,
+            "--in",
+            "key.pem",
+            "--dn",
+            "CN=laptop3",
+            "--password",
+            &challenge,
+            "--cacert-enc",
+            "ra.pem",
+            "--cacert-sig",
+            "ra.pem",
+            "--cacert",
+            "ca.pem",
+            "--cipher",
+            "des3",
+            "--outform",
+            "pem",
+        ],
+        dir,
+    );
+    assert_eq!(code, 0, "strongSwan failed: {out}\n{}", server.log_text());
+    assert!(out.contains("Issued certificate is trusted"), "{out}");
+    std::fs::write(dir.join("laptop3.pem"), first_pem(&out, "CERTIFICATE")).unwrap();
+    let text = openssl_ok(&["x509", "-in", "laptop3.pem", "-noout", "-text"], dir);
+    assert!(
+        text.contains("Subject: CN = laptop3") && text.contains("ecdsa-with-SHA256"),
+        "issued by the EC CA: {text}"
+    );
+    assert!(openssl_ok(&["verify", "-CAfile", "ca.pem", "laptop3.pem"], dir).contains(": OK"));
+    lint_clean(
+        "lint_pkix_cert",
+        &["-s", "WARNING"],
+        &[&dir.join("laptop3.pem")],
+        dir,
+    );
+}
+
+/// The first PEM block labelled `label` in `text` (tools mix them with log lines).
+fn first_pem(text: &str, label: &str) -> String {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut out: Vec<&str> = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.trim() == begin {
+            inside = true;
+        }
+        if inside {
+            out.push(line.trim());
+            if line.trim() == end {
+                break;
+            }
+        }
+    }
+    assert!(!out.is_empty(), "no {label} PEM in:\n{text}");
+    out.join("\n") + "\n"
+}
