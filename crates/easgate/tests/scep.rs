@@ -441,6 +441,69 @@ fn pki_operation_by_get_with_a_url_encoded_message() {
         "{}",
         server.log_text()
     );
+
+    // The same transaction again (a client retrying): success again, and no second certificate.
+    let (status, _, again) = http(
+        server.public,
+        "POST",
+        "/scep/mail?operation=PKIOperation",
+        &std::fs::read(&message).unwrap(),
+    );
+    assert_eq!(status, 200);
+    std::fs::write(dir.join("again.der"), &again).unwrap();
+    assert_eq!(
+        signed_attribute(dir, "again.der", "2.16.840.1.113733.1.9.3"),
+        "0",
+        "pkiStatus SUCCESS"
+    );
+    assert_eq!(
+        env.json(&["cert", "list", "--device", "watch1"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A message whose signature was altered: a signed failure CertRep with badMessageCheck.
+    let mut tampered = std::fs::read(&message).unwrap();
+    let at = tampered.len() - 10;
+    tampered[at] ^= 0xFF;
+    let (status, _, refused) = http(
+        server.public,
+        "POST",
+        "/scep/mail?operation=PKIOperation",
+        &tampered,
+    );
+    assert_eq!(status, 200);
+    std::fs::write(dir.join("refused.der"), &refused).unwrap();
+    assert_eq!(
+        signed_attribute(dir, "refused.der", "2.16.840.1.113733.1.9.3"),
+        "2",
+        "pkiStatus FAILURE"
+    );
+    assert_eq!(
+        signed_attribute(dir, "refused.der", "2.16.840.1.113733.1.9.4"),
+        "1",
+        "failInfo badMessageCheck"
+    );
+}
+
+/// The PrintableString value of a SCEP signed attribute of a CertRep, read by OpenSSL.
+fn signed_attribute(dir: &Path, file: &str, oid: &str) -> String {
+    let printed = openssl_ok(
+        &["cms", "-cmsout", "-print", "-inform", "DER", "-in", file],
+        dir,
+    );
+    let mut lines = printed
+        .lines()
+        .skip_while(|l| !l.contains(&format!("({oid})")));
+    lines
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("PRINTABLESTRING:")
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no {oid} in:\n{printed}"))
 }
 
 #[test]

@@ -22,6 +22,10 @@ pub struct ScepCertificates {
     pub ra_der: Option<Vec<u8>>,
 }
 
+fn secret_hash_bytes(data: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
+}
+
 fn static_challenge_key(ca: &str) -> String {
     format!("scep.static_challenge.{ca}")
 }
@@ -225,6 +229,28 @@ impl Easgate {
                 return Err((problem.clone(), None));
             }
             let (csr, cipher) = message.open(&recipient_pkcs8).map_err(|e| (e, None))?;
+            // A retried transaction (same transactionID, same key) gets the certificate it got
+            // the first time, not a refusal for the spent challenge.
+            let key_hash = easgate_pki::csr::parse_and_verify_der(&csr)
+                .map(|c| secret_hash_bytes(c.key.spki_der()))
+                .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
+            if let Some((known_key, serial)) = self
+                .store
+                .get_scep_transaction(ca, &message.transaction_id)
+                .await
+                .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?
+            {
+                if known_key == key_hash {
+                    if let Some(cert) = self
+                        .store
+                        .get_certificate(&serial, self.now().unix_timestamp())
+                        .await
+                        .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?
+                    {
+                        return Ok((cert.der, cipher));
+                    }
+                }
+            }
             let issued = match message.message_type {
                 MessageType::PkcsReq => {
                     let challenge =
@@ -336,6 +362,10 @@ impl Easgate {
                     ));
                 }
             };
+            self.store
+                .insert_scep_transaction(&self.ctx(), ca, &message.transaction_id, &key_hash, &issued.record.serial)
+                .await
+                .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
             let detail = format!(
                 "{:?} device {} serial {} transaction {} from {client}",
                 message.message_type,

@@ -120,6 +120,22 @@ pub trait Store: Send + Sync {
     /// expired, mark it used and return its device's uid; otherwise `None` (and nothing changes).
     async fn consume_scep_challenge(&self, ctx: &Ctx, hash_hex: &str) -> Result<Option<String>>;
 
+    /// A SCEP transaction answered earlier: (SHA-256 of the requested key, certificate serial).
+    async fn get_scep_transaction(
+        &self,
+        ca: &str,
+        transaction_id: &str,
+    ) -> Result<Option<(String, String)>>;
+    /// Remember a transaction answered with a certificate.
+    async fn insert_scep_transaction(
+        &self,
+        ctx: &Ctx,
+        ca: &str,
+        transaction_id: &str,
+        key_sha256: &str,
+        serial: &str,
+    ) -> Result<()>;
+
     /// Append an audit event that goes with no other change (e.g. how an enrollment arrived).
     async fn record_event(
         &self,

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_crls.sql"),
     include_str!("../migrations/sqlite/0003_scep.sql"),
+    include_str!("../migrations/sqlite/0004_scep_transactions.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -1100,6 +1101,40 @@ impl Store for SqliteStore {
                 }
                 None => Ok(None),
             }
+        })
+    }
+
+    async fn get_scep_transaction(
+        &self,
+        ca: &str,
+        transaction_id: &str,
+    ) -> Result<Option<(String, String)>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT t.key_sha256, t.serial FROM scep_transactions t JOIN cas c ON c.id = t.ca_id \
+                 WHERE c.name = ?1 AND t.transaction_id = ?2",
+            )?
+            .query_row([ca, transaction_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+        })
+    }
+
+    async fn insert_scep_transaction(
+        &self,
+        ctx: &Ctx,
+        ca: &str,
+        transaction_id: &str,
+        key_sha256: &str,
+        serial: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let ca_id = id_of(tx, "SELECT id FROM cas WHERE name = ?1", ca, "CA")?;
+            tx.execute(
+                "INSERT OR REPLACE INTO scep_transactions (ca_id, transaction_id, key_sha256, serial, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ca_id, transaction_id, key_sha256, serial, ctx.now],
+            )?;
+            Ok(())
         })
     }
 
