@@ -486,6 +486,76 @@ fn pki_operation_by_get_with_a_url_encoded_message() {
         "1",
         "failInfo badMessageCheck"
     );
+
+    // A message signed two days ago (signingTime): badTime.
+    let stale = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 2 * 86_400;
+    let challenge2 = enroll(&env, "watch2");
+    let (code, out) = common::peer(
+        &venv_python(),
+        &[
+            script.to_str().unwrap(),
+            &url,
+            &challenge2,
+            "watch2",
+            "stale.der",
+            &stale.to_string(),
+        ],
+        dir,
+    );
+    assert_eq!(code, 0, "{out}");
+    let (status, _, refused) = http(
+        server.public,
+        "POST",
+        "/scep/mail?operation=PKIOperation",
+        &std::fs::read(dir.join("stale.der")).unwrap(),
+    );
+    assert_eq!(status, 200);
+    std::fs::write(dir.join("stale-rep.der"), &refused).unwrap();
+    assert_eq!(
+        signed_attribute(dir, "stale-rep.der", "2.16.840.1.113733.1.9.4"),
+        "3",
+        "failInfo badTime"
+    );
+    assert_eq!(
+        env.json(&["cert", "list", "--device", "watch2"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // The same request signed now goes through (the challenge was not spent by the refusal).
+    let now = stale + 2 * 86_400;
+    let (code, out) = common::peer(
+        &venv_python(),
+        &[
+            script.to_str().unwrap(),
+            &url,
+            &challenge2,
+            "watch2",
+            "fresh.der",
+            &now.to_string(),
+        ],
+        dir,
+    );
+    assert_eq!(code, 0, "{out}");
+    let (status, _, _) = http(
+        server.public,
+        "POST",
+        "/scep/mail?operation=PKIOperation",
+        &std::fs::read(dir.join("fresh.der")).unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        env.json(&["cert", "list", "--device", "watch2"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// The PrintableString value of a SCEP signed attribute of a CertRep, read by OpenSSL.
@@ -638,4 +708,88 @@ fn first_pem(text: &str, label: &str) -> String {
     }
     assert!(!out.is_empty(), "no {label} PEM in:\n{text}");
     out.join("\n") + "\n"
+}
+
+#[test]
+fn certmonger_sends_pki_operation_by_get() {
+    let env = Env::new();
+    env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
+    env.ok(&[
+        "template",
+        "create",
+        "phones",
+        "--ca",
+        "mail",
+        "--subject",
+        "CN={DeviceUid}",
+        "--san",
+        "upn:{UserPrincipalName}",
+        "--san",
+        "email:{EmailAddress}",
+    ]);
+    env.ok(&[
+        "user",
+        "add",
+        "alice@corp.example",
+        "--email",
+        "alice@corp.example",
+    ]);
+    let challenge = enroll(&env, "desk9");
+    let server = env.serve(&[]);
+    let dir = env.dir.path();
+    // certmonger's helper sends a pkiMessage it is given (certmonger's daemon makes them); PyScep
+    // makes this one. scep-submit sends PKIOperation as GET with message=.
+    let url = format!("http://{}/scep/mail", server.public);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pyscep_message.py");
+    let (code, out) = common::peer(
+        &venv_python(),
+        &[script.to_str().unwrap(), &url, &challenge, "desk9", "m.der"],
+        dir,
+    );
+    assert_eq!(code, 0, "{out}");
+    use base64::Engine;
+    std::fs::write(
+        dir.join("m.b64"),
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join("m.der")).unwrap()),
+    )
+    .unwrap();
+    let ca = env.export_ca("mail");
+    let (_, out) = common::peer(
+        Path::new("/usr/lib/certmonger/scep-submit"),
+        &[
+            "-u",
+            &url,
+            "-r",
+            ca.to_str().unwrap(),
+            "-R",
+            ca.to_str().unwrap(),
+            "-g",
+            "m.b64",
+        ],
+        dir,
+    );
+    // scep-submit hands the (still encrypted) CertRep back to certmonger as PKCS#7.
+    std::fs::write(dir.join("rep.pem"), first_pem(&out, "PKCS7")).unwrap();
+    let printed = openssl_ok(
+        &[
+            "cms", "-cmsout", "-print", "-inform", "PEM", "-in", "rep.pem",
+        ],
+        dir,
+    );
+    assert!(printed.contains("(2.16.840.1.113733.1.9.3)"), "{printed}");
+    assert!(
+        server.log_text().lines().any(|l| l.contains("method=GET")
+            && l.contains("path=/scep/mail")
+            && l.contains("status=200"))
+            && server.log_text().contains("SCEP certificate issued"),
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(
+        env.json(&["cert", "list", "--device", "desk9"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

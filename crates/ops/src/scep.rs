@@ -11,6 +11,9 @@ use crate::devices::secret_hash;
 use crate::error::{OpsError, Result};
 use crate::Easgate;
 
+/// How far a request's signingTime may be from the server's clock (devices' clocks drift).
+pub const MAX_CLOCK_SKEW_SECS: i64 = 24 * 3600;
+
 /// How long an RA certificate lasts (it is renewed with the CA's lifetime in mind).
 pub const RA_VALIDITY_DAYS: u32 = 730;
 
@@ -227,6 +230,15 @@ impl Easgate {
         > = async {
             if let Some(problem) = &message.problem {
                 return Err((problem.clone(), None));
+            }
+            if let Some(signed_at) = message.signing_time {
+                let skew = (self.now().unix_timestamp() - signed_at).abs();
+                if skew > MAX_CLOCK_SKEW_SECS {
+                    return Err((
+                        ScepError::BadTime(format!("signed {skew} s away from this server's clock (at most {MAX_CLOCK_SKEW_SECS} s)")),
+                        None,
+                    ));
+                }
             }
             let (csr, cipher) = message.open(&recipient_pkcs8).map_err(|e| (e, None))?;
             // A retried transaction (same transactionID, same key) gets the certificate it got

@@ -193,3 +193,47 @@ fn spki_public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, ScepError> {
     }
     Ok(spki.subject_public_key.raw_bytes().to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FailInfo;
+
+    #[test]
+    fn ciphers_round_trip_and_unknown_algorithms_are_bad_alg() {
+        for cipher in [Cipher::Des, Cipher::Des3, Cipher::Aes128, Cipher::Aes256] {
+            let sealed = cipher.encrypt(b"a certificate signing request").unwrap();
+            assert_eq!(sealed.key.len(), cipher.key_len());
+            assert_eq!(
+                cipher
+                    .decrypt(&sealed.key, &sealed.iv, &sealed.ciphertext)
+                    .unwrap(),
+                b"a certificate signing request"
+            );
+            assert!(cipher
+                .decrypt(&sealed.key, &sealed.iv[..4], &sealed.ciphertext)
+                .is_err());
+            assert_eq!(Cipher::from_oid(cipher.oid()).unwrap(), cipher);
+        }
+        let rc2 = Cipher::from_oid("1.2.840.113549.3.2").unwrap_err();
+        assert_eq!(rc2.fail_info(), FailInfo::BadAlg);
+        assert_eq!(
+            digest("1.2.840.113549.2.5", b"md5")
+                .unwrap_err()
+                .fail_info(),
+            FailInfo::BadAlg
+        );
+        assert_eq!(
+            ScepError::BadTime("x".into()).fail_info(),
+            FailInfo::BadTime
+        );
+        assert_eq!(
+            ScepError::BadMessageCheck("x".into()).fail_info(),
+            FailInfo::BadMessageCheck
+        );
+        assert_eq!(
+            ScepError::BadRequest("x".into()).fail_info(),
+            FailInfo::BadRequest
+        );
+    }
+}

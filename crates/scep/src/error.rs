@@ -24,6 +24,8 @@ pub enum ScepError {
     BadMessageCheck(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("the message's signing time is too far from now: {0}")]
+    BadTime(String),
     #[error("cannot build the response: {0}")]
     Build(String),
 }
@@ -34,6 +36,7 @@ impl ScepError {
         match self {
             ScepError::BadAlg(_) => FailInfo::BadAlg,
             ScepError::BadMessageCheck(_) => FailInfo::BadMessageCheck,
+            ScepError::BadTime(_) => FailInfo::BadTime,
             _ => FailInfo::BadRequest,
         }
     }

@@ -25,6 +25,7 @@ pub(crate) mod oid {
     pub const TRANSACTION_ID: &str = "2.16.840.1.113733.1.9.7";
     pub const CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
     pub const MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
+    pub const SIGNING_TIME: &str = "1.2.840.113549.1.9.5";
     pub const CHALLENGE_PASSWORD: &str = "1.2.840.113549.1.9.7";
     pub const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
     pub const ENVELOPED_DATA: &str = "1.2.840.113549.1.7.3";

@@ -47,6 +47,8 @@ pub struct PkiMessage {
     pub signer_cert_der: Vec<u8>,
     /// The digest algorithm the requester used.
     pub digest_oid: String,
+    /// The signingTime attribute (Unix seconds), when the requester sent one.
+    pub signing_time: Option<i64>,
     /// Why the message failed its checks (signature, digest, algorithms), if it did: the
     /// fields above are still good enough to address a failure CertRep.
     pub problem: Option<ScepError>,
@@ -107,6 +109,7 @@ impl PkiMessage {
         let mut transaction_id = None;
         let mut sender_nonce = None;
         let mut message_digest = None;
+        let mut signing_time = None;
         for attr in signed_attrs.iter() {
             let Some(value) = attr.values.iter().next() else {
                 continue;
@@ -116,6 +119,7 @@ impl PkiMessage {
                 oid::TRANSACTION_ID => transaction_id = Some(printable(value)?),
                 oid::SENDER_NONCE => sender_nonce = Some(value.value().to_vec()),
                 oid::MESSAGE_DIGEST => message_digest = Some(value.value().to_vec()),
+                oid::SIGNING_TIME => signing_time = time_of(value),
                 _ => {}
             }
         }
@@ -150,6 +154,7 @@ impl PkiMessage {
         };
         let problem = check().err();
         Ok(PkiMessage {
+            signing_time,
             problem,
             message_type: message_type
                 .ok_or_else(|| ScepError::BadRequest("no messageType".into()))?,
@@ -261,6 +266,20 @@ impl PkiMessage {
     pub fn envelope(&self) -> &[u8] {
         &self.envelope_der
     }
+}
+
+/// A UTCTime or GeneralizedTime as Unix seconds.
+fn time_of(value: &der::Any) -> Option<i64> {
+    let duration = value
+        .decode_as::<der::asn1::UtcTime>()
+        .map(|t| t.to_unix_duration())
+        .or_else(|_| {
+            value
+                .decode_as::<der::asn1::GeneralizedTime>()
+                .map(|t| t.to_unix_duration())
+        })
+        .ok()?;
+    i64::try_from(duration.as_secs()).ok()
 }
 
 fn find_signer_cert(set: Option<&CertificateSet>) -> Option<x509_cert::Certificate> {

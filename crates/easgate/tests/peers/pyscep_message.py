@@ -1,4 +1,5 @@
-"""Build (not send) a PKCSReq PKIOperation message with PyScep: pyscep_message.py URL CHALLENGE CN OUT.
+"""Build (not send) a PKCSReq PKIOperation message with PyScep:
+pyscep_message.py URL CHALLENGE CN OUT [SIGNING_TIME_UNIX]
 
 The message is encrypted to the CA's SCEP recipient fetched from URL (GetCACaps/GetCACert)
 and written to OUT (DER), so the test can send it itself — e.g. by GET with message=.
@@ -12,6 +13,20 @@ from scep.Client.enums import MessageType
 from scep.Client.envelope import PKCSPKIEnvelopeBuilder
 
 url, challenge, cn, out = sys.argv[1:5]
+if len(sys.argv) > 5:
+    # Add a signingTime attribute (PyScep leaves it out, as NDES does).
+    import datetime
+    from asn1crypto.cms import CMSAttribute
+    from asn1crypto.core import UTCTime
+
+    when = datetime.datetime.fromtimestamp(int(sys.argv[5]), datetime.timezone.utc)
+    original_sign = Signer.sign
+
+    def sign_with_time(self, data, content_type, content_digest, cms_attributes):
+        cms_attributes = list(cms_attributes) + [CMSAttribute({"type": "signing_time", "values": [UTCTime(when)]})]
+        return original_sign(self, data, content_type, content_digest, cms_attributes)
+
+    Signer.sign = sign_with_time
 client = Client.Client(url)
 cacaps = client.get_ca_capabilities()
 ca_certs = client.get_ca_certs()
