@@ -138,6 +138,7 @@ fn scepclient_enrolls_renews_and_cannot_reuse_a_challenge() {
     .trim_start_matches("serial=")
     .to_string();
     assert_ne!(renewed, serial);
+    lint_clean("lint_pkix_cert", &["-s", "WARNING"], &[&cert], dir);
     let old = env.json(&["cert", "show", &serial]);
     assert_eq!(old["status"], "revoked");
     assert_eq!(old["revocation_reason"], "superseded");

@@ -246,13 +246,16 @@ impl Easgate {
             let key_hash = easgate_pki::csr::parse_and_verify_der(&csr)
                 .map(|c| secret_hash_bytes(c.key.spki_der()))
                 .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
+            // (PKCSReq only: clients reuse the transactionID of the first enrollment when they
+            // renew with the same key, and a renewal must not be answered with the old one.)
+            let replayable = message.message_type == MessageType::PkcsReq;
             if let Some((known_key, serial)) = self
                 .store
                 .get_scep_transaction(ca, &message.transaction_id)
                 .await
                 .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?
             {
-                if known_key == key_hash {
+                if replayable && known_key == key_hash {
                     if let Some(cert) = self
                         .store
                         .get_certificate(&serial, self.now().unix_timestamp())
@@ -374,10 +377,12 @@ impl Easgate {
                     ));
                 }
             };
-            self.store
-                .insert_scep_transaction(&self.ctx(), ca, &message.transaction_id, &key_hash, &issued.record.serial)
+            if replayable {
+                self.store
+                    .insert_scep_transaction(&self.ctx(), ca, &message.transaction_id, &key_hash, &issued.record.serial)
                 .await
                 .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
+            }
             let detail = format!(
                 "{:?} device {} serial {} transaction {} from {client}",
                 message.message_type,
