@@ -137,51 +137,78 @@ impl Easgate {
         let first = dns_names.first().ok_or_else(|| {
             OpsError::Invalid("a server certificate needs at least one DNS name".into())
         })?;
-        let subject = format!("CN={first}");
+        let sans = dns_names
+            .iter()
+            .map(|n| San {
+                kind: SanKind::Dns,
+                value: n.clone(),
+            })
+            .collect();
+        self.issue_service_certificate(ca, first, sans, KeyType::EcP256, Purpose::ServerAuth, 397)
+            .await
+    }
+
+    /// Issue a certificate easgate needs for itself (its TLS listeners, the SCEP RA): a fresh
+    /// key of `key_type`, subject `CN=common_name`, recorded with no device or template.
+    pub(crate) async fn issue_service_certificate(
+        &self,
+        ca: &str,
+        common_name: &str,
+        sans: Vec<San>,
+        key_type: KeyType,
+        purpose: Purpose,
+        validity_days: u32,
+    ) -> Result<(Vec<u8>, PrivateKey)> {
+        let subject = format!("CN={common_name}");
         let rendered = RenderedTemplate {
             subject_dn: easgate_pki::dn::split(&subject)?,
             subject,
-            sans: dns_names
-                .iter()
-                .map(|n| San {
-                    kind: SanKind::Dns,
-                    value: n.clone(),
-                })
-                .collect(),
+            sans,
         };
-        let key = KeyType::EcP256.generate()?;
+        let key = key_type.generate()?;
         let subject_key = SubjectKey::from_spki_der(&key.public_key_der())?;
         let authority = self.load_ca(ca).await?;
         let urls = PublicUrls::for_ca(&self.public_url().await?, ca);
-        let serial = Serial::random()?;
         let der = authority.issue_end_entity(&EndEntity {
-            purpose: Purpose::ServerAuth,
-            serial: &serial,
+            purpose,
+            serial: &Serial::random()?,
             template: &rendered,
             key: &subject_key,
             now: self.now(),
-            validity_days: 397,
+            validity_days,
             urls: &urls,
         })?;
-        let summary = summarize(&der)?;
+        self.record_service_certificate(ca, &der, subject_key.description())
+            .await?;
+        Ok((der, key))
+    }
+
+    /// Record a certificate easgate made for itself (no device or template).
+    pub(crate) async fn record_service_certificate(
+        &self,
+        ca: &str,
+        der: &[u8],
+        key_description: &str,
+    ) -> Result<()> {
+        let summary = summarize(der)?;
         self.store
             .insert_certificate(
                 &self.ctx(),
                 NewCertificate {
-                    serial: serial.to_hex(),
+                    serial: summary.serial.to_hex(),
                     ca: ca.to_string(),
                     device: None,
                     template: None,
                     subject: summary.subject,
                     sans: summary.sans,
-                    key_type: subject_key.description().to_string(),
+                    key_type: key_description.to_string(),
                     not_before: summary.not_before,
                     not_after: summary.not_after,
-                    der: der.clone(),
+                    der: der.to_vec(),
                 },
             )
             .await?;
-        Ok((der, key))
+        Ok(())
     }
 
     pub async fn list_certificates(

@@ -128,24 +128,12 @@ impl Easgate {
         let serial = Serial::random()?;
         let responder =
             easgate_pki::ocsp::Responder::issue(&authority, ca, &serial, self.now(), validity)?;
-        let summary = easgate_pki::summary::summarize(responder.cert_der())?;
-        self.store
-            .insert_certificate(
-                &self.ctx(),
-                easgate_store::NewCertificate {
-                    serial: serial.to_hex(),
-                    ca: ca.to_string(),
-                    device: None,
-                    template: None,
-                    subject: summary.subject,
-                    sans: summary.sans,
-                    key_type: responder.key().key_type().as_str().to_string(),
-                    not_before: summary.not_before,
-                    not_after: summary.not_after,
-                    der: responder.cert_der().to_vec(),
-                },
-            )
-            .await?;
+        self.record_service_certificate(
+            ca,
+            responder.cert_der(),
+            responder.key().key_type().as_str(),
+        )
+        .await?;
         Ok(responder)
     }
 }

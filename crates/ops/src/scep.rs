@@ -1,11 +1,9 @@
 //! SCEP set-up shared by the server and (later) the PKIOperation handler: the certificates a
 //! client encrypts to, and one-time device challenges.
 
-use easgate_pki::issue::{EndEntity, PublicUrls, Purpose, SubjectKey};
-use easgate_pki::summary::summarize;
-use easgate_pki::template::RenderedTemplate;
-use easgate_pki::{KeyType, PrivateKey, Serial};
-use easgate_store::{NewCertificate, ScepRa};
+use easgate_pki::issue::Purpose;
+use easgate_pki::{KeyType, PrivateKey};
+use easgate_store::ScepRa;
 
 use crate::devices::secret_hash;
 use crate::error::{OpsError, Result};
@@ -108,44 +106,15 @@ impl Easgate {
     }
 
     async fn issue_scep_ra(&self, ca: &str) -> Result<(Vec<u8>, PrivateKey)> {
-        let subject = format!("CN=easgate {ca} SCEP RA");
-        let rendered = RenderedTemplate {
-            subject_dn: easgate_pki::dn::split(&subject)?,
-            subject,
-            sans: Vec::new(),
-        };
-        let key = KeyType::Rsa2048.generate()?;
-        let subject_key = SubjectKey::from_spki_der(&key.public_key_der())?;
-        let authority = self.load_ca(ca).await?;
-        let serial = Serial::random()?;
-        let der = authority.issue_end_entity(&EndEntity {
-            purpose: Purpose::ScepRa,
-            serial: &serial,
-            template: &rendered,
-            key: &subject_key,
-            now: self.now(),
-            validity_days: RA_VALIDITY_DAYS,
-            urls: &PublicUrls::for_ca(&self.public_url().await?, ca),
-        })?;
-        let summary = summarize(&der)?;
-        self.store
-            .insert_certificate(
-                &self.ctx(),
-                NewCertificate {
-                    serial: serial.to_hex(),
-                    ca: ca.to_string(),
-                    device: None,
-                    template: None,
-                    subject: summary.subject,
-                    sans: summary.sans,
-                    key_type: subject_key.description().to_string(),
-                    not_before: summary.not_before,
-                    not_after: summary.not_after,
-                    der: der.clone(),
-                },
-            )
-            .await?;
-        Ok((der, key))
+        self.issue_service_certificate(
+            ca,
+            &format!("easgate {ca} SCEP RA"),
+            Vec::new(),
+            KeyType::Rsa2048,
+            Purpose::ScepRa,
+            RA_VALIDITY_DAYS,
+        )
+        .await
     }
 
     /// Set (or with `None` remove) CA `ca`'s static SCEP challenge, for setups where an MDM hands
