@@ -82,7 +82,18 @@ pub async fn serve(
         public.local_addr()?
     );
     eprintln!("easgate: admin listening on http://{}", admin.local_addr()?);
-    eprintln!("easgate: public URL {}", app.easgate.public_url().await?);
+    let public_url = app.easgate.public_url().await?;
+    eprintln!("easgate: public URL {public_url}");
+    let host = public_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .unwrap_or_default();
+    if !host.contains('.') && host.parse::<std::net::IpAddr>().is_err() {
+        eprintln!(
+            "easgate: note: `{host}` is not a fully qualified name; devices and Entra must reach the CRL and OCSP URLs in certificates: set --public-url"
+        );
+    }
 
     let (stop, stopped) = watch::channel(false);
     let follower = tokio::spawn(jobs::follow_changes(Arc::clone(&app), stopped.clone()));
