@@ -378,27 +378,7 @@ fn a_static_challenge_names_the_device_by_the_csr_cn() {
 fn pki_operation_by_get_with_a_url_encoded_message() {
     use base64::Engine;
     let env = Env::new();
-    env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
-    env.ok(&[
-        "template",
-        "create",
-        "phones",
-        "--ca",
-        "mail",
-        "--subject",
-        "CN={DeviceUid}",
-        "--san",
-        "upn:{UserPrincipalName}",
-        "--san",
-        "email:{EmailAddress}",
-    ]);
-    env.ok(&[
-        "user",
-        "add",
-        "alice@corp.example",
-        "--email",
-        "alice@corp.example",
-    ]);
+    rsa_mail_ca(&env);
     let challenge = enroll(&env, "watch1");
     let server = env.serve(&[]);
     let dir = env.dir.path();
@@ -495,25 +475,30 @@ fn pki_operation_by_get_with_a_url_encoded_message() {
         .as_secs()
         - 2 * 86_400;
     let challenge2 = enroll(&env, "watch2");
-    let (code, out) = common::peer(
-        &venv_python(),
-        &[
-            script.to_str().unwrap(),
-            &url,
-            &challenge2,
-            "watch2",
-            "stale.der",
-            &stale.to_string(),
-        ],
-        dir,
-    );
-    assert_eq!(code, 0, "{out}");
-    let (status, _, refused) = http(
-        server.public,
-        "POST",
-        "/scep/mail?operation=PKIOperation",
-        &std::fs::read(dir.join("stale.der")).unwrap(),
-    );
+    // Make a PKCSReq for watch2 signed at `at` (Unix seconds) and post it.
+    let post_signed_at = |file: &str, at: u64| {
+        let (code, out) = common::peer(
+            &venv_python(),
+            &[
+                script.to_str().unwrap(),
+                &url,
+                &challenge2,
+                "watch2",
+                file,
+                &at.to_string(),
+            ],
+            dir,
+        );
+        assert_eq!(code, 0, "{out}");
+        let body = std::fs::read(dir.join(file)).unwrap();
+        http(
+            server.public,
+            "POST",
+            "/scep/mail?operation=PKIOperation",
+            &body,
+        )
+    };
+    let (status, _, refused) = post_signed_at("stale.der", stale);
     assert_eq!(status, 200);
     std::fs::write(dir.join("stale-rep.der"), &refused).unwrap();
     assert_eq!(
@@ -529,26 +514,7 @@ fn pki_operation_by_get_with_a_url_encoded_message() {
         0
     );
     // The same request signed now goes through (the challenge was not spent by the refusal).
-    let now = stale + 2 * 86_400;
-    let (code, out) = common::peer(
-        &venv_python(),
-        &[
-            script.to_str().unwrap(),
-            &url,
-            &challenge2,
-            "watch2",
-            "fresh.der",
-            &now.to_string(),
-        ],
-        dir,
-    );
-    assert_eq!(code, 0, "{out}");
-    let (status, _, _) = http(
-        server.public,
-        "POST",
-        "/scep/mail?operation=PKIOperation",
-        &std::fs::read(dir.join("fresh.der")).unwrap(),
-    );
+    let (status, _, _) = post_signed_at("fresh.der", stale + 2 * 86_400);
     assert_eq!(status, 200);
     assert_eq!(
         env.json(&["cert", "list", "--device", "watch2"])
@@ -714,27 +680,7 @@ fn first_pem(text: &str, label: &str) -> String {
 #[test]
 fn certmonger_sends_pki_operation_by_get() {
     let env = Env::new();
-    env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
-    env.ok(&[
-        "template",
-        "create",
-        "phones",
-        "--ca",
-        "mail",
-        "--subject",
-        "CN={DeviceUid}",
-        "--san",
-        "upn:{UserPrincipalName}",
-        "--san",
-        "email:{EmailAddress}",
-    ]);
-    env.ok(&[
-        "user",
-        "add",
-        "alice@corp.example",
-        "--email",
-        "alice@corp.example",
-    ]);
+    rsa_mail_ca(&env);
     let challenge = enroll(&env, "desk9");
     let server = env.serve(&[]);
     let dir = env.dir.path();
@@ -793,4 +739,29 @@ fn certmonger_sends_pki_operation_by_get() {
             .len(),
         1
     );
+}
+
+/// CA `mail` (RSA-2048), template `phones` (CN={DeviceUid}, UPN and email SANs), user alice.
+fn rsa_mail_ca(env: &Env) {
+    env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
+    env.ok(&[
+        "template",
+        "create",
+        "phones",
+        "--ca",
+        "mail",
+        "--subject",
+        "CN={DeviceUid}",
+        "--san",
+        "upn:{UserPrincipalName}",
+        "--san",
+        "email:{EmailAddress}",
+    ]);
+    env.ok(&[
+        "user",
+        "add",
+        "alice@corp.example",
+        "--email",
+        "alice@corp.example",
+    ]);
 }
