@@ -19,6 +19,8 @@ use crate::Easgate;
 pub enum KeySource<'a> {
     /// A PKCS#10 request (PEM or DER); only its public key is used.
     Csr(&'a [u8]),
+    /// A key already taken from a verified request (SCEP).
+    Verified(SubjectKey),
     /// easgate makes the key (PKCS#12 delivery).
     Generate,
 }
@@ -70,6 +72,7 @@ impl Easgate {
         })?;
         let (subject_key, private_key) = match key {
             KeySource::Csr(bytes) => (csr::parse_and_verify(bytes)?.key, None),
+            KeySource::Verified(key) => (key, None),
             KeySource::Generate => {
                 let key_type: KeyType = template.key_type.parse()?;
                 let key = key_type.generate()?;

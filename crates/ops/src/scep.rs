@@ -1,9 +1,15 @@
-//! SCEP set-up shared by the server and (later) the PKIOperation handler: the certificates a
-//! client encrypts to, and one-time device challenges.
+//! SCEP policy: the certificates clients encrypt to (an RSA RA for EC CAs), one-time and static
+//! challenges, and answering PKIOperation — which device, which template, renewal, replay of a
+//! retried PKCSReq. The message codec is `easgate-scep`; this is what easgate decides with it.
 
 use easgate_pki::issue::Purpose;
+use easgate_pki::revocation::RevocationReason;
 use easgate_pki::{KeyType, PrivateKey};
+use easgate_scep::response::cert_rep;
+use easgate_scep::{CertRep, Cipher, MessageType, PkiMessage, ScepError, Signer};
 use easgate_store::ScepRa;
+
+use crate::certs::KeySource;
 
 use crate::devices::secret_hash;
 use crate::error::{OpsError, Result};
@@ -21,10 +27,6 @@ pub struct ScepCertificates {
     pub ca_der: Vec<u8>,
     /// The RSA decrypter for an EC CA; `None` when the CA's own RSA key decrypts.
     pub ra_der: Option<Vec<u8>>,
-}
-
-fn secret_hash_bytes(data: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
 }
 
 fn static_challenge_key(ca: &str) -> String {
@@ -171,241 +173,262 @@ pub struct ScepAnswer {
 pub struct UnreadableMessage(pub String);
 
 impl Easgate {
-    /// Answer one PKIOperation for CA `ca` (RFC 8894): verify, decrypt, check the one-time
-    /// challenge (PKCSReq), issue from the device's template, and return the signed CertRep.
-    /// Every refusal is a signed failure CertRep with its failInfo; only a body that is not a
-    /// SCEP message at all is an error.
+    /// Answer one PKIOperation for CA `ca` (RFC 8894) with a signed CertRep: the certificate,
+    /// or a failure with its failInfo. Only a body that is not a SCEP message at all gets no
+    /// CertRep (`UnreadableMessage`).
     pub async fn scep_pki_operation(
         &self,
         ca: &str,
         body: &[u8],
         client: &str,
     ) -> Result<std::result::Result<ScepAnswer, UnreadableMessage>> {
-        use easgate_scep::{CertRep, FailInfo, MessageType, PkiMessage, ScepError, Signer};
         let message = match PkiMessage::parse(body) {
             Ok(m) => m,
             Err(e) => return Ok(Err(UnreadableMessage(e.to_string()))),
         };
+        // The RA (EC CAs) or the CA itself (RSA CAs) decrypts requests and signs answers.
         let authority = self.load_ca(ca).await?;
-        let ra = self.scep_certificates(ca).await?.ra_der;
-        let ra_key = self.scep_ra_key(ca).await?;
-        let (signer_cert, recipient_pkcs8) = match (&ra, &ra_key) {
-            (Some(cert), Some(key)) => (cert.clone(), key.pkcs8_der()),
-            _ => (authority.cert_der().to_vec(), authority.key_pkcs8_der()),
+        let ra = match self.scep_certificates(ca).await?.ra_der {
+            Some(cert) => self.scep_ra_key(ca).await?.map(|key| (cert, key)),
+            None => None,
         };
-        let outcome: std::result::Result<
-            (Vec<u8>, easgate_scep::Cipher),
-            (ScepError, Option<easgate_scep::Cipher>),
-        > = async {
-            if let Some(problem) = &message.problem {
-                return Err((problem.clone(), None));
-            }
-            if let Some(signed_at) = message.signing_time {
-                let skew = (self.now().unix_timestamp() - signed_at).abs();
-                if skew > MAX_CLOCK_SKEW_SECS {
-                    return Err((
-                        ScepError::BadTime(format!("signed {skew} s away from this server's clock (at most {MAX_CLOCK_SKEW_SECS} s)")),
-                        None,
-                    ));
-                }
-            }
-            let (csr, cipher) = message.open(&recipient_pkcs8).map_err(|e| (e, None))?;
-            // A retried transaction (same transactionID, same key) gets the certificate it got
-            // the first time, not a refusal for the spent challenge.
-            let key_hash = easgate_pki::csr::parse_and_verify_der(&csr)
-                .map(|c| secret_hash_bytes(c.key.spki_der()))
-                .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
-            // (PKCSReq only: clients reuse the transactionID of the first enrollment when they
-            // renew with the same key, and a renewal must not be answered with the old one.)
-            let replayable = message.message_type == MessageType::PkcsReq;
-            if let Some((known_key, serial)) = self
-                .store
-                .get_scep_transaction(ca, &message.transaction_id)
-                .await
-                .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?
-            {
-                if replayable && known_key == key_hash {
-                    if let Some(cert) = self
-                        .store
-                        .get_certificate(&serial, self.now().unix_timestamp())
-                        .await
-                        .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?
-                    {
-                        return Ok((cert.der, cipher));
-                    }
-                }
-            }
-            let issued = match message.message_type {
-                MessageType::PkcsReq => {
-                    let challenge =
-                        easgate_scep::request::challenge_password(&csr).ok_or_else(|| {
-                            (
-                                ScepError::BadRequest(
-                                    "the request has no challenge password".into(),
-                                ),
-                                Some(cipher),
-                            )
-                        })?;
-                    let one_time = self
-                        .consume_scep_challenge(&challenge)
-                        .await
-                        .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
-                    let static_ok = match one_time {
-                        Some(_) => false,
-                        None => self
-                            .static_challenge_matches(ca, &challenge)
-                            .await
-                            .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?,
-                    };
-                    let device = match one_time {
-                        Some(device) => device,
-                        // The CA's static challenge: the device is the CSR's common name.
-                        None if static_ok => easgate_pki::csr::parse_and_verify_der(&csr)
-                            .ok()
-                            .and_then(|c| c.requested_common_name)
-                            .ok_or_else(|| {
-                                (
-                                    ScepError::BadRequest(
-                                        "with the static challenge the CSR's CN must name the device".into(),
-                                    ),
-                                    Some(cipher),
-                                )
-                            })?,
-                        None => {
-                            return Err((
-                                ScepError::BadRequest("the challenge is wrong, used or expired".into()),
-                                Some(cipher),
-                            ));
-                        }
-                    };
-                    let record = self
-                        .get_device(&device)
-                        .await
-                        .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
-                    let template = record.template.clone().ok_or_else(|| {
-                        (
-                            ScepError::BadRequest(format!("device `{device}` has no template")),
-                            Some(cipher),
-                        )
-                    })?;
-                    self.issue_certificate(&template, &device, crate::certs::KeySource::Csr(&csr))
-                        .await
-                        .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?
-                }
-                MessageType::RenewalReq => {
-                    // Signed by a current certificate of ours: a successor for the same device,
-                    // and the old one superseded once the new one exists.
-                    let refuse = |why: String| (ScepError::BadRequest(why), Some(cipher));
-                    let summary = easgate_pki::summary::summarize(&message.signer_cert_der)
-                        .map_err(|e| refuse(e.to_string()))?;
-                    let current = self
-                        .store
-                        .get_certificate(&summary.serial.to_hex(), self.now().unix_timestamp())
-                        .await
-                        .map_err(|e| refuse(e.to_string()))?
-                        .filter(|c| c.der == message.signer_cert_der && c.ca == ca)
-                        .ok_or_else(|| {
-                            refuse("the renewal is not signed by a certificate of this CA".into())
-                        })?;
-                    if current.status != easgate_store::CertStatus::Valid {
-                        return Err(refuse(format!(
-                            "certificate {} is {}",
-                            current.serial,
-                            current.status.as_str()
-                        )));
-                    }
-                    let device = current
-                        .device
-                        .clone()
-                        .ok_or_else(|| refuse("that certificate belongs to no device".into()))?;
-                    let record = self
-                        .get_device(&device)
-                        .await
-                        .map_err(|e| refuse(e.to_string()))?;
-                    let template = record
-                        .template
-                        .clone()
-                        .or(current.template.clone())
-                        .ok_or_else(|| refuse(format!("device `{device}` has no template")))?;
-                    let issued = self
-                        .issue_certificate(&template, &device, crate::certs::KeySource::Csr(&csr))
-                        .await
-                        .map_err(|e| refuse(e.to_string()))?;
-                    self.revoke_certificate(
-                        &current.serial,
-                        easgate_pki::revocation::RevocationReason::Superseded,
-                    )
-                    .await
-                    .map_err(|e| refuse(e.to_string()))?;
-                    issued
-                }
-                other => {
-                    return Err((
-                        ScepError::BadRequest(format!("{other:?} is not supported")),
-                        Some(cipher),
-                    ));
-                }
-            };
-            if replayable {
-                self.store
-                    .insert_scep_transaction(&self.ctx(), ca, &message.transaction_id, &key_hash, &issued.record.serial)
-                .await
-                .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
-            }
-            let detail = format!(
-                "{:?} device {} serial {} transaction {} from {client}",
-                message.message_type,
-                issued.record.device.as_deref().unwrap_or("-"),
-                issued.record.serial,
-                message.transaction_id
-            );
-            let ctx = easgate_store::Ctx { actor: format!("scep:{client}"), now: self.ctx().now };
-            self.store
-                .record_event(&ctx, "scep.enroll", "certificate", &issued.record.serial, &detail)
-                .await
-                .map_err(|e| (ScepError::BadRequest(e.to_string()), Some(cipher)))?;
-            Ok((issued.der, cipher))
-        }
-        .await;
+        let recipient_pkcs8 = match &ra {
+            Some((_, key)) => key.pkcs8_der(),
+            None => authority.key_pkcs8_der(),
+        };
+        let outcome = self.answer(ca, &message, &recipient_pkcs8, client).await;
+
         let sign = |data: &[u8]| -> std::result::Result<Vec<u8>, String> {
-            match &ra_key {
-                Some(key) => key.sign(data).map_err(|e| e.to_string()),
-                None => authority.sign(data).map_err(|e| e.to_string()),
+            match &ra {
+                Some((_, key)) => key.sign(data),
+                None => authority.sign(data),
             }
+            .map_err(|e| e.to_string())
         };
         let signer = Signer {
-            cert_der: &signer_cert,
+            cert_der: ra
+                .as_ref()
+                .map(|(cert, _)| cert.as_slice())
+                .unwrap_or(authority.cert_der()),
             sign: &sign,
         };
-
-        let (rep, refused) = match outcome {
+        let (body, refused) = match outcome {
             Ok((cert, cipher)) => (
-                easgate_scep::response::cert_rep(
+                cert_rep(
                     &message,
-                    &CertRep::Success { certs: &[&cert] },
-                    cipher,
+                    &CertRep::Success {
+                        certs: &[&cert],
+                        cipher,
+                    },
                     &signer,
                 ),
                 None,
             ),
-            Err((error, cipher)) => {
-                let info: FailInfo = error.fail_info();
-                (
-                    easgate_scep::response::cert_rep(
-                        &message,
-                        &CertRep::Failure(info),
-                        cipher.unwrap_or(easgate_scep::Cipher::Aes128),
-                        &signer,
-                    ),
-                    Some(error.to_string()),
-                )
-            }
+            Err(error) => (
+                cert_rep(&message, &CertRep::Failure(error.fail_info()), &signer),
+                Some(error.to_string()),
+            ),
         };
-        let body = rep.map_err(|e| OpsError::Invalid(e.to_string()))?;
         Ok(Ok(ScepAnswer {
-            body,
+            body: body.map_err(|e| OpsError::Invalid(e.to_string()))?,
             transaction_id: message.transaction_id.clone(),
             refused,
         }))
     }
+
+    /// From a parsed message to the certificate it earns (and the cipher to return it with).
+    async fn answer(
+        &self,
+        ca: &str,
+        message: &PkiMessage,
+        recipient_pkcs8: &[u8],
+        client: &str,
+    ) -> std::result::Result<(Vec<u8>, Cipher), ScepError> {
+        if let Some(problem) = &message.problem {
+            return Err(problem.clone());
+        }
+        if let Some(signed_at) = message.signing_time {
+            let skew = (self.now().unix_timestamp() - signed_at).abs();
+            if skew > MAX_CLOCK_SKEW_SECS {
+                return Err(ScepError::BadTime(format!(
+                    "signed {skew} s away from this server's clock (at most {MAX_CLOCK_SKEW_SECS} s)"
+                )));
+            }
+        }
+        let (csr_der, cipher) = message.open(recipient_pkcs8)?;
+        let csr = easgate_pki::csr::parse_and_verify_der(&csr_der).map_err(refused)?;
+        let key_hash = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            csr.key.spki_der(),
+        ));
+        let issued = match message.message_type {
+            MessageType::PkcsReq => {
+                // A retried transaction (same transactionID, same key) gets the certificate it
+                // got the first time, not a refusal for the spent challenge. (PKCSReq only:
+                // clients renew with the transactionID of their first enrollment.)
+                if let Some(der) = self
+                    .replayed(ca, &message.transaction_id, &key_hash)
+                    .await
+                    .map_err(refused)?
+                {
+                    return Ok((der, cipher));
+                }
+                let device = self.enrolling_device(ca, &csr_der, &csr).await?;
+                let issued = self.issue_for(&device, None, csr.key).await?;
+                self.store
+                    .insert_scep_transaction(
+                        &self.ctx(),
+                        ca,
+                        &message.transaction_id,
+                        &key_hash,
+                        &issued.record.serial,
+                    )
+                    .await
+                    .map_err(refused)?;
+                issued
+            }
+            MessageType::RenewalReq => self.renew(ca, &message.signer_cert_der, csr.key).await?,
+            other => return Err(ScepError::BadRequest(format!("{other:?} is not supported"))),
+        };
+        let detail = format!(
+            "{:?} device {} serial {} transaction {} from {client}",
+            message.message_type,
+            issued.record.device.as_deref().unwrap_or("-"),
+            issued.record.serial,
+            message.transaction_id
+        );
+        let ctx = easgate_store::Ctx {
+            actor: format!("scep:{client}"),
+            now: self.ctx().now,
+        };
+        self.store
+            .record_event(
+                &ctx,
+                "scep.enroll",
+                "certificate",
+                &issued.record.serial,
+                &detail,
+            )
+            .await
+            .map_err(refused)?;
+        Ok((issued.der, cipher))
+    }
+
+    /// The certificate a transaction already got, if it is the same transaction and key.
+    async fn replayed(
+        &self,
+        ca: &str,
+        transaction_id: &str,
+        key_hash: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let Some((known_key, serial)) = self.store.get_scep_transaction(ca, transaction_id).await?
+        else {
+            return Ok(None);
+        };
+        if known_key != key_hash {
+            return Ok(None);
+        }
+        let cert = self
+            .store
+            .get_certificate(&serial, self.now().unix_timestamp())
+            .await?;
+        Ok(cert.map(|c| c.der))
+    }
+
+    /// The device a PKCSReq enrolls: the one its one-time challenge belongs to (spending it),
+    /// or, with the CA's static challenge, the one the CSR's CN names.
+    async fn enrolling_device(
+        &self,
+        ca: &str,
+        csr_der: &[u8],
+        csr: &easgate_pki::csr::VerifiedCsr,
+    ) -> std::result::Result<String, ScepError> {
+        let challenge = easgate_scep::request::challenge_password(csr_der)
+            .ok_or_else(|| ScepError::BadRequest("the request has no challenge password".into()))?;
+        if let Some(device) = self
+            .consume_scep_challenge(&challenge)
+            .await
+            .map_err(refused)?
+        {
+            return Ok(device);
+        }
+        if self
+            .static_challenge_matches(ca, &challenge)
+            .await
+            .map_err(refused)?
+        {
+            return csr.requested_common_name.clone().ok_or_else(|| {
+                ScepError::BadRequest(
+                    "with the static challenge the CSR's CN must name the device".into(),
+                )
+            });
+        }
+        Err(ScepError::BadRequest(
+            "the challenge is wrong, used or expired".into(),
+        ))
+    }
+
+    /// Issue for `device` from its template (or `fallback_template`).
+    async fn issue_for(
+        &self,
+        device: &str,
+        fallback_template: Option<String>,
+        key: easgate_pki::issue::SubjectKey,
+    ) -> std::result::Result<crate::certs::Issued, ScepError> {
+        let record = self.get_device(device).await.map_err(refused)?;
+        let template = record
+            .template
+            .or(fallback_template)
+            .ok_or_else(|| ScepError::BadRequest(format!("device `{device}` has no template")))?;
+        self.issue_certificate(&template, device, KeySource::Verified(key))
+            .await
+            .map_err(refused)
+    }
+
+    /// RenewalReq: signed by a current certificate of ours; a successor for the same device,
+    /// and the old one superseded once the new one exists.
+    async fn renew(
+        &self,
+        ca: &str,
+        signer_cert_der: &[u8],
+        key: easgate_pki::issue::SubjectKey,
+    ) -> std::result::Result<crate::certs::Issued, ScepError> {
+        let serial = easgate_pki::summary::summarize(signer_cert_der)
+            .map_err(refused)?
+            .serial;
+        let current = self
+            .store
+            .get_certificate(&serial.to_hex(), self.now().unix_timestamp())
+            .await
+            .map_err(refused)?
+            .filter(|c| c.der == signer_cert_der && c.ca == ca)
+            .ok_or_else(|| {
+                ScepError::BadRequest(
+                    "the renewal is not signed by a certificate of this CA".into(),
+                )
+            })?;
+        if current.status != easgate_store::CertStatus::Valid {
+            return Err(ScepError::BadRequest(format!(
+                "certificate {} is {}",
+                current.serial,
+                current.status.as_str()
+            )));
+        }
+        let device = current
+            .device
+            .clone()
+            .ok_or_else(|| ScepError::BadRequest("that certificate belongs to no device".into()))?;
+        let issued = self
+            .issue_for(&device, current.template.clone(), key)
+            .await?;
+        self.revoke_certificate(&current.serial, RevocationReason::Superseded)
+            .await
+            .map_err(refused)?;
+        Ok(issued)
+    }
+}
+
+/// A failure that refuses the request (failInfo badRequest), with its reason for the log.
+fn refused(e: impl std::fmt::Display) -> ScepError {
+    ScepError::BadRequest(e.to_string())
 }

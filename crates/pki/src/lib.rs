@@ -20,7 +20,6 @@ pub mod key;
 pub mod ocsp;
 pub mod pkcs12;
 pub mod revocation;
-pub mod scep;
 pub mod sealed;
 pub mod serial;
 pub mod summary;

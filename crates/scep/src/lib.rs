@@ -13,7 +13,25 @@ pub mod response;
 pub use crypto::Cipher;
 pub use error::{FailInfo, ScepError};
 pub use request::{MessageType, PkiMessage};
-pub use response::{CertRep, Signer};
+pub use response::{certs_only, CertRep, Signer};
+
+/// GetCACaps: what easgate offers, one capability per line (RFC 8894 §3.5.2).
+pub const CAPABILITIES: &[&str] = &[
+    "POSTPKIOperation",
+    "SHA-256",
+    "SHA-1",
+    "AES",
+    "DES3",
+    "SCEPStandard",
+    "Renewal",
+];
+
+/// The GetCACaps body.
+pub fn capabilities_text() -> String {
+    let mut text = CAPABILITIES.join("\n");
+    text.push('\n');
+    text
+}
 
 /// The SCEP attribute OIDs (id-VeriSign 2.16.840.1.113733.1.9.*).
 pub(crate) mod oid {

@@ -22,8 +22,10 @@ pub struct Signer<'a> {
 /// What the CertRep says.
 pub enum CertRep<'a> {
     /// The issued certificate (and any chain to send with it, e.g. the CA).
+    /// Encrypted to the requester with the cipher it chose.
     Success {
         certs: &'a [&'a [u8]],
+        cipher: Cipher,
     },
     Failure(FailInfo),
 }
@@ -121,18 +123,17 @@ fn envelope(
     }))
 }
 
-/// Build the CertRep answering `request`, encrypting with `cipher` (the requester's choice).
+/// Build the CertRep answering `request`.
 pub fn cert_rep(
     request: &PkiMessage,
     outcome: &CertRep<'_>,
-    cipher: Cipher,
     signer: &Signer<'_>,
 ) -> Result<Vec<u8>, ScepError> {
     let content = match outcome {
-        CertRep::Success { certs } => Some(envelope(
-            &easgate_certs_only(certs),
+        CertRep::Success { certs, cipher } => Some(envelope(
+            &certs_only(certs),
             &request.signer_cert_der,
-            cipher,
+            *cipher,
         )?),
         CertRep::Failure(_) => None,
     };
@@ -226,8 +227,10 @@ pub fn cert_rep(
     }))
 }
 
-/// A certs-only PKCS#7 (degenerate SignedData).
-fn easgate_certs_only(certs: &[&[u8]]) -> Vec<u8> {
+/// A degenerate ("certs-only") PKCS#7 SignedData carrying `certs`: no content, no signers.
+/// The CertRep's inner content, and GetCACert's answer when an RA accompanies the CA
+/// (RFC 8894 §4.2.1.2).
+pub fn certs_only(certs: &[&[u8]]) -> Vec<u8> {
     yasna::construct_der(|w| {
         w.write_sequence(|w| {
             write_oid(w.next(), oid::SIGNED_DATA);

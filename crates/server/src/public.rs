@@ -224,7 +224,7 @@ async fn scep(
             .unwrap_or("")
     };
     match param("operation") {
-        "GetCACaps" => bytes_response("text/plain", easgate_pki::scep::capabilities_text()),
+        "GetCACaps" => bytes_response("text/plain", easgate_scep::capabilities_text()),
         "GetCACert" => bytes_response(ca.scep_ca_cert.0, ca.scep_ca_cert.1.as_ref().clone()),
         "PKIOperation" => {
             let message = if body.is_empty() {

@@ -99,7 +99,7 @@ impl CaState {
         let scep_ca_cert = match &scep.ra_der {
             Some(ra) => (
                 "application/x-x509-ca-ra-cert",
-                Arc::new(easgate_pki::scep::certs_only(&[&scep.ca_der, ra])),
+                Arc::new(easgate_scep::certs_only(&[&scep.ca_der, ra])),
             ),
             None => ("application/x-x509-ca-cert", Arc::new(scep.ca_der.clone())),
         };
