@@ -133,7 +133,7 @@ async fn ca_certificate(State(app): State<Arc<App>>, Path(file): Path<String>) -
         Some(ca) if pem => {
             bytes_response("application/x-pem-file", ca.cert_pem.as_str().to_owned())
         }
-        Some(ca) => bytes_response("application/pkix-cert", ca.cert_der.as_ref().clone()),
+        Some(ca) => bytes_response("application/pkix-cert", ca.cert_der.clone()),
         None => text(StatusCode::NOT_FOUND, format!("no CA named `{name}`\n")),
     }
 }
@@ -225,7 +225,7 @@ async fn scep(
     };
     match param("operation") {
         "GetCACaps" => bytes_response("text/plain", easgate_scep::capabilities_text()),
-        "GetCACert" => bytes_response(ca.scep_ca_cert.0, ca.scep_ca_cert.1.as_ref().clone()),
+        "GetCACert" => bytes_response(ca.scep_ca_cert.0, ca.scep_ca_cert.1.clone()),
         "PKIOperation" => {
             let message = if body.is_empty() {
                 let encoded = param("message");
@@ -356,7 +356,7 @@ fn answer_ocsp(app: &App, ca_name: &str, der: &[u8]) -> Response {
     });
     if let Some(key) = &cache_key {
         if let Some(der) = presigned(&ca, key) {
-            return ocsp_bytes(der.as_ref().clone());
+            return bytes_response("application/ocsp-response", der);
         }
     }
     let now = app.easgate.now();
@@ -379,12 +379,12 @@ fn answer_ocsp(app: &App, ca_name: &str, der: &[u8]) -> Response {
     }
 }
 
-fn presigned(ca: &CaState, key: &[u8]) -> Option<Arc<Vec<u8>>> {
+fn presigned(ca: &CaState, key: &[u8]) -> Option<Bytes> {
     let cache = ca.presigned.lock().ok()?;
     cache
         .get(key)
         .filter(|p| p.until > Instant::now())
-        .map(|p| Arc::clone(&p.der))
+        .map(|p| p.der.clone())
 }
 
 fn remember(ca: &CaState, key: Vec<u8>, der: &[u8], for_how_long: std::time::Duration) {
@@ -395,7 +395,7 @@ fn remember(ca: &CaState, key: Vec<u8>, der: &[u8], for_how_long: std::time::Dur
         cache.insert(
             key,
             Presigned {
-                der: Arc::new(der.to_vec()),
+                der: Bytes::copy_from_slice(der),
                 until: Instant::now() + for_how_long,
             },
         );

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use axum::body::Bytes;
 use easgate_ops::Easgate;
 use easgate_pki::input::to_pem;
 use easgate_pki::ocsp::{CertStatus, IssuerHashes, Responder};
@@ -48,28 +49,48 @@ impl Known {
 
 /// A response signed without a nonce, reusable until `until`.
 pub struct Presigned {
-    pub der: Arc<Vec<u8>>,
+    pub der: Bytes,
     pub until: Instant,
 }
 
 /// Most pre-signed OCSP responses kept per CA before the cache starts over.
 pub const PRESIGNED_MAX: usize = 100_000;
 
+/// A published CRL as served: what the refresh job compares, and the signed bytes, shared
+/// by every download rather than copied per request.
+pub struct ServedCrl {
+    pub number: i64,
+    pub base_number: Option<i64>,
+    pub this_update: i64,
+    pub der: Bytes,
+}
+
+impl From<Crl> for ServedCrl {
+    fn from(crl: Crl) -> Self {
+        ServedCrl {
+            number: crl.number,
+            base_number: crl.base_number,
+            this_update: crl.this_update,
+            der: Bytes::from(crl.der),
+        }
+    }
+}
+
 /// One CA's state.
 pub struct CaState {
     pub name: String,
-    pub cert_der: Arc<Vec<u8>>,
+    pub cert_der: Bytes,
     pub cert_pem: Arc<String>,
     pub hashes: IssuerHashes,
     pub responder: RwLock<Arc<Responder>>,
     pub known: RwLock<HashMap<Serial, Known>>,
-    pub full_crl: RwLock<Option<Arc<Crl>>>,
-    pub delta_crl: RwLock<Option<Arc<Crl>>>,
+    pub full_crl: RwLock<Option<Arc<ServedCrl>>>,
+    pub delta_crl: RwLock<Option<Arc<ServedCrl>>>,
     /// When a delta CRL must be made because of a revocation (none pending: `None`).
     pub delta_due: Mutex<Option<Instant>>,
     pub presigned: Mutex<HashMap<Vec<u8>, Presigned>>,
     /// The GetCACert answer: content type and body (the CA alone, or CA + RA as PKCS#7).
-    pub scep_ca_cert: (&'static str, Arc<Vec<u8>>),
+    pub scep_ca_cert: (&'static str, Bytes),
 }
 
 impl CaState {
@@ -99,9 +120,9 @@ impl CaState {
         let scep_ca_cert = match &scep.ra_der {
             Some(ra) => (
                 "application/x-x509-ca-ra-cert",
-                Arc::new(easgate_scep::certs_only(&[&scep.ca_der, ra])),
+                Bytes::from(easgate_scep::certs_only(&[&scep.ca_der, ra])),
             ),
-            None => ("application/x-x509-ca-cert", Arc::new(scep.ca_der.clone())),
+            None => ("application/x-x509-ca-cert", Bytes::from(scep.ca_der)),
         };
         let full = easgate
             .store
@@ -116,12 +137,12 @@ impl CaState {
         Ok(CaState {
             name: name.to_string(),
             cert_pem: Arc::new(to_pem("CERTIFICATE", &ca.cert_der)),
-            cert_der: Arc::new(ca.cert_der),
+            cert_der: Bytes::from(ca.cert_der),
             hashes,
             responder: RwLock::new(Arc::new(responder)),
             known: RwLock::new(known),
-            full_crl: RwLock::new(full.map(Arc::new)),
-            delta_crl: RwLock::new(delta.map(Arc::new)),
+            full_crl: RwLock::new(full.map(|c| Arc::new(c.into()))),
+            delta_crl: RwLock::new(delta.map(|c| Arc::new(c.into()))),
             delta_due: Mutex::new(None),
             presigned: Mutex::new(HashMap::new()),
             scep_ca_cert,
@@ -145,7 +166,7 @@ impl CaState {
         }
     }
 
-    pub fn crl(&self, scope: CrlScope) -> Option<Arc<Crl>> {
+    pub fn crl(&self, scope: CrlScope) -> Option<Arc<ServedCrl>> {
         let slot = match scope {
             CrlScope::Full => &self.full_crl,
             CrlScope::Delta => &self.delta_crl,
@@ -161,7 +182,7 @@ impl CaState {
         };
         if let Ok(mut current) = slot.write() {
             if current.as_ref().is_none_or(|c| c.number < crl.number) {
-                *current = Some(Arc::new(crl));
+                *current = Some(Arc::new(crl.into()));
             }
         }
     }
