@@ -54,26 +54,8 @@ fn enroll(env: &Env, uid: &str) -> String {
 fn scepclient_enrolls_renews_and_cannot_reuse_a_challenge() {
     let env = Env::new();
     env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
-    env.ok(&[
-        "template",
-        "create",
-        "phones",
-        "--ca",
-        "mail",
-        "--subject",
-        "CN={DeviceUid}",
-        "--san",
-        "email:{EmailAddress}",
-        "--san",
-        "upn:{UserPrincipalName}",
-    ]);
-    env.ok(&[
-        "user",
-        "add",
-        "alice@corp.example",
-        "--email",
-        "alice@mail.example",
-    ]);
+    env.phones_template("mail", "CN={DeviceUid}");
+    env.add_alice();
     let challenge = enroll(&env, "phone1");
     let server = env.serve(&[]);
     let url = format!("http://{}/scep/mail", server.public);
@@ -193,26 +175,8 @@ fn venv_python() -> std::path::PathBuf {
 fn pyscep_enrolls_with_aes_and_sha256() {
     let env = Env::new();
     env.ok(&["ca", "create", "mail", "--key", "rsa-3072"]);
-    env.ok(&[
-        "template",
-        "create",
-        "phones",
-        "--ca",
-        "mail",
-        "--subject",
-        "CN={DeviceUid},O=Corp",
-        "--san",
-        "upn:{UserPrincipalName}",
-        "--san",
-        "email:{EmailAddress}",
-    ]);
-    env.ok(&[
-        "user",
-        "add",
-        "alice@corp.example",
-        "--email",
-        "alice@mail.example",
-    ]);
+    env.phones_template("mail", "CN={DeviceUid},O=Corp");
+    env.add_alice();
     let challenge = enroll(&env, "tablet1");
     let server = env.serve(&[]);
     let dir = env.dir.path();
@@ -283,26 +247,8 @@ fn a_static_challenge_names_the_device_by_the_csr_cn() {
         "--scep-static-challenge",
         "Same-Secret-For-All",
     ]);
-    env.ok(&[
-        "template",
-        "create",
-        "phones",
-        "--ca",
-        "mail",
-        "--subject",
-        "CN={DeviceUid}",
-        "--san",
-        "upn:{UserPrincipalName}",
-        "--san",
-        "email:{EmailAddress}",
-    ]);
-    env.ok(&[
-        "user",
-        "add",
-        "alice@corp.example",
-        "--email",
-        "alice@corp.example",
-    ]);
+    env.phones_template("mail", "CN={DeviceUid}");
+    env.add_alice();
     enroll(&env, "kiosk7");
     let server = env.serve(&[]);
     let url = format!("http://{}/scep/mail", server.public);
@@ -547,26 +493,8 @@ fn signed_attribute(dir: &Path, file: &str, oid: &str) -> String {
 fn strongswan_enrolls_through_the_rsa_ra_of_an_ec_ca() {
     let env = Env::new();
     env.ok(&["ca", "create", "mail", "--key", "ec-p256"]);
-    env.ok(&[
-        "template",
-        "create",
-        "phones",
-        "--ca",
-        "mail",
-        "--subject",
-        "CN={DeviceUid}",
-        "--san",
-        "upn:{UserPrincipalName}",
-        "--san",
-        "email:{EmailAddress}",
-    ]);
-    env.ok(&[
-        "user",
-        "add",
-        "alice@corp.example",
-        "--email",
-        "alice@corp.example",
-    ]);
+    env.phones_template("mail", "CN={DeviceUid}");
+    env.add_alice();
     let challenge = enroll(&env, "laptop3");
     let server = env.serve(&[]);
     let dir = env.dir.path();
@@ -744,24 +672,6 @@ fn certmonger_sends_pki_operation_by_get() {
 /// CA `mail` (RSA-2048), template `phones` (CN={DeviceUid}, UPN and email SANs), user alice.
 fn rsa_mail_ca(env: &Env) {
     env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
-    env.ok(&[
-        "template",
-        "create",
-        "phones",
-        "--ca",
-        "mail",
-        "--subject",
-        "CN={DeviceUid}",
-        "--san",
-        "upn:{UserPrincipalName}",
-        "--san",
-        "email:{EmailAddress}",
-    ]);
-    env.ok(&[
-        "user",
-        "add",
-        "alice@corp.example",
-        "--email",
-        "alice@corp.example",
-    ]);
+    env.phones_template("mail", "CN={DeviceUid}");
+    env.add_alice();
 }

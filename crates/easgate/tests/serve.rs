@@ -170,26 +170,8 @@ fn crls_and_ocsp_satisfy_openssl_and_pkilint() {
     let env = Env::new();
     let mut server = env.serve(&["--delta-crl-delay", "1s"]);
     let dir = env.dir.path();
-    env.ok(&[
-        "template",
-        "create",
-        "phones",
-        "--ca",
-        "default",
-        "--subject",
-        "CN={DeviceUid}",
-        "--san",
-        "email:{EmailAddress}",
-        "--san",
-        "upn:{UserPrincipalName}",
-    ]);
-    env.ok(&[
-        "user",
-        "add",
-        "alice@corp.example",
-        "--email",
-        "alice@corp.example",
-    ]);
+    env.phones_template("default", "CN={DeviceUid}");
+    env.add_alice();
     env.ok(&[
         "device",
         "enroll",

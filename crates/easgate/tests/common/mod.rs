@@ -87,22 +87,25 @@ impl Env {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{out}"))
     }
 
-    /// CA `default` (EC P-256), template `phones` with email + UPN SANs, user alice, device dev1.
-    pub fn standard_setup(&self) {
-        self.ok(&["ca", "create", "default"]);
+    /// Template `phones` on CA `ca` with subject `subject` and SANs email + UPN.
+    pub fn phones_template(&self, ca: &str, subject: &str) {
         self.ok(&[
             "template",
             "create",
             "phones",
             "--ca",
-            "default",
+            ca,
             "--subject",
-            "CN={DeviceUid}",
+            subject,
             "--san",
             "email:{EmailAddress}",
             "--san",
             "upn:{UserPrincipalName}",
         ]);
+    }
+
+    /// User alice@corp.example, whose mail address is alice@mail.example.
+    pub fn add_alice(&self) {
         self.ok(&[
             "user",
             "add",
@@ -112,6 +115,13 @@ impl Env {
             "--name",
             "Alice",
         ]);
+    }
+
+    /// CA `default` (EC P-256), template `phones` with email + UPN SANs, user alice, device dev1.
+    pub fn standard_setup(&self) {
+        self.ok(&["ca", "create", "default"]);
+        self.phones_template("default", "CN={DeviceUid}");
+        self.add_alice();
         self.ok(&[
             "device",
             "enroll",
