@@ -68,6 +68,15 @@ pub fn folder_sync_inbox(sync_key: &str, inbox_id: &str) -> Result<Element, Wbxm
     Ok(root)
 }
 
+/// FolderSync answer "no changes" at `sync_key`.
+pub fn folder_sync_unchanged(sync_key: &str) -> Result<Element, WbxmlError> {
+    let ns = "FolderHierarchy";
+    Ok(el(ns, "FolderSync")?
+        .with(text(ns, "Status", "1")?)
+        .with(text(ns, "SyncKey", sync_key)?)
+        .with(el(ns, "Changes")?.with(text(ns, "Count", "0")?)))
+}
+
 /// A notice for the quarantined device's Inbox.
 #[derive(Clone, Debug)]
 pub struct Notice<'a> {

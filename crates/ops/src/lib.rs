@@ -5,6 +5,7 @@
 //! Every operation validates its whole input before the first write, and every write is one
 //! store transaction: bad input changes nothing.
 
+pub mod access;
 pub mod ca;
 pub mod certs;
 pub mod context;

@@ -8,7 +8,9 @@
 //! signature verification of foreign input (CSRs, certificates) to `x509-parser`.
 
 pub mod ca;
+pub mod client_cert;
 pub mod crl;
+pub mod crl_check;
 pub mod csr;
 pub mod dn;
 pub mod doctor;

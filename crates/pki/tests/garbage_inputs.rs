@@ -135,3 +135,56 @@ fn parsers_survive_mutated_input() {
         let _ = easgate_pki::sealed::MasterKey::from_text(&text);
     }
 }
+
+/// What the gateway reads: client certificates and trusted CAs' CRLs, real ones first, then
+/// mutated ones.
+#[test]
+fn gateway_readers_accept_real_input_and_survive_mutations() {
+    use easgate_pki::client_cert::read_client_certificate;
+    use easgate_pki::crl::{CrlParams, CrlScope, RevokedEntry};
+    use easgate_pki::crl_check::read_crl;
+    use easgate_pki::revocation::RevocationReason;
+
+    let now = time::OffsetDateTime::now_utc();
+    let ca = CertificateAuthority::create("CN=Trusted MDM", KeyType::EcP256, 30, now).unwrap();
+    let other = CertificateAuthority::create("CN=Other", KeyType::EcP256, 30, now).unwrap();
+    let (cert, _, _) = samples();
+    let read = read_client_certificate(&cert).unwrap();
+    assert_eq!(read.upns, ["a@b.example"]);
+    assert_eq!(read.emails, ["a@b.example"]);
+    assert!(read.client_auth);
+
+    let revoked = Serial::random().unwrap();
+    let entries = [RevokedEntry {
+        serial: revoked.clone(),
+        revoked_at: now,
+        reason: RevocationReason::KeyCompromise,
+        invalidity_date: None,
+    }];
+    let params = |scope, number| CrlParams {
+        number,
+        scope,
+        this_update: now,
+        next_update: now + time::Duration::hours(1),
+        entries: &entries,
+        freshest_crl_url: None,
+    };
+    let full = ca.sign_crl(&params(CrlScope::Full, 7)).unwrap();
+    let delta = ca
+        .sign_crl(&params(CrlScope::Delta { base_number: 7 }, 8))
+        .unwrap();
+    let list = read_crl(&full, ca.cert_der()).unwrap();
+    assert!(list.revoked.contains(&revoked));
+    assert_eq!((list.number, list.delta_base), (Some(7), None));
+    let list = read_crl(&delta, ca.cert_der()).unwrap();
+    assert_eq!((list.number, list.delta_base), (Some(8), Some(7)));
+    // Signed by someone else: refused.
+    assert!(read_crl(&full, other.cert_der()).is_err());
+
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..4000 {
+        let _ = read_client_certificate(&mutate(&cert, &mut rng));
+        let _ = read_crl(&mutate(&full, &mut rng), ca.cert_der());
+        let _ = read_crl(&mutate(&delta, &mut rng), ca.cert_der());
+    }
+}

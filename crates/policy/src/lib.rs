@@ -7,6 +7,7 @@
 //! decided it, which is what the decision log and `policy test` (what-if) show.
 
 mod cidr;
+mod words;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,6 +18,9 @@ use easgate_activesync::{Client, Platform};
 use serde::{Deserialize, Serialize};
 
 pub use cidr::{Cidr, CidrError};
+pub use words::{
+    parse_action, parse_client, parse_device_state, parse_platform, RuleError, RuleWords, WordError,
+};
 
 /// What happens to a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 mod error;
 pub mod model;
 mod sqlite;
+mod sqlite_gateway;
 
 use std::sync::Arc;
 
@@ -148,6 +149,37 @@ pub trait Store: Send + Sync {
 
     /// Audit events at or after `since`, oldest first.
     async fn list_audit(&self, since: i64) -> Result<Vec<AuditEvent>>;
+
+    /// Add an access rule (its name unique).
+    async fn insert_rule(&self, ctx: &Ctx, rule: AccessRule) -> Result<()>;
+    async fn list_rules(&self) -> Result<Vec<AccessRule>>;
+    async fn remove_rule(&self, ctx: &Ctx, name: &str) -> Result<()>;
+
+    /// Set (or replace) the override of one EAS DeviceId.
+    async fn set_override(
+        &self,
+        ctx: &Ctx,
+        eas_device_id: &str,
+        action: &str,
+        reason: Option<&str>,
+    ) -> Result<()>;
+    /// Remove an override; `false` if there was none.
+    async fn clear_override(&self, ctx: &Ctx, eas_device_id: &str) -> Result<bool>;
+    async fn list_overrides(&self) -> Result<Vec<EasOverride>>;
+
+    /// Write partnerships as the gateway last saw them (insert or replace each, one
+    /// transaction). No audit event or change row: this is the gateway's running record.
+    async fn save_partnerships(&self, partnerships: &[Partnership]) -> Result<()>;
+    /// Partnerships, of one user or all, by user then DeviceId.
+    async fn list_partnerships(&self, user: Option<&str>) -> Result<Vec<Partnership>>;
+    /// Every partnership of one EAS DeviceId (normally one).
+    async fn get_partnerships(&self, eas_device_id: &str) -> Result<Vec<Partnership>>;
+    /// Remove every partnership and the override of one EAS DeviceId; the number removed.
+    async fn clear_partnerships(&self, ctx: &Ctx, eas_device_id: &str) -> Result<usize>;
+
+    /// Record certificate-to-DeviceId bindings not yet recorded (an existing binding is kept).
+    async fn save_bindings(&self, bindings: &[CertificateBinding]) -> Result<()>;
+    async fn list_bindings(&self) -> Result<Vec<CertificateBinding>>;
 }
 
 /// Open the store a database URL names: `sqlite://PATH` (created if missing). PostgreSQL URLs

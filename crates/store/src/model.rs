@@ -299,3 +299,63 @@ pub struct ScepRa {
     pub cert_der: Vec<u8>,
     pub key_sealed: Vec<u8>,
 }
+
+/// An access rule as stored. Conditions are contract words (`ios`, `managed`, `10.0.0.0/8`);
+/// the policy crate parses them. An empty list matches anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AccessRule {
+    pub name: String,
+    pub priority: i32,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub platforms: Vec<String>,
+    pub clients: Vec<String>,
+    pub device_states: Vec<String>,
+    pub networks: Vec<String>,
+    pub action: String,
+}
+
+/// An admin's decision for one EAS DeviceId, evaluated before the rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EasOverride {
+    pub eas_device_id: String,
+    pub action: String,
+    pub reason: Option<String>,
+    pub created_at: i64,
+}
+
+/// A device partnership: one (user, EAS DeviceId) the gateway has seen, like Exchange's
+/// Get-MobileDevice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Partnership {
+    pub user: String,
+    pub eas_device_id: String,
+    pub device_type: Option<String>,
+    pub model: Option<String>,
+    pub os: Option<String>,
+    pub friendly_name: Option<String>,
+    pub user_agent: Option<String>,
+    pub client: String,
+    pub platform: String,
+    pub protocol: Option<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Last request that reached the mailbox (allowed), if any.
+    pub last_sync: Option<i64>,
+    pub last_command: Option<String>,
+    pub cert_serial: Option<String>,
+    /// `managed` or `unmanaged`, as of the last request.
+    pub device_state: String,
+    /// `allow`, `block` or `quarantine`: the last decision.
+    pub access_state: String,
+    pub access_reason: String,
+}
+
+/// A client certificate's first EAS DeviceId.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CertificateBinding {
+    pub serial: String,
+    pub eas_device_id: String,
+    pub user: String,
+    pub bound_at: i64,
+}

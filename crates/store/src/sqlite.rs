@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Result, StoreError};
 use crate::model::*;
+use crate::sqlite_gateway as gw;
 use crate::Store;
 
 /// Reader connections kept open (one per core of the machines easgate targets).
@@ -27,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_crls.sql"),
     include_str!("../migrations/sqlite/0003_scep.sql"),
     include_str!("../migrations/sqlite/0004_scep_transactions.sql"),
+    include_str!("../migrations/sqlite/0005_gateway.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -258,7 +260,7 @@ fn insert_certificate(tx: &Connection, ctx: &Ctx, cert: &NewCertificate) -> Resu
     )
 }
 
-fn unique_violation(e: rusqlite::Error, kind: &'static str, key: &str) -> StoreError {
+pub(crate) fn unique_violation(e: rusqlite::Error, kind: &'static str, key: &str) -> StoreError {
     match &e {
         rusqlite::Error::SqliteFailure(err, _)
             if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
@@ -274,7 +276,7 @@ fn unique_violation(e: rusqlite::Error, kind: &'static str, key: &str) -> StoreE
 }
 
 /// Append the audit event and the change-feed row of a change, inside its transaction.
-fn record(
+pub(crate) fn record(
     tx: &Connection,
     ctx: &Ctx,
     action: &str,
@@ -304,13 +306,13 @@ fn id_of(conn: &Connection, sql: &str, key: &str, kind: &'static str) -> Result<
         .ok_or_else(|| StoreError::not_found(kind, key))
 }
 
-fn json_list(text: &str) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn json_list(text: &str) -> rusqlite::Result<Vec<String>> {
     serde_json::from_str(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
-fn to_json(list: &[String]) -> String {
+pub(crate) fn to_json(list: &[String]) -> String {
     serde_json::Value::from(list.to_vec()).to_string()
 }
 
@@ -1165,5 +1167,59 @@ impl Store for SqliteStore {
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
+    }
+
+    async fn insert_rule(&self, ctx: &Ctx, rule: AccessRule) -> Result<()> {
+        self.write(|tx| gw::insert_rule(tx, ctx, &rule))
+    }
+
+    async fn list_rules(&self) -> Result<Vec<AccessRule>> {
+        self.read(gw::list_rules)
+    }
+
+    async fn remove_rule(&self, ctx: &Ctx, name: &str) -> Result<()> {
+        self.write(|tx| gw::remove_rule(tx, ctx, name))
+    }
+
+    async fn set_override(
+        &self,
+        ctx: &Ctx,
+        eas_device_id: &str,
+        action: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        self.write(|tx| gw::set_override(tx, ctx, eas_device_id, action, reason))
+    }
+
+    async fn clear_override(&self, ctx: &Ctx, eas_device_id: &str) -> Result<bool> {
+        self.write(|tx| gw::clear_override(tx, ctx, eas_device_id))
+    }
+
+    async fn list_overrides(&self) -> Result<Vec<EasOverride>> {
+        self.read(gw::list_overrides)
+    }
+
+    async fn save_partnerships(&self, partnerships: &[Partnership]) -> Result<()> {
+        self.write(|tx| gw::save_partnerships(tx, partnerships))
+    }
+
+    async fn list_partnerships(&self, user: Option<&str>) -> Result<Vec<Partnership>> {
+        self.read(|c| gw::list_partnerships(c, user))
+    }
+
+    async fn get_partnerships(&self, eas_device_id: &str) -> Result<Vec<Partnership>> {
+        self.read(|c| gw::get_partnerships(c, eas_device_id))
+    }
+
+    async fn clear_partnerships(&self, ctx: &Ctx, eas_device_id: &str) -> Result<usize> {
+        self.write(|tx| gw::clear_partnerships(tx, ctx, eas_device_id))
+    }
+
+    async fn save_bindings(&self, bindings: &[CertificateBinding]) -> Result<()> {
+        self.write(|tx| gw::save_bindings(tx, bindings))
+    }
+
+    async fn list_bindings(&self) -> Result<Vec<CertificateBinding>> {
+        self.read(gw::list_bindings)
     }
 }

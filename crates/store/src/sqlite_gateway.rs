@@ -1,0 +1,233 @@
+//! SQLite statements for what the gateway decides with (access rules, overrides) and what it
+//! has seen (partnerships, certificate bindings). Kept apart from `sqlite.rs`, which holds the
+//! PKI and directory records.
+
+use rusqlite::{params, Connection, Row};
+
+use crate::error::{Result, StoreError};
+use crate::model::{AccessRule, CertificateBinding, Ctx, EasOverride, Partnership};
+use crate::sqlite::{json_list, record, to_json, unique_violation};
+
+pub(crate) fn insert_rule(tx: &Connection, ctx: &Ctx, rule: &AccessRule) -> Result<()> {
+    tx.execute(
+        "INSERT INTO access_rules (name, priority, users, groups, platforms, clients, device_states, networks, action, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            rule.name,
+            rule.priority,
+            to_json(&rule.users),
+            to_json(&rule.groups),
+            to_json(&rule.platforms),
+            to_json(&rule.clients),
+            to_json(&rule.device_states),
+            to_json(&rule.networks),
+            rule.action,
+            ctx.now
+        ],
+    )
+    .map_err(|e| unique_violation(e, "access rule", &rule.name))?;
+    record(
+        tx,
+        ctx,
+        "policy.add",
+        "rule",
+        &rule.name,
+        &format!("priority {} action {}", rule.priority, rule.action),
+    )
+}
+
+fn rule_from_row(row: &Row<'_>) -> rusqlite::Result<AccessRule> {
+    Ok(AccessRule {
+        name: row.get("name")?,
+        priority: row.get("priority")?,
+        users: json_list(&row.get::<_, String>("users")?)?,
+        groups: json_list(&row.get::<_, String>("groups")?)?,
+        platforms: json_list(&row.get::<_, String>("platforms")?)?,
+        clients: json_list(&row.get::<_, String>("clients")?)?,
+        device_states: json_list(&row.get::<_, String>("device_states")?)?,
+        networks: json_list(&row.get::<_, String>("networks")?)?,
+        action: row.get("action")?,
+    })
+}
+
+pub(crate) fn list_rules(c: &Connection) -> Result<Vec<AccessRule>> {
+    let mut stmt = c.prepare_cached("SELECT * FROM access_rules ORDER BY priority, name")?;
+    let rows = stmt.query_map([], rule_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn remove_rule(tx: &Connection, ctx: &Ctx, name: &str) -> Result<()> {
+    if tx.execute("DELETE FROM access_rules WHERE name = ?1", [name])? == 0 {
+        return Err(StoreError::not_found("access rule", name));
+    }
+    record(tx, ctx, "policy.remove", "rule", name, "")
+}
+
+pub(crate) fn set_override(
+    tx: &Connection,
+    ctx: &Ctx,
+    eas_device_id: &str,
+    action: &str,
+    reason: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO eas_overrides (eas_device_id, action, reason, created_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (eas_device_id) DO UPDATE SET action = excluded.action, reason = excluded.reason, created_at = excluded.created_at",
+        params![eas_device_id, action, reason, ctx.now],
+    )?;
+    record(
+        tx,
+        ctx,
+        &format!("eas.{action}"),
+        "override",
+        eas_device_id,
+        reason.unwrap_or(""),
+    )
+}
+
+pub(crate) fn clear_override(tx: &Connection, ctx: &Ctx, eas_device_id: &str) -> Result<bool> {
+    let removed = tx.execute(
+        "DELETE FROM eas_overrides WHERE eas_device_id = ?1",
+        [eas_device_id],
+    )? > 0;
+    if removed {
+        record(tx, ctx, "eas.override.clear", "override", eas_device_id, "")?;
+    }
+    Ok(removed)
+}
+
+pub(crate) fn list_overrides(c: &Connection) -> Result<Vec<EasOverride>> {
+    let mut stmt = c.prepare_cached("SELECT * FROM eas_overrides ORDER BY eas_device_id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(EasOverride {
+            eas_device_id: r.get("eas_device_id")?,
+            action: r.get("action")?,
+            reason: r.get("reason")?,
+            created_at: r.get("created_at")?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn save_partnerships(tx: &Connection, partnerships: &[Partnership]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO eas_partnerships (user, eas_device_id, device_type, model, os, friendly_name, user_agent, client, platform, protocol, \
+         first_seen, last_seen, last_sync, last_command, cert_serial, device_state, access_state, access_reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+         ON CONFLICT (user, eas_device_id) DO UPDATE SET device_type = excluded.device_type, model = excluded.model, \
+         os = excluded.os, friendly_name = excluded.friendly_name, user_agent = excluded.user_agent, client = excluded.client, \
+         platform = excluded.platform, protocol = excluded.protocol, first_seen = MIN(first_seen, excluded.first_seen), \
+         last_seen = excluded.last_seen, last_sync = excluded.last_sync, last_command = excluded.last_command, \
+         cert_serial = excluded.cert_serial, device_state = excluded.device_state, access_state = excluded.access_state, \
+         access_reason = excluded.access_reason",
+    )?;
+    for p in partnerships {
+        stmt.execute(params![
+            p.user,
+            p.eas_device_id,
+            p.device_type,
+            p.model,
+            p.os,
+            p.friendly_name,
+            p.user_agent,
+            p.client,
+            p.platform,
+            p.protocol,
+            p.first_seen,
+            p.last_seen,
+            p.last_sync,
+            p.last_command,
+            p.cert_serial,
+            p.device_state,
+            p.access_state,
+            p.access_reason
+        ])?;
+    }
+    Ok(())
+}
+
+fn partnership_from_row(r: &Row<'_>) -> rusqlite::Result<Partnership> {
+    Ok(Partnership {
+        user: r.get("user")?,
+        eas_device_id: r.get("eas_device_id")?,
+        device_type: r.get("device_type")?,
+        model: r.get("model")?,
+        os: r.get("os")?,
+        friendly_name: r.get("friendly_name")?,
+        user_agent: r.get("user_agent")?,
+        client: r.get("client")?,
+        platform: r.get("platform")?,
+        protocol: r.get("protocol")?,
+        first_seen: r.get("first_seen")?,
+        last_seen: r.get("last_seen")?,
+        last_sync: r.get("last_sync")?,
+        last_command: r.get("last_command")?,
+        cert_serial: r.get("cert_serial")?,
+        device_state: r.get("device_state")?,
+        access_state: r.get("access_state")?,
+        access_reason: r.get("access_reason")?,
+    })
+}
+
+pub(crate) fn list_partnerships(c: &Connection, user: Option<&str>) -> Result<Vec<Partnership>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT * FROM eas_partnerships WHERE ?1 IS NULL OR user = ?1 ORDER BY user, eas_device_id",
+    )?;
+    let rows = stmt.query_map([user], partnership_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn get_partnerships(c: &Connection, eas_device_id: &str) -> Result<Vec<Partnership>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT * FROM eas_partnerships WHERE eas_device_id = ?1 ORDER BY last_seen DESC",
+    )?;
+    let rows = stmt.query_map([eas_device_id], partnership_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn clear_partnerships(tx: &Connection, ctx: &Ctx, eas_device_id: &str) -> Result<usize> {
+    let removed = tx.execute(
+        "DELETE FROM eas_partnerships WHERE eas_device_id = ?1",
+        [eas_device_id],
+    )?;
+    let override_removed = tx.execute(
+        "DELETE FROM eas_overrides WHERE eas_device_id = ?1",
+        [eas_device_id],
+    )?;
+    if removed == 0 && override_removed == 0 {
+        return Err(StoreError::not_found("EAS device", eas_device_id));
+    }
+    record(
+        tx,
+        ctx,
+        "eas.clear",
+        "override",
+        eas_device_id,
+        &format!("{removed} partnership(s)"),
+    )?;
+    Ok(removed)
+}
+
+pub(crate) fn save_bindings(tx: &Connection, bindings: &[CertificateBinding]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO certificate_bindings (serial, eas_device_id, user, bound_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (serial) DO NOTHING",
+    )?;
+    for b in bindings {
+        stmt.execute(params![b.serial, b.eas_device_id, b.user, b.bound_at])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn list_bindings(c: &Connection) -> Result<Vec<CertificateBinding>> {
+    let mut stmt = c.prepare_cached("SELECT * FROM certificate_bindings ORDER BY serial")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(CertificateBinding {
+            serial: r.get("serial")?,
+            eas_device_id: r.get("eas_device_id")?,
+            user: r.get("user")?,
+            bound_at: r.get("bound_at")?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
