@@ -47,10 +47,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run easgate: public PKI (CA certificates, CRLs, OCSP) and admin listeners. On an empty
-    /// data directory it first creates the master key, database, CA `default`, the gateway's
-    /// TLS certificate and an admin token.
-    Serve(ServeArgs),
+    /// Run easgate: EAS gateway, public PKI (CA certificates, CRLs, OCSP) and admin listeners.
+    /// On an empty data directory it first creates the master key, database, CA `default`,
+    /// the gateway's TLS certificate and an admin token.
+    Serve(Box<ServeArgs>),
     /// Certificate authorities: one per protected mail service.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -75,6 +75,13 @@ pub enum Command {
     /// Revocation lists: publish a full or delta CRL now.
     #[command(subcommand)]
     Crl(CrlCommand),
+    /// Access rules of the gateway: ordered rules, the default action, what-if.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// EAS device partnerships the gateway has seen (like Get-MobileDevice), and per-device
+    /// allow/block/quarantine decisions that come before every rule.
+    #[command(subcommand)]
+    Eas(EasCommand),
     /// Show admin actions recorded in the audit trail.
     Audit(AuditArgs),
 }
@@ -92,12 +99,58 @@ pub struct ServeArgs {
     /// Admin listener [default: 127.0.0.1:9090].
     #[arg(long, env = "EASGATE_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<String>,
-    /// Gateway listener (accepted; the EAS gateway is not in this build yet).
+    /// EAS gateway listener (TLS; client certificate requested) [default: 0.0.0.0:8443].
     #[arg(long, env = "EASGATE_GATEWAY_LISTEN", value_name = "ADDR")]
     pub gateway_listen: Option<String>,
-    /// Upstream mail server URL (accepted; the EAS gateway is not in this build yet).
+    /// The mail server's ActiveSync endpoint that allowed requests go to, e.g.
+    /// https://mail.corp.example/Microsoft-Server-ActiveSync (the query string is passed on).
+    /// Without it devices are still checked and recorded; allowed requests get 502.
     #[arg(long, env = "EASGATE_UPSTREAM", value_name = "URL")]
     pub upstream: Option<String>,
+    /// Extra CA certificates (PEM) the upstream's TLS certificate may chain to (besides the
+    /// system's).
+    #[arg(long, env = "EASGATE_UPSTREAM_CA", value_name = "FILE")]
+    pub upstream_ca: Option<String>,
+    /// How the upstream learns the user: `passthrough` forwards the device's Authorization;
+    /// `trusted-header` drops it and sets --upstream-user-header to the certificate's UPN
+    /// [default: passthrough].
+    #[arg(long, env = "EASGATE_UPSTREAM_AUTH", value_name = "MODE")]
+    pub upstream_auth: Option<String>,
+    /// Header carrying the user in trusted-header mode (any client copy is removed)
+    /// [default: X-Remote-User].
+    #[arg(long, env = "EASGATE_UPSTREAM_USER_HEADER", value_name = "NAME")]
+    pub upstream_user_header: Option<String>,
+    /// Longest wait for the upstream's answer, except Ping and Sync, which may wait up to an
+    /// hour [default: 120s].
+    #[arg(long, env = "EASGATE_UPSTREAM_TIMEOUT", value_name = "DURATION")]
+    pub upstream_timeout: Option<String>,
+    /// The gateway's TLS certificate chain (PEM) [default: DATA/gateway.pem, made at first start].
+    #[arg(
+        long,
+        env = "EASGATE_GATEWAY_CERT",
+        value_name = "FILE",
+        requires = "gateway_key"
+    )]
+    pub gateway_cert: Option<String>,
+    /// The key of --gateway-cert (PEM).
+    #[arg(
+        long,
+        env = "EASGATE_GATEWAY_KEY",
+        value_name = "FILE",
+        requires = "gateway_cert"
+    )]
+    pub gateway_key: Option<String>,
+    /// Certificate SANs that name the user, in order of preference [default: upn,email].
+    #[arg(long, env = "EASGATE_IDENTITY_ORDER", value_name = "LIST")]
+    pub identity_order: Option<String>,
+    /// Longest a trusted external CA's CRL is used before it is fetched again (sooner at its
+    /// nextUpdate) [default: 1h].
+    #[arg(long, env = "EASGATE_CRL_MAX_AGE", value_name = "DURATION")]
+    pub crl_max_age: Option<String>,
+    /// DANGER: accept certificates of trusted CAs whose CRL cannot be fetched or has expired
+    /// (fail open). Without it such certificates are refused.
+    #[arg(long, env = "EASGATE_DANGER_ALLOW_UNKNOWN_REVOCATION")]
+    pub danger_allow_unknown_revocation: bool,
     /// How often full CRLs are re-made [default: 12h].
     #[arg(long, env = "EASGATE_CRL_INTERVAL", value_name = "DURATION")]
     pub crl_interval: Option<String>,
@@ -455,4 +508,151 @@ pub struct AuditArgs {
     /// How far back: e.g. 90s, 30m, 24h, 7d.
     #[arg(long, value_name = "DURATION", default_value = "24h")]
     pub since: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ActionArg {
+    Allow,
+    Block,
+    Quarantine,
+}
+
+impl ActionArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionArg::Allow => "allow",
+            ActionArg::Block => "block",
+            ActionArg::Quarantine => "quarantine",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RulePlatformArg {
+    Ios,
+    Android,
+    Windows,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ClientArg {
+    Native,
+    Outlook,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeviceStateArg {
+    Managed,
+    Unmanaged,
+}
+
+/// Contract words of a value enum (`ios`, `outlook`, `managed`).
+pub fn word<T: ValueEnum>(value: &T) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
+}
+
+/// Rules are evaluated by ascending priority (ties by name); the first rule whose every given
+/// condition holds decides; a condition given several times matches any of its values. A
+/// per-device override (`easgate eas allow|block|quarantine`) comes before every rule; the
+/// default action after them. A new install has one rule, `allow-managed` (priority 100), and
+/// the default `block`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Add a rule.
+    ///
+    /// Example: quarantine unmanaged Android devices of the sales group:
+    ///   easgate policy add sales-android --priority 50 --group sales --platform android
+    ///       --device-state unmanaged --action quarantine
+    #[command(verbatim_doc_comment)]
+    Add {
+        name: String,
+        /// Lower runs first [default: after every existing rule].
+        #[arg(long, allow_negative_numbers = true)]
+        priority: Option<i32>,
+        /// The request's user (UPN) is one of these (repeatable).
+        #[arg(long = "user", value_name = "UPN")]
+        users: Vec<String>,
+        /// The user is in one of these groups (repeatable).
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+        /// Device platform (from DeviceType and User-Agent; repeatable).
+        #[arg(long = "platform", value_enum)]
+        platforms: Vec<RulePlatformArg>,
+        /// Mail client: the platform's own mail app, Outlook, or anything else (repeatable).
+        #[arg(long = "client", value_enum)]
+        clients: Vec<ClientArg>,
+        /// managed = a valid certificate of an enrolled device (or of a trusted CA);
+        /// unmanaged = no certificate or a certificate that failed a check (repeatable).
+        #[arg(long = "device-state", value_enum)]
+        device_states: Vec<DeviceStateArg>,
+        /// The client's address is in this network, e.g. 10.0.0.0/8 (repeatable).
+        #[arg(long = "network", value_name = "CIDR")]
+        networks: Vec<String>,
+        #[arg(long, value_enum)]
+        action: ActionArg,
+    },
+    /// List rules in evaluation order, with the default action.
+    List,
+    /// Remove a rule.
+    Remove { name: String },
+    /// Set the action for requests no rule matches.
+    Default {
+        #[arg(value_enum)]
+        action: ActionArg,
+    },
+    /// What-if: the decision for a request like this, and the rule that made it.
+    Test {
+        /// The user (UPN) of the request; groups come from the directory.
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_enum, default_value = "other")]
+        platform: RulePlatformArg,
+        #[arg(long, value_enum, default_value = "native")]
+        client: ClientArg,
+        #[arg(long = "device-state", value_enum, default_value = "managed")]
+        device_state: DeviceStateArg,
+        /// The client's IP address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// An EAS DeviceId, to take its override into account.
+        #[arg(long = "device-id", value_name = "EAS_DEVICE_ID")]
+        device_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EasCommand {
+    /// List device partnerships: user, DeviceId, model, client, last sync, access state.
+    List {
+        /// Only this user's partnerships.
+        #[arg(long, value_name = "UPN")]
+        user: Option<String>,
+    },
+    /// Everything known of one EAS DeviceId: partnerships, override, bound certificates.
+    Show { eas_device_id: String },
+    /// Let this device through, whatever the rules say.
+    Allow {
+        eas_device_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Refuse this device (HTTP 403, EAS status 129), whatever the rules say.
+    Block {
+        eas_device_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Hold this device: it gets a notice message and nothing reaches the mail server.
+    Quarantine {
+        eas_device_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Forget the device's partnerships and override (the rules decide again).
+    Clear { eas_device_id: String },
 }

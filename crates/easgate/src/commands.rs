@@ -115,9 +115,10 @@ const DEFAULT_DATA_DIR: &str = "./easgate-data";
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let file = match &cli.command {
-        Command::Serve(ServeArgs {
-            config: Some(path), ..
-        }) => easgate_server::FileConfig::load(path).map_err(CliError::Serve)?,
+        Command::Serve(args) => match &args.config {
+            Some(path) => easgate_server::FileConfig::load(path).map_err(CliError::Serve)?,
+            None => easgate_server::FileConfig::default(),
+        },
         _ => easgate_server::FileConfig::default(),
     };
     // Settings are checked before anything is created on disk.
@@ -143,8 +144,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
     let as_json = cli.json;
     match cli.command {
-        Command::Serve(args) => match serve_settings {
-            Some(config) => serve(easgate, args, config, file, public_url.is_some()).await,
+        Command::Serve(_) => match serve_settings {
+            Some(config) => serve(easgate, config, public_url.is_some()).await,
             None => Err(CliError::Usage("serve settings missing".into())),
         },
         Command::Ca(cmd) => ca(&easgate, cmd, as_json).await,
@@ -155,6 +156,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Device(cmd) => device(&easgate, cmd, as_json).await,
         Command::Cert(cmd) => cert(&easgate, cmd, as_json).await,
         Command::Crl(cmd) => crl(&easgate, cmd, as_json).await,
+        Command::Policy(cmd) => crate::access_commands::policy(&easgate, cmd, as_json).await,
+        Command::Eas(cmd) => crate::access_commands::eas(&easgate, cmd, as_json).await,
         Command::Audit(args) => audit(&easgate, args, as_json).await,
     }
 }
@@ -833,25 +836,65 @@ fn serve_config(
             file.change_poll_interval.as_deref(),
             "1s",
         )?,
+        gateway: gateway_config(args, file)?,
     }
     .validate()?)
 }
 
+fn gateway_config(
+    args: &ServeArgs,
+    file: &easgate_server::FileConfig,
+) -> Result<easgate_server::gateway::GatewayConfig, CliError> {
+    use easgate_server::config::{pick_addr, pick_duration};
+    use easgate_server::gateway::config::{
+        parse_identity_order, parse_upstream, parse_upstream_auth,
+    };
+    let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
+    let upstream = pick(&args.upstream, &file.upstream)
+        .map(|u| parse_upstream(&u))
+        .transpose()?;
+    let auth_mode =
+        pick(&args.upstream_auth, &file.upstream_auth).unwrap_or_else(|| "passthrough".into());
+    let user_header = pick(&args.upstream_user_header, &file.upstream_user_header)
+        .unwrap_or_else(|| "X-Remote-User".into());
+    Ok(easgate_server::gateway::GatewayConfig {
+        listen: pick_addr(
+            "--gateway-listen",
+            args.gateway_listen.as_deref(),
+            file.gateway_listen.as_deref(),
+            "0.0.0.0:8443",
+        )?,
+        upstream,
+        upstream_ca: pick(&args.upstream_ca, &file.upstream_ca).map(PathBuf::from),
+        upstream_auth: parse_upstream_auth(&auth_mode, &user_header)?,
+        upstream_timeout: pick_duration(
+            "--upstream-timeout",
+            args.upstream_timeout.as_deref(),
+            file.upstream_timeout.as_deref(),
+            "120s",
+        )?,
+        cert: pick(&args.gateway_cert, &file.gateway_cert).map(PathBuf::from),
+        key: pick(&args.gateway_key, &file.gateway_key).map(PathBuf::from),
+        identity_order: parse_identity_order(
+            &pick(&args.identity_order, &file.identity_order).unwrap_or_else(|| "upn,email".into()),
+        )?,
+        crl_max_age: pick_duration(
+            "--crl-max-age",
+            args.crl_max_age.as_deref(),
+            file.crl_max_age.as_deref(),
+            "1h",
+        )?,
+        allow_unknown_revocation: args.danger_allow_unknown_revocation
+            || file.danger_allow_unknown_revocation.unwrap_or(false),
+    })
+}
+
 async fn serve(
     easgate: Easgate,
-    args: ServeArgs,
     config: easgate_server::ServeConfig,
-    file: easgate_server::FileConfig,
     public_url_given: bool,
 ) -> Result<(), CliError> {
     easgate_server::init_logging();
-    if args.gateway_listen.is_some()
-        || file.gateway_listen.is_some()
-        || args.upstream.is_some()
-        || file.upstream.is_some()
-    {
-        eprintln!("easgate: note: the EAS gateway is not in this build yet; --gateway-listen and --upstream are accepted and unused");
-    }
     Ok(easgate_server::serve(easgate, config, public_url_given).await?)
 }
 

@@ -2,6 +2,7 @@
 //! operations in `easgate-ops`. Exit codes: 0 success, 1 failure (`error:` line on stderr),
 //! 2 usage error (clap).
 
+mod access_commands;
 mod cli;
 mod commands;
 mod output;

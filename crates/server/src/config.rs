@@ -19,10 +19,17 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub public_listen: Option<String>,
     pub admin_listen: Option<String>,
-    /// Accepted now; the gateway listener arrives with the gateway.
     pub gateway_listen: Option<String>,
-    /// Accepted now; proxying arrives with the gateway.
     pub upstream: Option<String>,
+    pub upstream_ca: Option<String>,
+    pub upstream_auth: Option<String>,
+    pub upstream_user_header: Option<String>,
+    pub upstream_timeout: Option<String>,
+    pub gateway_cert: Option<String>,
+    pub gateway_key: Option<String>,
+    pub identity_order: Option<String>,
+    pub crl_max_age: Option<String>,
+    pub danger_allow_unknown_revocation: Option<bool>,
     pub crl_interval: Option<String>,
     pub crl_validity: Option<String>,
     pub delta_crl_delay: Option<String>,
@@ -61,6 +68,7 @@ pub struct ServeConfig {
     pub ocsp_validity: Duration,
     /// How often the store's change feed is polled.
     pub change_poll_interval: Duration,
+    pub gateway: crate::gateway::GatewayConfig,
 }
 
 /// Parse `90s`, `30m`, `12h`, `7d` (also `500ms`).
@@ -158,6 +166,19 @@ impl ServeConfig {
                 "--change-poll-interval above 2s breaks the promise that CLI changes apply within 2 s".into(),
             ));
         }
+        at_least(
+            "--crl-max-age",
+            self.gateway.crl_max_age,
+            Duration::from_secs(1),
+        )?;
+        let listeners = [self.public_listen, self.admin_listen, self.gateway.listen];
+        for (i, a) in listeners.iter().enumerate() {
+            if a.port() != 0 && listeners[i + 1..].contains(a) {
+                return Err(ServeError::Config(format!(
+                    "two listeners are set to {a}: the public, admin and gateway listeners need different addresses"
+                )));
+            }
+        }
         if self.public_listen == self.admin_listen && self.public_listen.port() != 0 {
             return Err(ServeError::Config(
                 "the public and admin listeners need different addresses".into(),
@@ -186,6 +207,18 @@ mod tests {
             delta_crl_validity: Duration::from_secs(3600),
             ocsp_validity: Duration::from_secs(3600),
             change_poll_interval: Duration::from_secs(1),
+            gateway: crate::gateway::GatewayConfig {
+                listen: "127.0.0.1:8443".parse().unwrap(),
+                upstream: None,
+                upstream_ca: None,
+                upstream_auth: crate::gateway::config::UpstreamAuth::Passthrough,
+                upstream_timeout: Duration::from_secs(120),
+                cert: None,
+                key: None,
+                identity_order: vec![crate::gateway::config::IdentitySource::Upn],
+                crl_max_age: Duration::from_secs(3600),
+                allow_unknown_revocation: false,
+            },
         };
         assert!(ok.clone().validate().is_ok());
         let bad = ServeConfig {

@@ -71,6 +71,14 @@ async fn apply_changes(app: &App, after: i64) -> Result<i64, easgate_ops::OpsErr
                 }
                 _ => {}
             }
+            crate::gateway::apply_change(app, &change.entity, &change.key)
+                .await
+                .map_err(|e| {
+                    easgate_ops::OpsError::Conflict(format!(
+                        "applying {} `{}` to the gateway: {e}",
+                        change.entity, change.key
+                    ))
+                })?;
         }
         last = newest;
         if changes.len() < 1000 {

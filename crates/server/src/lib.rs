@@ -1,11 +1,13 @@
 //! easgate's servers. `serve` initialises an empty data directory, loads every CA into memory,
 //! and runs the public PKI listener (CA certificates, CRLs, OCSP) and the admin listener
 //! (`/healthz`, `/metrics`), with background jobs that apply the store's change feed and keep
-//! CRLs and OCSP responders fresh. The gateway listener joins in a later issue.
+//! CRLs and OCSP responders fresh, and the EAS gateway listener (mutual TLS, access rules,
+//! streaming proxy; see [`gateway`]).
 
 pub mod admin;
 pub mod config;
 mod error;
+pub mod gateway;
 pub mod init;
 pub mod jobs;
 pub mod metrics;
@@ -32,6 +34,7 @@ pub struct App {
     pub config: ServeConfig,
     pub pki: PkiState,
     pub metrics: Metrics,
+    pub gateway: gateway::Gateway,
     /// The change-feed revision the in-memory state was loaded at.
     pub start_revision: i64,
 }
@@ -67,21 +70,38 @@ pub async fn serve(
     for ca in easgate.list_cas().await? {
         pki.insert(CaState::load(&easgate, &ca.ca.name, jobs::RESPONDER_VALIDITY).await?);
     }
+    let our_cas = pki
+        .all()
+        .iter()
+        .map(|ca| (ca.name.clone(), ca.cert_der.to_vec()))
+        .collect();
+    let gateway = gateway::Gateway::load(&easgate, config.gateway.clone(), our_cas).await?;
     let app = Arc::new(App {
         easgate,
         config: config.clone(),
         pki,
         metrics: Metrics::new(),
+        gateway,
         start_revision,
     });
 
     let public = bind("public PKI", config.public_listen).await?;
     let admin = bind("admin", config.admin_listen).await?;
+    let gateway_listener = bind("gateway", config.gateway.listen).await?;
     eprintln!(
         "easgate: public PKI listening on http://{}",
         public.local_addr()?
     );
     eprintln!("easgate: admin listening on http://{}", admin.local_addr()?);
+    eprintln!(
+        "easgate: gateway listening on https://{}{}",
+        gateway_listener.local_addr()?,
+        match &config.gateway.upstream {
+            Some(upstream) => format!(" (upstream {upstream})"),
+            None => " (no --upstream: devices are checked and recorded, allowed requests get 502)"
+                .into(),
+        }
+    );
     let public_url = app.easgate.public_url().await?;
     eprintln!("easgate: public URL {public_url}");
     let host = public_url
@@ -98,6 +118,20 @@ pub async fn serve(
     let (stop, stopped) = watch::channel(false);
     let follower = tokio::spawn(jobs::follow_changes(Arc::clone(&app), stopped.clone()));
     let maintainer = tokio::spawn(jobs::maintain(Arc::clone(&app), stopped.clone()));
+    let trusted_crls = tokio::spawn(gateway::trust::refresh_trusted_crls(
+        Arc::clone(&app),
+        stopped.clone(),
+    ));
+    let flusher = tokio::spawn(gateway::partnerships::flush_loop(
+        Arc::clone(&app.gateway.partnerships),
+        Arc::clone(&app.easgate.store),
+        stopped.clone(),
+    ));
+    let gateway_server = tokio::spawn(gateway::run(
+        Arc::clone(&app),
+        gateway_listener,
+        stopped.clone(),
+    ));
 
     let public_server = axum::serve(
         public,
@@ -115,7 +149,7 @@ pub async fn serve(
     let (public_result, admin_result, ()) = tokio::join!(public_server, admin_server, signal);
     public_result?;
     admin_result?;
-    let _ = tokio::join!(follower, maintainer);
+    let _ = tokio::join!(follower, maintainer, trusted_crls, gateway_server, flusher);
     info!("stopped");
     Ok(())
 }

@@ -4,6 +4,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -24,6 +25,24 @@ pub struct CrlLabels {
     pub scope: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// allow | block | quarantine | refuse (identity, disabled user, bound certificate)
+    pub action: &'static str,
+    /// The rule's name, `override`, `default`, or the refusal's cause.
+    pub matched: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrustLabels {
+    pub ca: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -32,6 +51,14 @@ pub struct Metrics {
     pub crl_number: Family<CrlLabels, Gauge>,
     pub change_revision: Gauge,
     pub job_failures: Counter,
+    pub gateway_decisions: Family<DecisionLabels, Counter>,
+    pub gateway_latency: Histogram,
+    pub gateway_long_polls: Gauge,
+    pub gateway_upstream_errors: Family<KindLabels, Counter>,
+    pub gateway_cert_rejections: Family<KindLabels, Counter>,
+    pub trusted_crl_failures: Family<TrustLabels, Counter>,
+    /// 1 while a trusted CA's revocation state is unknown (its certificates fail closed).
+    pub trusted_crl_unknown: Family<TrustLabels, Gauge>,
 }
 
 impl Metrics {
@@ -69,8 +96,59 @@ impl Metrics {
             "Failed CRL, responder or refresh jobs",
             job_failures.clone(),
         );
+        let gateway_decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "gateway_decisions",
+            "Gateway access decisions by action and what decided",
+            gateway_decisions.clone(),
+        );
+        let gateway_latency = Histogram::new([
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0, 30.0, 300.0, 3600.0,
+        ]);
+        registry.register(
+            "gateway_request_seconds",
+            "Gateway request time to the response head (long polls included)",
+            gateway_latency.clone(),
+        );
+        let gateway_long_polls = Gauge::default();
+        registry.register(
+            "gateway_open_long_polls",
+            "Ping and Sync requests waiting on the upstream",
+            gateway_long_polls.clone(),
+        );
+        let gateway_upstream_errors = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "gateway_upstream_errors",
+            "Upstream failures by kind (connect, timeout, protocol, none)",
+            gateway_upstream_errors.clone(),
+        );
+        let gateway_cert_rejections = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "gateway_certificate_rejections",
+            "Client certificates that failed a check, by check",
+            gateway_cert_rejections.clone(),
+        );
+        let trusted_crl_failures = Family::<TrustLabels, Counter>::default();
+        registry.register(
+            "trusted_crl_fetch_failures",
+            "Failed CRL fetches of trusted external CAs",
+            trusted_crl_failures.clone(),
+        );
+        let trusted_crl_unknown = Family::<TrustLabels, Gauge>::default();
+        registry.register(
+            "trusted_crl_unknown",
+            "1 while a trusted CA has no current CRL (its certificates are refused)",
+            trusted_crl_unknown.clone(),
+        );
         Metrics {
             registry,
+            gateway_decisions,
+            gateway_latency,
+            gateway_long_polls,
+            gateway_upstream_errors,
+            gateway_cert_rejections,
+            trusted_crl_failures,
+            trusted_crl_unknown,
             requests,
             ocsp_answers,
             crls_published,

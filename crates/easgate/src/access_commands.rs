@@ -1,0 +1,278 @@
+//! `policy …` and `eas …`: the gateway's access rules, per-device decisions and partnerships.
+
+use easgate_ops::access::WhatIf;
+use easgate_ops::time_fmt::rfc3339;
+use easgate_ops::Easgate;
+use easgate_store::{AccessRule, Partnership};
+
+use crate::cli::{word, EasCommand, PolicyCommand};
+use crate::commands::CliError;
+use crate::output::{fields, json, table};
+
+fn list_or_any(words: &[String]) -> String {
+    if words.is_empty() {
+        "any".into()
+    } else {
+        words.join(",")
+    }
+}
+
+fn conditions(rule: &AccessRule) -> String {
+    let mut parts = Vec::new();
+    for (key, values) in [
+        ("user", &rule.users),
+        ("group", &rule.groups),
+        ("platform", &rule.platforms),
+        ("client", &rule.clients),
+        ("state", &rule.device_states),
+        ("network", &rule.networks),
+    ] {
+        if !values.is_empty() {
+            parts.push(format!("{key}={}", list_or_any(values)));
+        }
+    }
+    if parts.is_empty() {
+        "any request".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+pub async fn policy(e: &Easgate, cmd: PolicyCommand, as_json: bool) -> Result<(), CliError> {
+    match cmd {
+        PolicyCommand::Add {
+            name,
+            priority,
+            users,
+            groups,
+            platforms,
+            clients,
+            device_states,
+            networks,
+            action,
+        } => {
+            let rule = AccessRule {
+                name,
+                priority: 0,
+                users,
+                groups,
+                platforms: platforms.iter().map(word).collect(),
+                clients: clients.iter().map(word).collect(),
+                device_states: device_states.iter().map(word).collect(),
+                networks,
+                action: action.as_str().into(),
+            };
+            let rule = e.add_rule(rule, priority).await?;
+            if as_json {
+                return json(&rule);
+            }
+            println!(
+                "added rule `{}` (priority {}): {} when {}",
+                rule.name,
+                rule.priority,
+                rule.action,
+                conditions(&rule)
+            );
+            Ok(())
+        }
+        PolicyCommand::List => {
+            let rules = e.list_rules().await?;
+            let default = e.default_action().await?;
+            if as_json {
+                return json(&serde_json::json!({
+                    "rules": rules,
+                    "default": default.as_str(),
+                }));
+            }
+            let rows = rules
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.priority.to_string(),
+                        r.name.clone(),
+                        r.action.clone(),
+                        conditions(r),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["PRIORITY", "NAME", "ACTION", "WHEN"], &rows);
+            println!("default: {default}");
+            Ok(())
+        }
+        PolicyCommand::Remove { name } => {
+            e.remove_rule(&name).await?;
+            println!("removed rule `{name}`");
+            Ok(())
+        }
+        PolicyCommand::Default { action } => {
+            let action = e.set_default_action(action.as_str()).await?;
+            println!("requests no rule matches: {action}");
+            Ok(())
+        }
+        PolicyCommand::Test {
+            user,
+            platform,
+            client,
+            device_state,
+            ip,
+            device_id,
+        } => {
+            let (platform, client, state) = (word(&platform), word(&client), word(&device_state));
+            let answer = e
+                .policy_test(&WhatIf {
+                    user: &user,
+                    platform: Some(&platform),
+                    client: Some(&client),
+                    device_state: Some(&state),
+                    ip: ip.as_deref(),
+                    eas_device_id: device_id.as_deref(),
+                })
+                .await?;
+            if as_json {
+                return json(&answer);
+            }
+            fields(&[
+                ("decision", answer.action.clone()),
+                ("because", answer.explanation.clone()),
+                (
+                    "request",
+                    format!(
+                        "user {} groups [{}] platform {} client {} {}",
+                        answer.user,
+                        answer.groups.join(","),
+                        answer.platform,
+                        answer.client,
+                        answer.device_state
+                    ),
+                ),
+            ]);
+            Ok(())
+        }
+    }
+}
+
+fn time_or_dash(t: Option<i64>) -> String {
+    t.map(rfc3339).unwrap_or_else(|| "-".into())
+}
+
+fn model(p: &Partnership) -> String {
+    p.model
+        .clone()
+        .or_else(|| p.device_type.clone())
+        .unwrap_or_else(|| "-".into())
+}
+
+pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliError> {
+    let (id, action, reason) = match cmd {
+        EasCommand::List { user } => {
+            let list = e.list_partnerships(user.as_deref()).await?;
+            if as_json {
+                return json(&list);
+            }
+            let rows = list
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.user.clone(),
+                        p.eas_device_id.clone(),
+                        model(p),
+                        format!("{}/{}", p.platform, p.client),
+                        p.device_state.clone(),
+                        p.access_state.clone(),
+                        time_or_dash(p.last_sync),
+                        p.access_reason.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(
+                &[
+                    "USER",
+                    "DEVICE ID",
+                    "MODEL",
+                    "PLATFORM/CLIENT",
+                    "STATE",
+                    "ACCESS",
+                    "LAST SYNC",
+                    "REASON",
+                ],
+                &rows,
+            );
+            return Ok(());
+        }
+        EasCommand::Show { eas_device_id } => {
+            let device = e.show_eas_device(&eas_device_id).await?;
+            if as_json {
+                return json(&device);
+            }
+            let mut pairs = vec![("device id", device.eas_device_id.clone())];
+            pairs.push((
+                "override",
+                device
+                    .override_
+                    .as_ref()
+                    .map(|o| match &o.reason {
+                        Some(r) => format!("{} ({r})", o.action),
+                        None => o.action.clone(),
+                    })
+                    .unwrap_or_else(|| "none (rules decide)".into()),
+            ));
+            pairs.push((
+                "certificates",
+                if device.bound_certificates.is_empty() {
+                    "-".into()
+                } else {
+                    device.bound_certificates.join(", ")
+                },
+            ));
+            fields(&pairs);
+            for p in &device.partnerships {
+                println!();
+                fields(&[
+                    ("user", p.user.clone()),
+                    ("device type", p.device_type.clone().unwrap_or_default()),
+                    ("model", p.model.clone().unwrap_or_default()),
+                    ("os", p.os.clone().unwrap_or_default()),
+                    ("friendly name", p.friendly_name.clone().unwrap_or_default()),
+                    ("user agent", p.user_agent.clone().unwrap_or_default()),
+                    ("platform", p.platform.clone()),
+                    ("client", p.client.clone()),
+                    ("protocol", p.protocol.clone().unwrap_or_default()),
+                    ("first seen", rfc3339(p.first_seen)),
+                    ("last seen", rfc3339(p.last_seen)),
+                    ("last sync", time_or_dash(p.last_sync)),
+                    ("last command", p.last_command.clone().unwrap_or_default()),
+                    (
+                        "certificate",
+                        p.cert_serial.clone().unwrap_or_else(|| "none".into()),
+                    ),
+                    ("device state", p.device_state.clone()),
+                    (
+                        "access",
+                        format!("{} ({})", p.access_state, p.access_reason),
+                    ),
+                ]);
+            }
+            return Ok(());
+        }
+        EasCommand::Clear { eas_device_id } => {
+            let n = e.clear_eas_device(&eas_device_id).await?;
+            println!("cleared device {eas_device_id}: {n} partnership(s) forgotten, override removed; the rules decide its next request");
+            return Ok(());
+        }
+        EasCommand::Allow {
+            eas_device_id,
+            reason,
+        } => (eas_device_id, "allow", reason),
+        EasCommand::Block {
+            eas_device_id,
+            reason,
+        } => (eas_device_id, "block", reason),
+        EasCommand::Quarantine {
+            eas_device_id,
+            reason,
+        } => (eas_device_id, "quarantine", reason),
+    };
+    let action = e.set_eas_override(&id, action, reason.as_deref()).await?;
+    println!("device {id}: {action} (applies to its next request)");
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! The EAS gateway: a mutual-TLS reverse proxy in front of the mail server's ActiveSync
+//! endpoint (DESIGN §4 "Gateway behaviour").
+//!
+//! Per request, from memory only: the client certificate's chain (once per connection),
+//! validity and revocation (every request), the user it names against the request's `User`,
+//! the directory (disabled users, groups), the certificate's DeviceId binding, per-device
+//! overrides and the access rules. Allowed requests stream to the upstream; the rest get the
+//! EAS-correct refusal. The live state is a set of snapshots swapped when the store's change
+//! feed reports a change ([`Gateway::reload`]).
+
+pub mod certcheck;
+pub mod config;
+mod handler;
+pub mod partnerships;
+pub mod proxy;
+mod quarantine;
+pub mod tls;
+pub mod trust;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use easgate_policy::Policy;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+pub use config::GatewayConfig;
+
+use crate::error::ServeError;
+use crate::App;
+use certcheck::ConnectionCertificate;
+use partnerships::Partnerships;
+use proxy::UpstreamClient;
+use tls::Identity;
+use trust::{AnchorKind, Anchors, TrustedCrls};
+
+/// A directory user as the gateway needs it.
+#[derive(Clone, Debug)]
+pub struct DirectoryUser {
+    pub upn: String,
+    pub disabled: bool,
+    pub groups: Vec<String>,
+}
+
+/// Users by lower-case UPN and by lower-case email.
+#[derive(Default)]
+pub struct Directory {
+    by_upn: HashMap<String, Arc<DirectoryUser>>,
+    by_email: HashMap<String, Arc<DirectoryUser>>,
+}
+
+impl Directory {
+    pub fn find(&self, identity: &str) -> Option<Arc<DirectoryUser>> {
+        let lower = identity.to_ascii_lowercase();
+        self.by_upn
+            .get(&lower)
+            .or_else(|| self.by_email.get(&lower))
+            .cloned()
+    }
+}
+
+/// The gateway's live state.
+pub struct Gateway {
+    pub config: GatewayConfig,
+    identity: Identity,
+    tls: RwLock<Arc<ServerConfig>>,
+    anchors: RwLock<Arc<Anchors>>,
+    pub trusted_crls: TrustedCrls,
+    directory: RwLock<Arc<Directory>>,
+    policy: RwLock<Arc<Policy>>,
+    pub partnerships: Arc<Partnerships>,
+    pub upstream_client: UpstreamClient,
+    /// Trusted CAs changed since their CRLs were last fetched.
+    trust_changed: Mutex<HashSet<String>>,
+    /// (serial, DeviceId) pairs already reported as a stolen-certificate signal.
+    pub flagged: Mutex<HashSet<(String, String)>>,
+}
+
+fn read<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
+    match lock.read() {
+        Ok(v) => Arc::clone(&v),
+        Err(p) => Arc::clone(&p.into_inner()),
+    }
+}
+
+fn write<T>(lock: &RwLock<Arc<T>>, value: T) {
+    match lock.write() {
+        Ok(mut v) => *v = Arc::new(value),
+        Err(p) => *p.into_inner() = Arc::new(value),
+    }
+}
+
+impl Gateway {
+    /// Load everything the gateway decides with. `our_cas` are the CA certificates of ours.
+    pub async fn load(
+        easgate: &easgate_ops::Easgate,
+        config: GatewayConfig,
+        our_cas: Vec<(String, Vec<u8>)>,
+    ) -> Result<Self, ServeError> {
+        let (cert, key) = match (&config.cert, &config.key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            (None, None) => (
+                easgate.data_dir.join(crate::init::GATEWAY_CERT_FILE),
+                easgate.data_dir.join(crate::init::GATEWAY_KEY_FILE),
+            ),
+            _ => {
+                return Err(ServeError::Config(
+                    "--gateway-cert and --gateway-key go together".into(),
+                ))
+            }
+        };
+        let identity = Identity::load(&cert, &key)?;
+        let anchors = build_anchors(easgate, our_cas, 1).await?;
+        let tls = tls::server_config(&identity, anchors.hints.clone())?;
+        let directory = load_directory(easgate).await?;
+        let policy = easgate.load_policy().await?;
+        let partnerships = Partnerships::load(easgate.store.as_ref())
+            .await
+            .map_err(easgate_ops::OpsError::from)?;
+        let upstream_client = proxy::upstream_client(config.upstream_ca.as_deref())?;
+        Ok(Gateway {
+            config,
+            identity,
+            tls: RwLock::new(tls),
+            anchors: RwLock::new(Arc::new(anchors)),
+            trusted_crls: TrustedCrls::default(),
+            directory: RwLock::new(Arc::new(directory)),
+            policy: RwLock::new(Arc::new(policy)),
+            partnerships: Arc::new(partnerships),
+            upstream_client,
+            trust_changed: Mutex::new(HashSet::new()),
+            flagged: Mutex::new(HashSet::new()),
+        })
+    }
+
+    pub fn anchors(&self) -> Arc<Anchors> {
+        read(&self.anchors)
+    }
+
+    pub fn directory(&self) -> Arc<Directory> {
+        read(&self.directory)
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        read(&self.policy)
+    }
+
+    /// Whether a trusted CA changed since its CRL was fetched (and forget that it did).
+    pub fn trust_changed(&self, name: &str) -> bool {
+        self.trust_changed
+            .lock()
+            .map(|mut set| set.remove(name))
+            .unwrap_or(false)
+    }
+}
+
+async fn build_anchors(
+    easgate: &easgate_ops::Easgate,
+    our_cas: Vec<(String, Vec<u8>)>,
+    generation: u64,
+) -> Result<Anchors, ServeError> {
+    let mut certs: Vec<(AnchorKind, Vec<u8>)> = our_cas
+        .into_iter()
+        .map(|(name, der)| (AnchorKind::Ours(name), der))
+        .collect();
+    for t in easgate.list_trusted_cas().await? {
+        certs.push((AnchorKind::Trusted(t.name), t.cert_der));
+    }
+    Ok(Anchors::build(&certs, generation))
+}
+
+async fn load_directory(easgate: &easgate_ops::Easgate) -> Result<Directory, ServeError> {
+    let mut directory = Directory::default();
+    for u in easgate.list_users().await? {
+        let user = Arc::new(DirectoryUser {
+            upn: u.upn.clone(),
+            disabled: u.disabled,
+            groups: u.groups.clone(),
+        });
+        directory
+            .by_email
+            .insert(u.email.to_ascii_lowercase(), Arc::clone(&user));
+        directory.by_upn.insert(u.upn.to_ascii_lowercase(), user);
+    }
+    Ok(directory)
+}
+
+/// What a store change means for the gateway.
+pub async fn apply_change(app: &App, entity: &str, key: &str) -> Result<(), ServeError> {
+    let gw = &app.gateway;
+    match entity {
+        "ca" | "trusted_ca" => {
+            let our: Vec<(String, Vec<u8>)> = app
+                .pki
+                .all()
+                .iter()
+                .map(|ca| (ca.name.clone(), ca.cert_der.to_vec()))
+                .collect();
+            let generation = gw.anchors().generation + 1;
+            let anchors = build_anchors(&app.easgate, our, generation).await?;
+            write(
+                &gw.tls,
+                (*tls::server_config(&gw.identity, anchors.hints.clone())?).clone(),
+            );
+            write(&gw.anchors, anchors);
+            if entity == "trusted_ca" {
+                if let Ok(mut set) = gw.trust_changed.lock() {
+                    set.insert(key.to_string());
+                }
+            }
+            info!(
+                change = entity,
+                name = key,
+                "gateway trust anchors reloaded"
+            );
+        }
+        "user" | "group" | "device" => {
+            write(&gw.directory, load_directory(&app.easgate).await?);
+        }
+        "rule" | "setting" => {
+            write(&gw.policy, app.easgate.load_policy().await?);
+        }
+        "override" => {
+            write(&gw.policy, app.easgate.load_policy().await?);
+            let stored = app
+                .easgate
+                .store
+                .get_partnerships(key)
+                .await
+                .map_err(easgate_ops::OpsError::from)?;
+            gw.partnerships.forget_cleared(key, &stored);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accept connections until shutdown; each connection is served on its own task.
+pub async fn run(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: pause rather than spin.
+                warn!(error = %e, "gateway accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = Arc::clone(&app);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { serve_connection(app, tcp, peer, shutdown).await });
+    }
+}
+
+async fn serve_connection(
+    app: Arc<App>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = TlsAcceptor::from(read(&app.gateway.tls));
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            debug!(peer = %peer, error = %e, "gateway TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            debug!(peer = %peer, "gateway TLS handshake timed out");
+            return;
+        }
+    };
+    let certs = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
+    let conn = Arc::new(handler::Connection {
+        peer,
+        certificate: ConnectionCertificate::new(certs),
+    });
+    let service = service_fn(move |req| {
+        let app = Arc::clone(&app);
+        let conn = Arc::clone(&conn);
+        async move { Ok::<_, std::convert::Infallible>(handler::handle(app, conn, req).await) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                debug!(peer = %peer, error = %e, "gateway connection ended with an error");
+            }
+        }
+        _ = shutdown.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), connection.as_mut()).await;
+        }
+    }
+}

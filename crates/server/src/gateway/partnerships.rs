@@ -1,0 +1,252 @@
+//! The gateway's running record of device partnerships and certificate bindings.
+//!
+//! Every request updates a partnership in memory; a flush task writes what changed to the
+//! store once a second in one transaction, so no request waits on the database and at most a
+//! second of "last seen" times is lost on a crash. A certificate is bound to the first EAS
+//! DeviceId it is used with, in memory at once and in the store with the next flush; bindings
+//! are loaded at start, so they survive restarts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use easgate_activesync::device::DeviceInformation;
+use easgate_pki::Serial;
+use easgate_store::{CertificateBinding, Partnership, Store};
+use tokio::sync::watch;
+use tracing::warn;
+
+type Key = (String, String);
+
+fn key(user: &str, eas_device_id: &str) -> Key {
+    (
+        user.to_ascii_lowercase(),
+        eas_device_id.to_ascii_lowercase(),
+    )
+}
+
+/// What one request tells about its device.
+pub struct Sighting<'a> {
+    pub user: &'a str,
+    pub eas_device_id: &'a str,
+    pub device_type: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub client: &'a str,
+    pub platform: &'a str,
+    pub protocol: Option<&'a str>,
+    pub command: &'a str,
+    pub cert_serial: Option<String>,
+    pub device_state: &'a str,
+    pub access_state: &'a str,
+    pub access_reason: String,
+    /// The request goes to the mailbox.
+    pub synced: bool,
+    pub now: i64,
+}
+
+/// Whether a certificate may be used by a DeviceId.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// First use (bound now) or the device it is bound to.
+    Ok,
+    /// Bound to another DeviceId.
+    Elsewhere(String),
+}
+
+#[derive(Default)]
+struct Book {
+    partnerships: HashMap<Key, Partnership>,
+    dirty: HashSet<Key>,
+    bindings: HashMap<Serial, String>,
+    new_bindings: Vec<CertificateBinding>,
+}
+
+#[derive(Default)]
+pub struct Partnerships {
+    book: Mutex<Book>,
+}
+
+impl Partnerships {
+    pub async fn load(store: &dyn Store) -> easgate_store::Result<Self> {
+        let mut book = Book::default();
+        for p in store.list_partnerships(None).await? {
+            book.partnerships.insert(key(&p.user, &p.eas_device_id), p);
+        }
+        for b in store.list_bindings().await? {
+            if let Ok(serial) = b.serial.parse::<Serial>() {
+                book.bindings.insert(serial, b.eas_device_id);
+            }
+        }
+        Ok(Partnerships {
+            book: Mutex::new(book),
+        })
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Check, and on first use record, the certificate's DeviceId.
+    pub fn bind(&self, serial: &Serial, eas_device_id: &str, user: &str, now: i64) -> Binding {
+        let mut book = self.book();
+        match book.bindings.get(serial) {
+            Some(bound) if bound.eq_ignore_ascii_case(eas_device_id) => Binding::Ok,
+            Some(bound) => Binding::Elsewhere(bound.clone()),
+            None => {
+                book.bindings
+                    .insert(serial.clone(), eas_device_id.to_string());
+                book.new_bindings.push(CertificateBinding {
+                    serial: serial.to_hex(),
+                    eas_device_id: eas_device_id.to_string(),
+                    user: user.to_string(),
+                    bound_at: now,
+                });
+                Binding::Ok
+            }
+        }
+    }
+
+    pub fn record(&self, s: Sighting<'_>) {
+        let k = key(s.user, s.eas_device_id);
+        let mut book = self.book();
+        let entry = book
+            .partnerships
+            .entry(k.clone())
+            .or_insert_with(|| Partnership {
+                user: s.user.to_ascii_lowercase(),
+                eas_device_id: s.eas_device_id.to_string(),
+                device_type: None,
+                model: None,
+                os: None,
+                friendly_name: None,
+                user_agent: None,
+                client: String::new(),
+                platform: String::new(),
+                protocol: None,
+                first_seen: s.now,
+                last_seen: s.now,
+                last_sync: None,
+                last_command: None,
+                cert_serial: None,
+                device_state: String::new(),
+                access_state: String::new(),
+                access_reason: String::new(),
+            });
+        if s.device_type.is_some() {
+            entry.device_type = s.device_type.map(str::to_string);
+        }
+        if s.user_agent.is_some() {
+            entry.user_agent = s.user_agent.map(str::to_string);
+        }
+        if s.protocol.is_some() {
+            entry.protocol = s.protocol.map(str::to_string);
+        }
+        entry.client = s.client.to_string();
+        entry.platform = s.platform.to_string();
+        entry.last_seen = s.now;
+        if s.synced {
+            entry.last_sync = Some(s.now);
+        }
+        entry.last_command = Some(s.command.to_string());
+        if s.cert_serial.is_some() {
+            entry.cert_serial = s.cert_serial;
+        }
+        entry.device_state = s.device_state.to_string();
+        entry.access_state = s.access_state.to_string();
+        entry.access_reason = s.access_reason;
+        book.dirty.insert(k);
+    }
+
+    /// Add what the device said about itself (Settings or Provision DeviceInformation).
+    pub fn record_device_information(
+        &self,
+        user: &str,
+        eas_device_id: &str,
+        info: &DeviceInformation,
+    ) {
+        let k = key(user, eas_device_id);
+        let mut book = self.book();
+        if let Some(entry) = book.partnerships.get_mut(&k) {
+            if info.model.is_some() {
+                entry.model = info.model.clone();
+            }
+            if info.os.is_some() {
+                entry.os = info.os.clone();
+            }
+            if info.friendly_name.is_some() {
+                entry.friendly_name = info.friendly_name.clone();
+            }
+            book.dirty.insert(k);
+        }
+    }
+
+    /// Forget a DeviceId's partnerships an admin cleared (`eas clear`), unless a request has
+    /// updated them since.
+    pub fn forget_cleared(&self, eas_device_id: &str, still_stored: &[Partnership]) {
+        let mut book = self.book();
+        let Book {
+            partnerships,
+            dirty,
+            ..
+        } = &mut *book;
+        partnerships.retain(|k, _| {
+            !k.1.eq_ignore_ascii_case(eas_device_id)
+                || dirty.contains(k)
+                || still_stored
+                    .iter()
+                    .any(|p| key(&p.user, &p.eas_device_id) == *k)
+        });
+    }
+
+    /// Write what changed since the last flush.
+    pub async fn flush(&self, store: &dyn Store) -> easgate_store::Result<()> {
+        let (changed, bindings) = {
+            let mut book = self.book();
+            let dirty: Vec<Key> = book.dirty.drain().collect();
+            let changed: Vec<Partnership> = dirty
+                .iter()
+                .filter_map(|k| book.partnerships.get(k).cloned())
+                .collect();
+            (changed, std::mem::take(&mut book.new_bindings))
+        };
+        if !bindings.is_empty() {
+            if let Err(e) = store.save_bindings(&bindings).await {
+                self.book().new_bindings.extend(bindings);
+                return Err(e);
+            }
+        }
+        if !changed.is_empty() {
+            if let Err(e) = store.save_partnerships(&changed).await {
+                let mut book = self.book();
+                for p in &changed {
+                    book.dirty.insert(key(&p.user, &p.eas_device_id));
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How often partnerships are written to the store.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Flush every [`FLUSH_EVERY`] until shutdown, then once more.
+pub async fn flush_loop(
+    book: Arc<Partnerships>,
+    store: Arc<dyn Store>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(FLUSH_EVERY) => false,
+            _ = shutdown.changed() => true,
+        };
+        if let Err(e) = book.flush(store.as_ref()).await {
+            warn!(error = %e, "cannot record device partnerships; retrying");
+        }
+        if stopping {
+            return;
+        }
+    }
+}
