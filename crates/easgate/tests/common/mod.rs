@@ -152,6 +152,8 @@ impl Env {
             &["template", "list"],
             &["device", "list"],
             &["cert", "list"],
+            &["policy", "list"],
+            &["eas", "list"],
             &["audit", "--since", "1d"],
         ] {
             all.push_str(&self.json(args).to_string());
@@ -227,6 +229,8 @@ pub struct Server {
     pub child: Option<std::process::Child>,
     pub public: std::net::SocketAddr,
     pub admin: std::net::SocketAddr,
+    /// The EAS gateway (TLS).
+    pub gateway: std::net::SocketAddr,
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -240,6 +244,8 @@ impl Env {
             "--public-listen",
             "127.0.0.1:0",
             "--admin-listen",
+            "127.0.0.1:0",
+            "--gateway-listen",
             "127.0.0.1:0",
         ])
         .args(extra)
@@ -260,9 +266,9 @@ impl Env {
                 sink.lock().unwrap().push(line);
             }
         });
-        let (mut public, mut admin) = (None, None);
+        let (mut public, mut admin, mut gateway) = (None, None, None);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while public.is_none() || admin.is_none() {
+        while public.is_none() || admin.is_none() || gateway.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(line) => line,
@@ -280,12 +286,19 @@ impl Env {
                 public = addr(&line);
             } else if line.contains("admin listening on") {
                 admin = addr(&line);
+            } else if line.contains("gateway listening on") {
+                gateway = line
+                    .rsplit("https://")
+                    .next()
+                    .and_then(|a| a.split_whitespace().next())
+                    .and_then(|a| a.parse().ok());
             }
         }
         Server {
             child: Some(child),
             public: public.unwrap(),
             admin: admin.unwrap(),
+            gateway: gateway.unwrap(),
             log,
         }
     }

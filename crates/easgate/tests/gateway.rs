@@ -1,0 +1,516 @@
+//! The EAS gateway against a recording upstream (tests/peers/recording_upstream.py) and curl as
+//! the client: trusted external CAs and their CRLs, what reaches the upstream in each auth
+//! mode, HTTP/2, device information, and upstream failures.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::{eventually, Env, Server};
+use serde_json::Value;
+
+/// The recording upstream, killed on drop.
+struct Upstream {
+    child: Child,
+    port: u16,
+    record: PathBuf,
+    files: PathBuf,
+}
+
+impl Upstream {
+    fn start(env: &Env) -> Self {
+        let record = env.path("upstream.jsonl");
+        let files = env.path("files");
+        std::fs::create_dir_all(&files).unwrap();
+        let mut child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/recording_upstream.py"))
+            .arg(&record)
+            .arg(&files)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the recording upstream");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().strip_prefix("port ").unwrap().parse().unwrap();
+        Upstream {
+            child,
+            port,
+            record,
+            files,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/Microsoft-Server-ActiveSync", self.port)
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn header<'a>(request: &'a Value, name: &str) -> Vec<&'a str> {
+        request["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h[0].as_str().unwrap().eq_ignore_ascii_case(name))
+            .map(|h| h[1].as_str().unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// curl through the gateway: (HTTP status, body). `cert` is (certificate, key).
+fn curl(
+    env: &Env,
+    server: &Server,
+    query: &str,
+    cert: Option<&(PathBuf, PathBuf)>,
+    extra: &[&str],
+) -> (u16, Vec<u8>) {
+    let port = server.gateway.port();
+    let body = env.path("curl-body");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-o"])
+        .arg(&body)
+        .args(["-w", "%{http_code}", "--cacert"])
+        .arg(env.export_ca("default"))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+    if let Some((c, k)) = cert {
+        cmd.arg("--cert").arg(c).arg("--key").arg(k);
+    }
+    let out = cmd
+        .args(extra)
+        .arg(format!(
+            "https://localhost:{port}/Microsoft-Server-ActiveSync?{query}"
+        ))
+        .output()
+        .expect("curl");
+    let status = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    if status == 0 {
+        eprintln!("curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (status, std::fs::read(&body).unwrap_or_default())
+}
+
+fn query(cmd: &str, user: &str, device: &str) -> String {
+    format!("Cmd={cmd}&User={user}&DeviceId={device}&DeviceType=iPhone")
+}
+
+fn issue(env: &Env, uid: &str) -> ((PathBuf, PathBuf), String) {
+    env.ok(&[
+        "device",
+        "enroll",
+        "--user",
+        "alice@corp.example",
+        "--platform",
+        "ios",
+        "--uid",
+        uid,
+    ]);
+    let (cert, key) = (
+        env.path(&format!("{uid}.pem")),
+        env.path(&format!("{uid}.key")),
+    );
+    let out = env.ok(&[
+        "cert",
+        "issue",
+        "--template",
+        "phones",
+        "--device",
+        uid,
+        "--out-key",
+        key.to_str().unwrap(),
+        "--out",
+        cert.to_str().unwrap(),
+    ]);
+    (
+        (cert, key),
+        out.split_whitespace().nth(1).unwrap().to_string(),
+    )
+}
+
+#[test]
+fn trusted_external_ca_passes_until_its_crl_revokes_and_fails_closed_without_a_crl() {
+    // The external CA: another easgate, publishing its CRL through the upstream's /files/.
+    let external = Env::new();
+    external.ok(&["ca", "create", "mdm"]);
+    external.phones_template("mdm", "CN={DeviceUid}");
+    external.add_alice();
+    let (phone1, serial1) = issue(&external, "ext1");
+    let (phone2, _) = issue(&external, "ext2");
+
+    let env = Env::new();
+    env.add_alice();
+    let upstream = Upstream::start(&env);
+    let crl_file = upstream.files.join("mdm.crl");
+    let publish_crl = || {
+        external.ok(&[
+            "crl",
+            "generate",
+            "mdm",
+            "--out",
+            crl_file.to_str().unwrap(),
+        ]);
+    };
+    publish_crl();
+    let crl_url = format!("http://127.0.0.1:{}/files/mdm.crl", upstream.port);
+    let mdm_ca = external.export_ca("mdm");
+    env.ok(&[
+        "trust",
+        "add",
+        "mdm",
+        "--cert",
+        mdm_ca.to_str().unwrap(),
+        "--crl-url",
+        &crl_url,
+    ]);
+    let mut server = env.serve(&["--upstream", &upstream.url(), "--crl-max-age", "1s"]);
+
+    // A certificate of the trusted CA is managed: allowed, proxied.
+    assert!(
+        eventually(5.0, || curl(
+            &env,
+            &server,
+            &query("Sync", "alice@corp.example", "EXT1"),
+            Some(&phone1),
+            &["-d", "x"]
+        )
+        .0 == 200),
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(
+        curl(
+            &env,
+            &server,
+            &query("Sync", "alice@corp.example", "EXT2"),
+            Some(&phone2),
+            &["-d", "x"]
+        )
+        .0,
+        200
+    );
+
+    // Revoked by the external CA: refused once the new CRL is published and fetched.
+    external.ok(&["cert", "revoke", &serial1]);
+    publish_crl();
+    assert!(
+        eventually(6.0, || curl(
+            &env,
+            &server,
+            &query("Sync", "alice@corp.example", "EXT1"),
+            Some(&phone1),
+            &["-d", "x"]
+        )
+        .0 == 403),
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(
+        curl(
+            &env,
+            &server,
+            &query("Sync", "alice@corp.example", "EXT2"),
+            Some(&phone2),
+            &["-d", "x"]
+        )
+        .0,
+        200
+    );
+
+    // The CRL disappears: once the last one is older than --crl-max-age the CA's certificates
+    // fail closed, loudly.
+    std::fs::remove_file(&crl_file).unwrap();
+    assert!(
+        eventually(6.0, || curl(
+            &env,
+            &server,
+            &query("Sync", "alice@corp.example", "EXT2"),
+            Some(&phone2),
+            &["-d", "x"]
+        )
+        .0 == 403),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        eventually(3.0, || server
+            .log_text()
+            .contains("no current CRL for trusted CA")),
+        "{}",
+        server.log_text()
+    );
+    let log = server.log_text();
+    assert!(
+        log.contains("revocation state of the client certificate is unknown"),
+        "{log}"
+    );
+    let (status, _, metrics) = common::http(server.admin, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8_lossy(&metrics).contains("easgate_trusted_crl_unknown{ca=\"mdm\"} 1"),
+        "{}",
+        String::from_utf8_lossy(&metrics)
+    );
+    // Failed closed: the request does not reach the upstream.
+    let before = upstream.requests().len();
+    assert_eq!(
+        curl(
+            &env,
+            &server,
+            &query("Sync", "alice@corp.example", "EXT2"),
+            Some(&phone2),
+            &["-d", "x"]
+        )
+        .0,
+        403
+    );
+    assert_eq!(upstream.requests().len(), before);
+    server.stop();
+
+    // An admin who accepts the risk can fail open instead.
+    let server = env.serve(&[
+        "--upstream",
+        &upstream.url(),
+        "--danger-allow-unknown-revocation",
+    ]);
+    assert_eq!(
+        curl(
+            &env,
+            &server,
+            &query("Sync", "alice@corp.example", "EXT2"),
+            Some(&phone2),
+            &["-d", "x"]
+        )
+        .0,
+        200,
+        "{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn what_reaches_the_upstream_in_each_auth_mode() {
+    let env = Env::new();
+    env.standard_setup();
+    let (phone, _) = issue(&env, "phone1");
+    let upstream = Upstream::start(&env);
+    let mut server = env.serve(&["--upstream", &upstream.url()]);
+    let q = query("FolderSync", "alice@corp.example", "PHONE1");
+
+    // Passthrough: the device's Authorization goes on; hop-by-hop headers and client copies of
+    // X-Forwarded-* do not; the query string arrives as sent.
+    let (status, body) = curl(
+        &env,
+        &server,
+        &q,
+        Some(&phone),
+        &[
+            "--http1.1",
+            "-H",
+            "Authorization: Basic YWxpY2U6cHc=",
+            "-H",
+            "Connection: keep-alive, X-Secret",
+            "-H",
+            "X-Secret: do-not-forward",
+            "-H",
+            "X-Forwarded-For: 6.6.6.6",
+            "-H",
+            "X-Remote-User: mallory@corp.example",
+            "--data-binary",
+            "0123456789",
+        ],
+    );
+    assert_eq!((status, body.as_slice()), (200, b"ok".as_slice()));
+    let seen = upstream.requests();
+    let last = seen.last().unwrap();
+    assert_eq!(last["path"], format!("/Microsoft-Server-ActiveSync?{q}"));
+    assert_eq!(last["body_len"], 10);
+    assert_eq!(
+        Upstream::header(last, "authorization"),
+        ["Basic YWxpY2U6cHc="]
+    );
+    assert!(Upstream::header(last, "x-secret").is_empty());
+    assert_eq!(Upstream::header(last, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(Upstream::header(last, "x-forwarded-proto"), ["https"]);
+
+    // HTTP/2 from the device arrives as HTTP/1.1 with its body.
+    let (status, _) = curl(
+        &env,
+        &server,
+        &q,
+        Some(&phone),
+        &["--http2", "--data-binary", "abc"],
+    );
+    assert_eq!(status, 200);
+    let last = upstream.requests().last().unwrap().clone();
+    assert_eq!(last["version"], "HTTP/1.1");
+    assert_eq!(last["body_len"], 3);
+
+    // Every decision is counted by action and rule; request times go into a histogram.
+    let (status, _, metrics) = common::http(server.admin, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(
+            "easgate_gateway_decisions_total{action=\"allow\",matched=\"allow-managed\"} 2"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("easgate_gateway_request_seconds_count 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("easgate_gateway_open_long_polls 0"),
+        "{metrics}"
+    );
+    server.stop();
+
+    // Trusted header: no Authorization, the client's header copy replaced by the UPN.
+    let mut server = env.serve(&[
+        "--upstream",
+        &upstream.url(),
+        "--upstream-auth",
+        "trusted-header",
+    ]);
+    let (status, _) = curl(
+        &env,
+        &server,
+        &q,
+        Some(&phone),
+        &[
+            "-H",
+            "Authorization: Basic YWxpY2U6cHc=",
+            "-H",
+            "X-Remote-User: mallory@corp.example",
+            "-d",
+            "x",
+        ],
+    );
+    assert_eq!(status, 200);
+    let last = upstream.requests().last().unwrap().clone();
+    assert!(Upstream::header(&last, "authorization").is_empty());
+    assert_eq!(
+        Upstream::header(&last, "x-remote-user"),
+        ["alice@corp.example"]
+    );
+    server.stop();
+}
+
+#[test]
+fn device_information_is_recorded_and_upstream_failures_are_502() {
+    let env = Env::new();
+    env.standard_setup();
+    let (phone, _) = issue(&env, "phone1");
+    let upstream = Upstream::start(&env);
+
+    // A Settings request made by libwbxml2 from the corpus: the gateway reads the device's
+    // model, OS and name while streaming it on.
+    let xml = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../activesync/tests/corpus/settings-deviceinformation.xml");
+    let wbxml = env.path("settings.wbxml");
+    let status = Command::new("xml2wbxml")
+        .args(["-v", "1.3", "-n", "-a", "-o"])
+        .arg(&wbxml)
+        .arg(&xml)
+        .status()
+        .expect("xml2wbxml (scripts/test installs libwbxml2-utils)");
+    assert!(status.success());
+    let server = env.serve(&["--upstream", &upstream.url()]);
+    let body_arg = format!("@{}", wbxml.display());
+    let (status, _) = curl(
+        &env,
+        &server,
+        &query("Settings", "alice@corp.example", "PHONE1"),
+        Some(&phone),
+        &[
+            "-H",
+            "Content-Type: application/vnd.ms-sync.wbxml",
+            "--data-binary",
+            &body_arg,
+        ],
+    );
+    assert_eq!(status, 200);
+    let sent = std::fs::metadata(&wbxml).unwrap().len();
+    assert_eq!(upstream.requests().last().unwrap()["body_len"], sent);
+    assert!(eventually(4.0, || {
+        let run = env.run(&["--json", "eas", "show", "PHONE1"]);
+        run.code == 0
+            && serde_json::from_str::<Value>(&run.stdout).unwrap()["partnerships"][0]["model"]
+                == "SM-S911B"
+    }));
+    let show = env.json(&["eas", "show", "PHONE1"]);
+    let p = &show["partnerships"][0];
+    assert_eq!(p["os"], "Android 14");
+    assert_eq!(p["friendly_name"], "Galaxy S23");
+    assert_eq!(p["last_command"], "Settings");
+    drop(server);
+
+    // Upstream down: 502, logged with the upstream tag.
+    drop(upstream);
+    let server = env.serve(&[
+        "--upstream",
+        "http://127.0.0.1:9/Microsoft-Server-ActiveSync",
+    ]);
+    let (status, _) = curl(
+        &env,
+        &server,
+        &query("Sync", "alice@corp.example", "PHONE1"),
+        Some(&phone),
+        &["-d", "x"],
+    );
+    assert_eq!(status, 502);
+    assert!(eventually(2.0, || server
+        .log_text()
+        .contains("upstream failed")));
+    drop(server);
+
+    // No upstream at all: devices are still checked and recorded; allowed requests get 502.
+    let server = env.serve(&[]);
+    let (status, _) = curl(
+        &env,
+        &server,
+        &query("Sync", "alice@corp.example", "PHONE1"),
+        Some(&phone),
+        &["-d", "x"],
+    );
+    assert_eq!(status, 502);
+    let (status, _) = curl(
+        &env,
+        &server,
+        &query("Sync", "alice@corp.example", "NOCERT"),
+        None,
+        &["-d", "x"],
+    );
+    assert_eq!(status, 403);
+    // Malformed EAS requests: 400, and nothing is recorded for them.
+    let (status, _) = curl(
+        &env,
+        &server,
+        "Cmd=Sync&User=%ZZ&DeviceId=X",
+        Some(&phone),
+        &["-d", "x"],
+    );
+    assert_eq!(status, 400);
+}
