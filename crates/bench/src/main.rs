@@ -19,7 +19,9 @@ struct Cli {
 }
 
 mod crl_bench;
+mod gateway_load;
 mod ocsp_load;
+mod upstream;
 
 #[derive(Subcommand)]
 enum Command {
@@ -61,6 +63,21 @@ enum Command {
         #[arg(long)]
         public_url: String,
     },
+    /// Load a mutual-TLS gateway (https://, with a client certificate) or its upstream directly
+    /// (http://): new handshakes/s, keep-alive requests/s, latency at a fixed open-loop rate,
+    /// or N held long-poll requests. Ends with a `RESULT k=v ...` line.
+    GatewayLoad(gateway_load::Args),
+    /// A stand-in ActiveSync upstream: HTTP/1.1, 200 with a small body for everything, except
+    /// `Cmd=Ping` requests, held for HOLD_SECS first. `GET /__stats` tells how many are held.
+    Upstream {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value_t = 3600)]
+        hold_secs: u64,
+        /// Runtime worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// Issue COUNT certificates from one CSR through the store (EC P-256 CA, fresh SQLite
     /// database in DIR), CONCURRENCY issuances in flight. Each issuance is the full path of
     /// `cert issue`: template and device lookup, CSR verification, signing, recording with audit
@@ -81,11 +98,23 @@ enum Command {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = runtime(match &cli.command {
+        Command::GatewayLoad(args) => args.threads,
+        Command::Upstream { threads, .. } => *threads,
+        _ => 2,
+    })?;
     match cli.command {
+        Command::GatewayLoad(args) => rt
+            .block_on(gateway_load::run(args))
+            .map_err(|e| e as Box<dyn std::error::Error>),
+        Command::Upstream {
+            listen, hold_secs, ..
+        } => rt
+            .block_on(upstream::run(
+                listen,
+                std::time::Duration::from_secs(hold_secs),
+            ))
+            .map_err(|e| e as Box<dyn std::error::Error>),
         Command::Issuance {
             count,
             concurrency,
@@ -116,6 +145,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{} elements below the root", doc.root().elements().count());
             Ok(())
         }
+    }
+}
+
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
     }
 }
 
