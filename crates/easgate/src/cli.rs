@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// EAS gateway listener (TLS; client certificate requested) [default: 0.0.0.0:8443].
     #[arg(long, env = "EASGATE_GATEWAY_LISTEN", value_name = "ADDR")]
     pub gateway_listen: Option<String>,
+    /// Threads serving gateway connections, each with its own event loop and upstream
+    /// connections [default: the number of CPUs].
+    #[arg(long, env = "EASGATE_GATEWAY_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub gateway_threads: Option<u16>,
     /// The mail server's ActiveSync endpoint that allowed requests go to, e.g.
     /// https://mail.corp.example/Microsoft-Server-ActiveSync (the query string is passed on).
     /// Without it devices are still checked and recorded; allowed requests get 502.

@@ -864,6 +864,15 @@ fn gateway_config(
             file.gateway_listen.as_deref(),
             "0.0.0.0:8443",
         )?,
+        threads: args
+            .gateway_threads
+            .map(usize::from)
+            .or(file.gateway_threads)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(usize::from)
+                    .unwrap_or(2)
+            }),
         upstream,
         upstream_ca: pick(&args.upstream_ca, &file.upstream_ca).map(PathBuf::from),
         upstream_auth: parse_upstream_auth(&auth_mode, &user_header)?,

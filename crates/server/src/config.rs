@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub public_listen: Option<String>,
     pub admin_listen: Option<String>,
     pub gateway_listen: Option<String>,
+    pub gateway_threads: Option<usize>,
     pub upstream: Option<String>,
     pub upstream_ca: Option<String>,
     pub upstream_auth: Option<String>,
@@ -130,6 +131,12 @@ impl ServeConfig {
             }
         };
         at_least("--crl-interval", self.crl_interval, Duration::from_secs(60))?;
+        if !(1..=1024).contains(&self.gateway.threads) {
+            return Err(ServeError::Config(format!(
+                "--gateway-threads {} is out of range (1 to 1024)",
+                self.gateway.threads
+            )));
+        }
         at_least(
             "--crl-validity",
             self.crl_validity,
@@ -209,6 +216,7 @@ mod tests {
             change_poll_interval: Duration::from_secs(1),
             gateway: crate::gateway::GatewayConfig {
                 listen: "127.0.0.1:8443".parse().unwrap(),
+                threads: 2,
                 upstream: None,
                 upstream_ca: None,
                 upstream_auth: crate::gateway::config::UpstreamAuth::Passthrough,

@@ -127,11 +127,18 @@ pub async fn serve(
         Arc::clone(&app.easgate.store),
         stopped.clone(),
     ));
-    let gateway_server = tokio::spawn(gateway::run(
-        Arc::clone(&app),
-        gateway_listener,
-        stopped.clone(),
-    ));
+    let stopped_gateway = stopped.clone();
+    let (gateway_workers, gateway_threads) = gateway::spawn_workers(&app, &stopped)?;
+    let gateway_server = tokio::spawn(async move {
+        // The acceptor ends at shutdown, closing the threads' inboxes; then they drain.
+        gateway::run(gateway_listener, gateway_workers, stopped_gateway).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in gateway_threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    });
 
     let public_server = axum::serve(
         public,

@@ -20,6 +20,8 @@ use crate::App;
 pub struct Chained {
     pub anchor: AnchorKind,
     pub cert: ClientCertificate,
+    /// The serial number in hex, as partnerships and logs show it.
+    pub serial_hex: String,
     /// The user the certificate names (UPN or email, by the configured order).
     pub identity: String,
 }
@@ -130,6 +132,7 @@ pub fn check_chain(
         .ok_or(Rejection::NoIdentity)?;
     Ok(Chained {
         anchor,
+        serial_hex: parsed.serial.to_hex(),
         cert: parsed,
         identity,
     })
@@ -176,10 +179,12 @@ pub fn check_now(app: &App, chained: &Chained, now: i64) -> Result<(), Rejection
     }
 }
 
+type ChainResult = Result<Arc<Chained>, Rejection>;
+
 /// A connection's certificates and its cached chain result.
 pub struct ConnectionCertificate {
     pub certs: Option<Arc<Vec<CertificateDer<'static>>>>,
-    cached: std::sync::Mutex<Option<(u64, Result<Chained, Rejection>)>>,
+    cached: std::sync::Mutex<Option<(u64, ChainResult)>>,
 }
 
 impl ConnectionCertificate {
@@ -191,7 +196,7 @@ impl ConnectionCertificate {
     }
 
     /// The chain result under the anchors in effect (computed once per anchor generation).
-    pub fn chained(&self, app: &App, now: UnixTime) -> Result<Chained, Rejection> {
+    pub fn chained(&self, app: &App, now: UnixTime) -> Result<Arc<Chained>, Rejection> {
         let Some(certs) = &self.certs else {
             return Err(Rejection::Missing);
         };
@@ -203,7 +208,8 @@ impl ConnectionCertificate {
                 }
             }
         }
-        let result = check_chain(certs, &anchors, &app.gateway.config.identity_order, now);
+        let result =
+            check_chain(certs, &anchors, &app.gateway.config.identity_order, now).map(Arc::new);
         if let Ok(mut cached) = self.cached.lock() {
             *cached = Some((anchors.generation, result.clone()));
         }

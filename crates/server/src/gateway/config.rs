@@ -30,6 +30,9 @@ pub enum IdentitySource {
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
+    /// Threads serving gateway connections, each with its own event loop, copy of the
+    /// listening socket and upstream connection pool (like nginx's worker processes).
+    pub threads: usize,
     /// The upstream's EAS endpoint, e.g. `https://mail.corp/Microsoft-Server-ActiveSync`.
     pub upstream: Option<Uri>,
     /// Extra CA certificates (PEM) the upstream's TLS certificate may chain to.

@@ -30,6 +30,8 @@ use crate::App;
 pub struct Connection {
     pub peer: SocketAddr,
     pub certificate: ConnectionCertificate,
+    /// This thread's upstream connection pool.
+    pub upstream: crate::gateway::upstream::UpstreamPool,
 }
 
 const EAS_PATH: &str = "/Microsoft-Server-ActiveSync";
@@ -69,6 +71,23 @@ pub async fn handle(
     response
 }
 
+/// What to do with a request, decided before anything is awaited (so that none of the
+/// deciding state is kept while a long poll waits on the upstream).
+enum Plan {
+    /// Answer with this, after reading the request body away.
+    Refuse(Response<GatewayBody>),
+    Quarantine {
+        command: Command,
+        user: String,
+        device_id: String,
+    },
+    Forward {
+        command: Command,
+        user: String,
+        device_id: String,
+    },
+}
+
 async fn route(app: &Arc<App>, conn: &Connection, req: Request<Incoming>) -> Response<GatewayBody> {
     if !req.uri().path().eq_ignore_ascii_case(EAS_PATH) {
         return plain(
@@ -79,7 +98,7 @@ async fn route(app: &Arc<App>, conn: &Connection, req: Request<Incoming>) -> Res
     let now = app.easgate.now().unix_timestamp();
     let checked = certificate(app, &conn.certificate, now);
     if req.method() == Method::OPTIONS {
-        return options(app, conn, req, checked.ok()).await;
+        return Box::pin(options(app, conn, req, checked.ok())).await;
     }
     if req.method() != Method::POST && req.method() != Method::GET {
         return plain(
@@ -87,6 +106,30 @@ async fn route(app: &Arc<App>, conn: &Connection, req: Request<Incoming>) -> Res
             "method not allowed: use POST (or OPTIONS)",
         );
     }
+    let plan = plan(app, conn, &req, checked, now);
+    match plan {
+        Plan::Refuse(response) => Box::pin(answer_unread(req, response)).await,
+        Plan::Quarantine {
+            command,
+            user,
+            device_id,
+        } => Box::pin(quarantined(app, req, &command, &user, &device_id, now)).await,
+        Plan::Forward {
+            command,
+            user,
+            device_id,
+        } => forward(app, conn, req, &command, Some(&user), Some(&device_id)).await,
+    }
+}
+
+/// Read the request's EAS parameters and decide.
+fn plan(
+    app: &Arc<App>,
+    conn: &Connection,
+    req: &Request<Incoming>,
+    checked: Result<Arc<Chained>, Rejection>,
+    now: i64,
+) -> Plan {
     let query = req.uri().query().unwrap_or("");
     let parsed = EasRequest::parse(
         query,
@@ -98,19 +141,24 @@ async fn route(app: &Arc<App>, conn: &Connection, req: Request<Incoming>) -> Res
         Ok(eas) => eas,
         Err(e) => {
             info!(peer = %conn.peer, error = %e, "gateway: refused a malformed EAS request");
-            let response = plain(StatusCode::BAD_REQUEST, &format!("bad request: {e}"));
-            return answer_unread(req, response).await;
+            return Plan::Refuse(plain(StatusCode::BAD_REQUEST, &format!("bad request: {e}")));
         }
     };
-    let Some(device_id) = eas.device_id.clone() else {
-        let response = plain(StatusCode::BAD_REQUEST, "bad request: DeviceId is missing");
-        return answer_unread(req, response).await;
+    let Some(device_id) = eas.device_id.as_deref() else {
+        return Plan::Refuse(plain(
+            StatusCode::BAD_REQUEST,
+            "bad request: DeviceId is missing",
+        ));
     };
-    decide(app, conn, req, &eas, &device_id, checked, now).await
+    decide(app, conn, &eas, device_id, checked, now)
 }
 
 /// The certificate checks; rejections are counted.
-fn certificate(app: &App, cert: &ConnectionCertificate, now: i64) -> Result<Chained, Rejection> {
+fn certificate(
+    app: &App,
+    cert: &ConnectionCertificate,
+    now: i64,
+) -> Result<Arc<Chained>, Rejection> {
     let unix = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now).unwrap_or(0)));
     let result = cert
         .chained(app, unix)
@@ -126,7 +174,7 @@ fn certificate(app: &App, cert: &ConnectionCertificate, now: i64) -> Result<Chai
     result
 }
 
-/// Whether the request's `User` (`user`, `DOMAIN\user` or `user@domain`) names `identity`
+/// Whether the request's `User` (`user`, `DOMAIN\\user` or `user@domain`) names `identity`
 /// (or the user's email address).
 pub fn user_matches(request_user: &str, identity: &str, email: Option<&str>) -> bool {
     let user = request_user
@@ -148,33 +196,58 @@ struct Refusal {
     reason: String,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn decide(
+/// Why a request got its answer, as logs and partnerships show it; formatted only when
+/// needed (a log line that is enabled, a partnership whose reason changed).
+enum Reason<'a> {
+    Refused(&'a str),
+    Decided {
+        decision: &'a easgate_policy::Decision,
+        state: Result<(), &'a Rejection>,
+    },
+}
+
+impl std::fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Refused(why) => f.write_str(why),
+            Reason::Decided {
+                decision,
+                state: Ok(()),
+            } => write!(f, "{decision}; valid certificate"),
+            Reason::Decided {
+                decision,
+                state: Err(rejection),
+            } => write!(f, "{decision}; {rejection}"),
+        }
+    }
+}
+
+fn decide(
     app: &Arc<App>,
     conn: &Connection,
-    req: Request<Incoming>,
     eas: &EasRequest,
     device_id: &str,
-    checked: Result<Chained, Rejection>,
+    checked: Result<Arc<Chained>, Rejection>,
     now: i64,
-) -> Response<GatewayBody> {
+) -> Plan {
     let gw = &app.gateway;
     let directory = gw.directory();
-    let request_user = eas.user.clone().unwrap_or_default();
+    let request_user = eas.user.as_deref().unwrap_or_default();
     let (platform, client) = classify(eas.device_type.as_deref(), eas.user_agent.as_deref());
 
     // Who the request is for, in which state, and any refusal that comes before the rules.
     let mut refusal: Option<Refusal> = None;
-    let (user, dir_user, state, serial, state_reason) = match &checked {
+    let unmanaged_user: String;
+    let dir_user: Option<Arc<crate::gateway::DirectoryUser>>;
+    let (user, state, serial): (&str, _, Option<&str>) = match &checked {
         Ok(chained) => {
-            let dir_user = directory.find(&chained.identity);
+            dir_user = directory.find(&chained.identity);
             let upn = dir_user
                 .as_ref()
-                .map(|u| u.upn.clone())
-                .unwrap_or_else(|| chained.identity.clone());
+                .map_or(chained.identity.as_str(), |u| u.upn.as_str());
             let email = chained.cert.emails.first().map(String::as_str);
-            if !user_matches(&request_user, &chained.identity, email)
-                && !user_matches(&request_user, &upn, email)
+            if !user_matches(request_user, &chained.identity, email)
+                && !user_matches(request_user, upn, email)
             {
                 refusal = Some(Refusal {
                     cause: "identity-mismatch",
@@ -190,50 +263,47 @@ async fn decide(
                 });
             } else if let Binding::Elsewhere(bound) =
                 gw.partnerships
-                    .bind(&chained.cert.serial, device_id, &upn, now)
+                    .bind(&chained.cert.serial, device_id, upn, now)
             {
                 refusal = Some(Refusal {
                     cause: "certificate-bound-elsewhere",
                     reason: format!(
                         "certificate {} belongs to device {bound} (possible stolen certificate)",
-                        chained.cert.serial
+                        chained.serial_hex
                     ),
                 });
-                flag_reuse(app, &chained.cert.serial.to_hex(), device_id, &bound, &upn);
+                flag_reuse(app, &chained.serial_hex, device_id, &bound, upn);
             }
-            (
-                upn,
-                dir_user,
-                DeviceState::Managed,
-                Some(chained.cert.serial.to_hex()),
-                "valid certificate".to_string(),
-            )
+            (upn, DeviceState::Managed, Some(chained.serial_hex.as_str()))
         }
-        Err(rejection) => {
+        Err(_) => {
             let as_given = request_user.to_ascii_lowercase();
-            let dir_user = directory.find(&as_given);
-            let user = dir_user.as_ref().map(|u| u.upn.clone()).unwrap_or(as_given);
-            (
-                user,
-                dir_user,
-                DeviceState::Unmanaged,
-                None,
-                rejection.to_string(),
-            )
+            dir_user = directory.find(&as_given);
+            unmanaged_user = match &dir_user {
+                Some(u) => u.upn.clone(),
+                None => as_given,
+            };
+            (unmanaged_user.as_str(), DeviceState::Unmanaged, None)
         }
     };
 
-    let groups = dir_user
-        .as_ref()
-        .map(|u| u.groups.clone())
-        .unwrap_or_default();
-    let lower_id = device_id.to_ascii_lowercase();
+    let groups: &[String] = dir_user.as_ref().map_or(&[], |u| u.groups.as_slice());
+    let lower_id: std::borrow::Cow<'_, str> = if device_id.bytes().any(|b| b.is_ascii_uppercase()) {
+        device_id.to_ascii_lowercase().into()
+    } else {
+        device_id.into()
+    };
+    let decision;
     let (action, matched, reason) = match &refusal {
-        Some(r) => (Action::Block, r.cause.to_string(), r.reason.clone()),
+        Some(r) => (
+            Action::Block,
+            r.cause.to_string(),
+            Reason::Refused(&r.reason),
+        ),
         None => {
-            let decision = gw.policy().evaluate(&Subject {
-                user: (!user.is_empty()).then_some(user.as_str()),
-                groups: &groups,
+            decision = gw.policy().evaluate(&Subject {
+                user: (!user.is_empty()).then_some(user),
+                groups,
                 platform,
                 client,
                 device_state: state,
@@ -248,7 +318,10 @@ async fn decide(
             (
                 decision.action,
                 matched,
-                format!("{decision}; {state_reason}"),
+                Reason::Decided {
+                    decision: &decision,
+                    state: checked.as_ref().map(|_| ()),
+                },
             )
         }
     };
@@ -258,19 +331,12 @@ async fn decide(
     } else {
         action.as_str()
     };
-    app.metrics
-        .gateway_decisions
-        .get_or_create(&DecisionLabels {
-            action: action_word,
-            matched: matched.clone(),
-        })
-        .inc();
     info!(
         peer = %conn.peer,
         user = %user,
         device = %device_id,
         cmd = eas.command.name(),
-        cert = serial.as_deref().unwrap_or("-"),
+        cert = serial.unwrap_or("-"),
         state = state.as_str(),
         action = action_word,
         matched = %matched,
@@ -279,7 +345,7 @@ async fn decide(
     );
     if !user.is_empty() {
         gw.partnerships.record(Sighting {
-            user: &user,
+            user,
             eas_device_id: device_id,
             device_type: eas.device_type.as_deref(),
             user_agent: eas.user_agent.as_deref(),
@@ -287,32 +353,45 @@ async fn decide(
             platform: platform.as_str(),
             protocol: eas.protocol_version.as_deref(),
             command: eas.command.name(),
-            cert_serial: serial.clone(),
+            cert_serial: serial,
             device_state: state.as_str(),
             access_state: action.as_str(),
-            access_reason: reason.clone(),
+            access_reason: &reason,
             synced: action == Action::Allow,
             now,
         });
     }
+    let forbidden_reason = refusal.as_ref().map(|r| format!("forbidden: {}", r.reason));
+    app.metrics
+        .gateway_decisions
+        .get_or_create(&DecisionLabels {
+            action: action_word,
+            matched,
+        })
+        .inc();
 
     match action {
-        _ if refusal.is_some() => {
-            let response = plain(StatusCode::FORBIDDEN, &format!("forbidden: {reason}"));
-            answer_unread(req, response).await
-        }
-        Action::Block => {
-            let response = match quarantine::blocked_body(&eas.command) {
-                Some(body) => wbxml(StatusCode::FORBIDDEN, body),
-                None => plain(
-                    StatusCode::FORBIDDEN,
-                    "forbidden: this device is blocked for this user",
-                ),
-            };
-            answer_unread(req, response).await
-        }
-        Action::Quarantine => quarantined(app, req, eas, &user, now).await,
-        Action::Allow => forward(app, conn, req, &eas.command, Some(&user), Some(device_id)).await,
+        _ if forbidden_reason.is_some() => Plan::Refuse(plain(
+            StatusCode::FORBIDDEN,
+            forbidden_reason.as_deref().unwrap_or("forbidden"),
+        )),
+        Action::Block => Plan::Refuse(match quarantine::blocked_body(&eas.command) {
+            Some(body) => wbxml(StatusCode::FORBIDDEN, body),
+            None => plain(
+                StatusCode::FORBIDDEN,
+                "forbidden: this device is blocked for this user",
+            ),
+        }),
+        Action::Quarantine => Plan::Quarantine {
+            command: eas.command.clone(),
+            user: user.to_string(),
+            device_id: device_id.to_string(),
+        },
+        Action::Allow => Plan::Forward {
+            command: eas.command.clone(),
+            user: user.to_string(),
+            device_id: device_id.to_string(),
+        },
     }
 }
 
@@ -388,12 +467,13 @@ fn flag_reuse(app: &Arc<App>, serial: &str, device_id: &str, bound: &str, upn: &
 async fn quarantined(
     app: &App,
     req: Request<Incoming>,
-    eas: &EasRequest,
+    command: &Command,
     user: &str,
+    device_id: &str,
     now: i64,
 ) -> Response<GatewayBody> {
     if !matches!(
-        eas.command,
+        command,
         Command::FolderSync | Command::Sync | Command::Provision | Command::Settings
     ) {
         let response = plain(
@@ -408,14 +488,14 @@ async fn quarantined(
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
     };
     let received = easgate_ops::time_fmt::rfc3339(now);
-    if matches!(eas.command, Command::Provision | Command::Settings) {
-        if let (Some(info), Some(device_id)) = (quarantine::device_info(&body), &eas.device_id) {
+    if matches!(command, Command::Provision | Command::Settings) {
+        if let Some(info) = quarantine::device_info(&body) {
             app.gateway
                 .partnerships
                 .record_device_information(user, device_id, &info);
         }
     }
-    match quarantine::answer(&eas.command, &body, user, &received) {
+    match quarantine::answer(command, &body, user, &received) {
         Some(answer) => wbxml(StatusCode::OK, answer),
         None => plain(
             StatusCode::FORBIDDEN,
@@ -429,7 +509,7 @@ async fn options(
     app: &Arc<App>,
     conn: &Connection,
     req: Request<Incoming>,
-    checked: Option<Chained>,
+    checked: Option<Arc<Chained>>,
 ) -> Response<GatewayBody> {
     if let (Some(chained), Some(_)) = (&checked, &app.gateway.config.upstream) {
         let user = app
@@ -465,18 +545,14 @@ async fn options(
     response
 }
 
+/// The upstream request's target in origin form: the upstream's path and the device's query.
 fn upstream_uri(base: &Uri, query: Option<&str>) -> Option<Uri> {
     let path = base.path();
     let path_and_query = match query {
         Some(q) if !q.is_empty() => format!("{path}?{q}"),
         _ => path.to_string(),
     };
-    Uri::builder()
-        .scheme(base.scheme_str()?)
-        .authority(base.authority()?.as_str())
-        .path_and_query(path_and_query)
-        .build()
-        .ok()
+    Uri::try_from(path_and_query).ok()
 }
 
 /// Decrements the open long-poll gauge when the request ends, however it ends.
@@ -586,7 +662,7 @@ async fn forward(
     } else {
         gw.config.upstream_timeout
     };
-    let result = tokio::time::timeout(limit, gw.upstream_client.request(upstream_request)).await;
+    let result = tokio::time::timeout(limit, conn.upstream.send(upstream_request)).await;
     let upstream_error = |kind: &'static str| {
         app.metrics
             .gateway_upstream_errors
@@ -594,10 +670,9 @@ async fn forward(
             .inc();
     };
     match result {
-        Ok(Ok(response)) => {
-            let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, body.boxed())
+        Ok(Ok(mut response)) => {
+            strip_hop_by_hop(response.headers_mut());
+            response
         }
         Ok(Err(e)) => {
             let kind = if e.is_connect() {

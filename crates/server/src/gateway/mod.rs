@@ -16,9 +16,11 @@ pub mod proxy;
 mod quarantine;
 pub mod tls;
 pub mod trust;
+pub mod upstream;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -27,7 +29,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -40,6 +42,7 @@ use partnerships::Partnerships;
 use proxy::UpstreamClient;
 use tls::Identity;
 use trust::{AnchorKind, Anchors, TrustedCrls};
+use upstream::UpstreamPool;
 
 /// A directory user as the gateway needs it.
 #[derive(Clone, Debug)]
@@ -245,8 +248,47 @@ pub async fn apply_change(app: &App, entity: &str, key: &str) -> Result<(), Serv
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accept connections until shutdown; each connection is served on its own task.
-pub async fn run(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+/// One gateway thread as the acceptor sees it: where to hand it connections and how many it
+/// has open.
+pub struct Worker {
+    inbox: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    open: Arc<AtomicUsize>,
+}
+
+/// Start `config.threads` gateway threads, each a single-threaded event loop with its own
+/// upstream connection pool, the way nginx runs worker processes: a request, its upstream
+/// exchange and its answer stay on one thread, with no wake-ups across threads (a
+/// work-stealing runtime spent more time parking and waking threads than proxying; see
+/// docs/BENCHMARKS.md). [`run`] accepts and hands each connection to the least busy thread.
+/// The handles finish once shutdown is signalled and their connections have ended.
+pub fn spawn_workers(
+    app: &Arc<App>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(Vec<Worker>, Vec<std::thread::JoinHandle<()>>), ServeError> {
+    let mut workers = Vec::new();
+    let mut handles = Vec::new();
+    for index in 0..app.gateway.config.threads.max(1) {
+        let client = UpstreamPool::new(
+            proxy::upstream_connector(app.gateway.config.upstream_ca.as_deref())?,
+            app.gateway.config.upstream.clone().unwrap_or_default(),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (inbox, arrivals) = mpsc::unbounded_channel();
+        let open = Arc::new(AtomicUsize::new(0));
+        let (app, shutdown, count) = (Arc::clone(app), shutdown.clone(), Arc::clone(&open));
+        let handle = std::thread::Builder::new()
+            .name(format!("gateway-{index}"))
+            .spawn(move || runtime.block_on(work(app, arrivals, count, client, shutdown)))?;
+        workers.push(Worker { inbox, open });
+        handles.push(handle);
+    }
+    Ok((workers, handles))
+}
+
+/// Accept connections until shutdown and hand each to the thread with the fewest open.
+pub async fn run(listener: TcpListener, workers: Vec<Worker>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -262,9 +304,63 @@ pub async fn run(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Rece
             }
         };
         let _ = tcp.set_nodelay(true);
-        let app = Arc::clone(&app);
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move { serve_connection(app, tcp, peer, shutdown).await });
+        let Some(worker) = workers
+            .iter()
+            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+        else {
+            return;
+        };
+        match tcp.into_std() {
+            Ok(tcp) => {
+                worker.open.fetch_add(1, Ordering::Relaxed);
+                if worker.inbox.send((tcp, peer)).is_err() {
+                    worker.open.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => warn!(peer = %peer, error = %e, "gateway cannot hand over a connection"),
+        }
+    }
+}
+
+/// Counts a connection out of its thread's open connections when it ends.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How long a gateway thread waits, after shutdown, for its connections to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// One gateway thread: serve the connections the acceptor hands over, each on its own task;
+/// after shutdown, let those in flight finish (they close gracefully) before returning.
+async fn work(
+    app: Arc<App>,
+    mut arrivals: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    open: Arc<AtomicUsize>,
+    upstream: UpstreamPool,
+    shutdown: watch::Receiver<bool>,
+) {
+    while let Some((tcp, peer)) = arrivals.recv().await {
+        let guard = OpenConnection(Arc::clone(&open));
+        let tcp = match tokio::net::TcpStream::from_std(tcp) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                warn!(peer = %peer, error = %e, "gateway thread cannot take a connection");
+                continue;
+            }
+        };
+        let (app, upstream, shutdown) = (Arc::clone(&app), upstream.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            serve_connection(app, tcp, peer, upstream, shutdown).await;
+            drop(guard);
+        });
+    }
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    while open.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -272,6 +368,7 @@ async fn serve_connection(
     app: Arc<App>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
+    upstream: UpstreamPool,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(read(&app.gateway.tls));
@@ -294,11 +391,13 @@ async fn serve_connection(
     let conn = Arc::new(handler::Connection {
         peer,
         certificate: ConnectionCertificate::new(certs),
+        upstream,
     });
     let service = service_fn(move |req| {
-        let app = Arc::clone(&app);
-        let conn = Arc::clone(&conn);
-        async move { Ok::<_, std::convert::Infallible>(handler::handle(app, conn, req).await) }
+        // Made outside the async block, so the block holds only this future and not also the
+        // arguments it was made from (which would double the memory of every held request).
+        let response = handler::handle(Arc::clone(&app), Arc::clone(&conn), req);
+        async move { Ok::<_, std::convert::Infallible>(response.await) }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder

@@ -6,7 +6,9 @@
 //! DeviceId it is used with, in memory at once and in the store with the next flush; bindings
 //! are loaded at start, so they survive restarts.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,13 +18,73 @@ use easgate_store::{CertificateBinding, Partnership, Store};
 use tokio::sync::watch;
 use tracing::warn;
 
-type Key = (String, String);
+/// `user` and `DeviceId`, lower case, joined by a newline (which neither may contain).
+type Key = String;
 
 fn key(user: &str, eas_device_id: &str) -> Key {
-    (
-        user.to_ascii_lowercase(),
-        eas_device_id.to_ascii_lowercase(),
-    )
+    let mut k = String::with_capacity(user.len() + eas_device_id.len() + 1);
+    push_key(&mut k, user, eas_device_id);
+    k
+}
+
+fn push_key(k: &mut String, user: &str, eas_device_id: &str) {
+    k.extend(user.chars().map(|c| c.to_ascii_lowercase()));
+    k.push('\n');
+    k.extend(eas_device_id.chars().map(|c| c.to_ascii_lowercase()));
+}
+
+fn key_device(k: &str) -> &str {
+    k.rsplit('\n').next().unwrap_or(k)
+}
+
+thread_local! {
+    /// Where a request's key is built to look its partnership up without allocating.
+    static LOOKUP_KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Set `slot` to `value` if it differs; whether it did.
+fn set_str(slot: &mut String, value: &str) -> bool {
+    if slot != value {
+        value.clone_into(slot);
+        true
+    } else {
+        false
+    }
+}
+
+/// Set `slot` to `value` if one is given and it differs.
+fn set_opt(slot: &mut Option<String>, value: Option<&str>) -> bool {
+    match value {
+        Some(v) if slot.as_deref() != Some(v) => {
+            *slot = Some(v.to_string());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Set `slot` to what `value` displays as, if that differs (compared without allocating).
+fn set_display(slot: &mut String, value: &dyn fmt::Display) -> bool {
+    struct Same<'a> {
+        rest: &'a str,
+    }
+    impl fmt::Write for Same<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            match self.rest.strip_prefix(s) {
+                Some(rest) => {
+                    self.rest = rest;
+                    Ok(())
+                }
+                None => Err(fmt::Error),
+            }
+        }
+    }
+    let mut same = Same { rest: slot };
+    if write!(same, "{value}").is_ok() && same.rest.is_empty() {
+        return false;
+    }
+    *slot = value.to_string();
+    true
 }
 
 /// What one request tells about its device.
@@ -35,10 +97,10 @@ pub struct Sighting<'a> {
     pub platform: &'a str,
     pub protocol: Option<&'a str>,
     pub command: &'a str,
-    pub cert_serial: Option<String>,
+    pub cert_serial: Option<&'a str>,
     pub device_state: &'a str,
     pub access_state: &'a str,
-    pub access_reason: String,
+    pub access_reason: &'a dyn fmt::Display,
     /// The request goes to the mailbox.
     pub synced: bool,
     pub now: i64,
@@ -106,55 +168,46 @@ impl Partnerships {
         }
     }
 
+    /// Update the partnership a request belongs to. Repeated requests of a device change
+    /// little; nothing is allocated unless something changed.
     pub fn record(&self, s: Sighting<'_>) {
-        let k = key(s.user, s.eas_device_id);
-        let mut book = self.book();
-        let entry = book
-            .partnerships
-            .entry(k.clone())
-            .or_insert_with(|| Partnership {
-                user: s.user.to_ascii_lowercase(),
-                eas_device_id: s.eas_device_id.to_string(),
-                device_type: None,
-                model: None,
-                os: None,
-                friendly_name: None,
-                user_agent: None,
-                client: String::new(),
-                platform: String::new(),
-                protocol: None,
-                first_seen: s.now,
-                last_seen: s.now,
-                last_sync: None,
-                last_command: None,
-                cert_serial: None,
-                device_state: String::new(),
-                access_state: String::new(),
-                access_reason: String::new(),
-            });
-        if s.device_type.is_some() {
-            entry.device_type = s.device_type.map(str::to_string);
-        }
-        if s.user_agent.is_some() {
-            entry.user_agent = s.user_agent.map(str::to_string);
-        }
-        if s.protocol.is_some() {
-            entry.protocol = s.protocol.map(str::to_string);
-        }
-        entry.client = s.client.to_string();
-        entry.platform = s.platform.to_string();
-        entry.last_seen = s.now;
-        if s.synced {
-            entry.last_sync = Some(s.now);
-        }
-        entry.last_command = Some(s.command.to_string());
-        if s.cert_serial.is_some() {
-            entry.cert_serial = s.cert_serial;
-        }
-        entry.device_state = s.device_state.to_string();
-        entry.access_state = s.access_state.to_string();
-        entry.access_reason = s.access_reason;
-        book.dirty.insert(k);
+        LOOKUP_KEY.with(|cell| {
+            let mut k = cell.borrow_mut();
+            k.clear();
+            push_key(&mut k, s.user, s.eas_device_id);
+            let mut book = self.book();
+            let changed = match book.partnerships.get_mut(k.as_str()) {
+                Some(entry) => update(entry, &s),
+                None => {
+                    let mut entry = Partnership {
+                        user: s.user.to_ascii_lowercase(),
+                        eas_device_id: s.eas_device_id.to_string(),
+                        device_type: None,
+                        model: None,
+                        os: None,
+                        friendly_name: None,
+                        user_agent: None,
+                        client: String::new(),
+                        platform: String::new(),
+                        protocol: None,
+                        first_seen: s.now,
+                        last_seen: s.now,
+                        last_sync: None,
+                        last_command: None,
+                        cert_serial: None,
+                        device_state: String::new(),
+                        access_state: String::new(),
+                        access_reason: String::new(),
+                    };
+                    update(&mut entry, &s);
+                    book.partnerships.insert(k.clone(), entry);
+                    true
+                }
+            };
+            if changed && !book.dirty.contains(k.as_str()) {
+                book.dirty.insert(k.clone());
+            }
+        });
     }
 
     /// Add what the device said about itself (Settings or Provision DeviceInformation).
@@ -166,7 +219,7 @@ impl Partnerships {
     ) {
         let k = key(user, eas_device_id);
         let mut book = self.book();
-        if let Some(entry) = book.partnerships.get_mut(&k) {
+        if let Some(entry) = book.partnerships.get_mut(k.as_str()) {
             if info.model.is_some() {
                 entry.model = info.model.clone();
             }
@@ -190,7 +243,7 @@ impl Partnerships {
             ..
         } = &mut *book;
         partnerships.retain(|k, _| {
-            !k.1.eq_ignore_ascii_case(eas_device_id)
+            !key_device(k).eq_ignore_ascii_case(eas_device_id)
                 || dirty.contains(k)
                 || still_stored
                     .iter()
@@ -226,6 +279,30 @@ impl Partnerships {
         }
         Ok(())
     }
+}
+
+/// Apply a sighting to a partnership; whether anything changed.
+fn update(entry: &mut Partnership, s: &Sighting<'_>) -> bool {
+    let mut changed = false;
+    changed |= set_opt(&mut entry.device_type, s.device_type);
+    changed |= set_opt(&mut entry.user_agent, s.user_agent);
+    changed |= set_opt(&mut entry.protocol, s.protocol);
+    changed |= set_str(&mut entry.client, s.client);
+    changed |= set_str(&mut entry.platform, s.platform);
+    if entry.last_seen != s.now {
+        entry.last_seen = s.now;
+        changed = true;
+    }
+    if s.synced && entry.last_sync != Some(s.now) {
+        entry.last_sync = Some(s.now);
+        changed = true;
+    }
+    changed |= set_opt(&mut entry.last_command, Some(s.command));
+    changed |= set_opt(&mut entry.cert_serial, s.cert_serial);
+    changed |= set_str(&mut entry.device_state, s.device_state);
+    changed |= set_str(&mut entry.access_state, s.access_state);
+    changed |= set_display(&mut entry.access_reason, s.access_reason);
+    changed
 }
 
 /// How often partnerships are written to the store.

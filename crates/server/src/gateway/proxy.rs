@@ -36,8 +36,18 @@ pub fn empty_body() -> GatewayBody {
 /// Most request-body bytes kept to read DeviceInformation from.
 pub const DEVICE_INFO_LIMIT: usize = 64 * 1024;
 
-/// An HTTP(S) client for the upstream and for CRL downloads: system roots plus `extra_ca`.
+/// An HTTP(S) client for CRL downloads: system roots plus `extra_ca`.
 pub fn upstream_client(extra_ca: Option<&std::path::Path>) -> Result<UpstreamClient, ServeError> {
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .build(upstream_connector(extra_ca)?))
+}
+
+/// How the gateway connects to the upstream (HTTP, or HTTPS trusting the system's roots plus
+/// `extra_ca`).
+pub fn upstream_connector(
+    extra_ca: Option<&std::path::Path>,
+) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, ServeError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs_roots();
     roots.add_parsable_certificates(native);
@@ -66,14 +76,11 @@ pub fn upstream_client(extra_ca: Option<&std::path::Path>) -> Result<UpstreamCli
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(std::time::Duration::from_secs(10)));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .build(connector))
+        .wrap_connector(http))
 }
 
 /// The system's CA certificates (those it cannot read are skipped, as curl does).
