@@ -53,19 +53,18 @@ impl Client {
 
 /// Classify a request by its DeviceType and User-Agent.
 pub fn classify(device_type: Option<&str>, user_agent: Option<&str>) -> (Platform, Client) {
-    let dt = device_type.unwrap_or("").to_ascii_lowercase();
-    let ua = user_agent.unwrap_or("").to_ascii_lowercase();
-    let both = format!("{dt} {ua}");
-    let outlook = ua.starts_with("outlook-") || dt == "outlook";
-    let ios = ["iphone", "ipad", "ipod", "apple-", "ios"]
-        .iter()
-        .any(|h| both.contains(h));
-    let android = ["android", "samsung", "sm-"]
-        .iter()
-        .any(|h| both.contains(h));
-    let windows = ["windowsmail", "windowsphone", "msft-win", "windows"]
-        .iter()
-        .any(|h| both.contains(h));
+    // Case-insensitive throughout, without allocating: this runs on every gateway request.
+    let dt = device_type.unwrap_or("");
+    let ua = user_agent.unwrap_or("");
+    let mentions = |hints: &[&str]| {
+        hints
+            .iter()
+            .any(|h| contains_ignore_case(dt, h) || contains_ignore_case(ua, h))
+    };
+    let outlook = starts_with_ignore_case(ua, "outlook-") || dt.eq_ignore_ascii_case("outlook");
+    let ios = mentions(&["iphone", "ipad", "ipod", "apple-", "ios"]);
+    let android = mentions(&["android", "samsung", "sm-"]);
+    let windows = mentions(&["windowsmail", "windowsphone", "msft-win", "windows"]);
     let platform = match (ios, android, windows) {
         (true, false, false) => Platform::Ios,
         (false, true, false) => Platform::Android,
@@ -74,17 +73,34 @@ pub fn classify(device_type: Option<&str>, user_agent: Option<&str>) -> (Platfor
     };
     let client = if outlook {
         Client::Outlook
-    } else if ua.starts_with("apple-")
-        || ua.starts_with("samsung-")
-        || ua.starts_with("android-mail/")
-        || ua.starts_with("android/")
-        || ua.starts_with("msft-win")
+    } else if [
+        "apple-",
+        "samsung-",
+        "android-mail/",
+        "android/",
+        "msft-win",
+    ]
+    .iter()
+    .any(|p| starts_with_ignore_case(ua, p))
     {
         Client::Native
     } else {
         Client::Other
     };
     (platform, client)
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// `needle` is lower-case ASCII.
+fn contains_ignore_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 #[cfg(test)]

@@ -226,35 +226,57 @@ const PARAMS: [&str; 13] = [
 ];
 
 fn parse_plain(query: &str) -> Result<EasRequest, QueryError> {
-    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    // The four parameters every request has go straight to their fields (this runs on every
+    // gateway request); the rest to `params` under their canonical names.
+    let mut command: Option<String> = None;
+    let mut user: Option<String> = None;
+    let mut device_id: Option<String> = None;
+    let mut device_type: Option<String> = None;
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = percent_decode(key)?;
-        let key = PARAMS
+        let canonical = PARAMS
             .iter()
             .find(|p| p.eq_ignore_ascii_case(&key))
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| key.into_owned());
-        let value = percent_decode(value)?.into_owned();
+            .copied();
+        let name = || canonical.map_or_else(|| key.to_string(), str::to_string);
+        let value = percent_decode(value)?;
         if value.len() > MAX_VALUE {
-            return Err(QueryError::ValueTooLong(key));
+            return Err(QueryError::ValueTooLong(name()));
         }
-        if fields.insert(key.clone(), value).is_some() {
-            return Err(QueryError::Duplicate(key));
+        let slot = match canonical {
+            Some("Cmd") => &mut command,
+            Some("User") => &mut user,
+            Some("DeviceId") => &mut device_id,
+            Some("DeviceType") => &mut device_type,
+            _ => match params.entry(name()) {
+                std::collections::btree_map::Entry::Occupied(e) => {
+                    return Err(QueryError::Duplicate(e.key().clone()))
+                }
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(value.into_owned());
+                    continue;
+                }
+            },
+        };
+        if slot.is_some() {
+            return Err(QueryError::Duplicate(name()));
         }
+        *slot = Some(value.into_owned());
     }
-    let command = fields.remove("Cmd").ok_or(QueryError::NoCommand)?;
+    let command = command.ok_or(QueryError::NoCommand)?;
     Ok(EasRequest {
         form: QueryForm::Plain,
         command: Command::from_name(&command),
-        user: fields.remove("User").filter(|v| !v.is_empty()),
-        device_id: fields.remove("DeviceId").filter(|v| !v.is_empty()),
-        device_type: fields.remove("DeviceType").filter(|v| !v.is_empty()),
+        user: user.filter(|v| !v.is_empty()),
+        device_id: device_id.filter(|v| !v.is_empty()),
+        device_type: device_type.filter(|v| !v.is_empty()),
         protocol_version: None,
         policy_key: None,
         user_agent: None,
         locale: None,
-        params: fields,
+        params,
     })
 }
 

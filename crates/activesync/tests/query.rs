@@ -241,6 +241,22 @@ fn plain_queries() {
         QueryError::Duplicate("Cmd".into())
     );
     assert_eq!(
+        EasRequest::parse("Cmd=Sync&user=a&USER=b", []).unwrap_err(),
+        QueryError::Duplicate("User".into())
+    );
+    assert_eq!(
+        EasRequest::parse("Cmd=Sync&CollectionId=1&collectionid=2", []).unwrap_err(),
+        QueryError::Duplicate("CollectionId".into())
+    );
+    assert_eq!(
+        EasRequest::parse("Cmd=Sync&X-Custom=1&X-Custom=2", []).unwrap_err(),
+        QueryError::Duplicate("X-Custom".into())
+    );
+    assert_eq!(
+        EasRequest::parse(&format!("cmd=Sync&deviceid={}", "d".repeat(600)), []).unwrap_err(),
+        QueryError::ValueTooLong("DeviceId".into())
+    );
+    assert_eq!(
         EasRequest::parse("Cmd=Sync&User=%ZZ", []).unwrap_err(),
         QueryError::PercentEncoding
     );

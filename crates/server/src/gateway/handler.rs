@@ -8,7 +8,7 @@ use easgate_activesync::device::{device_information, provision};
 use easgate_activesync::{classify, decode, Command, EasRequest};
 use easgate_policy::{Action, DeviceState, Matched, Subject};
 use easgate_store::Ctx;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue, FORWARDED};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -30,11 +30,16 @@ use crate::App;
 pub struct Connection {
     pub peer: SocketAddr,
     pub certificate: ConnectionCertificate,
+    /// `X-Forwarded-For` for its requests: the device's address.
+    pub forwarded_for: HeaderValue,
     /// This thread's upstream connection pool.
     pub upstream: crate::gateway::upstream::UpstreamPool,
 }
 
 const EAS_PATH: &str = "/Microsoft-Server-ActiveSync";
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const WBXML: &str = "application/vnd.ms-sync.wbxml";
 /// Largest body a quarantined device's FolderSync or Sync may send (read whole, not proxied).
 const QUARANTINE_BODY_LIMIT: usize = 1024 * 1024;
@@ -596,28 +601,21 @@ async fn forward(
             "bad gateway: cannot form the upstream URL",
         );
     };
-    let original_host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+    let original_host = parts.headers.remove(header::HOST).or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
-    headers.remove(header::HOST);
-    for name in [
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "forwarded",
-    ] {
-        headers.remove(name);
-    }
-    set_header(headers, "x-forwarded-for", &conn.peer.ip().to_string());
-    set_header(headers, "x-forwarded-proto", "https");
-    if let Some(host) = &original_host {
-        set_header(headers, "x-forwarded-host", host);
-    }
+    headers.remove(FORWARDED);
+    headers.insert(X_FORWARDED_FOR, conn.forwarded_for.clone());
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    match original_host {
+        Some(host) => headers.insert(X_FORWARDED_HOST, host),
+        None => headers.remove(X_FORWARDED_HOST),
+    };
     if let UpstreamAuth::TrustedHeader { header: name } = &gw.config.upstream_auth {
         headers.remove(name);
         headers.remove(header::AUTHORIZATION);

@@ -61,6 +61,13 @@ pub struct Directory {
 
 impl Directory {
     pub fn find(&self, identity: &str) -> Option<Arc<DirectoryUser>> {
+        if !identity.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self
+                .by_upn
+                .get(identity)
+                .or_else(|| self.by_email.get(identity))
+                .cloned();
+        }
         let lower = identity.to_ascii_lowercase();
         self.by_upn
             .get(&lower)
@@ -391,6 +398,8 @@ async fn serve_connection(
     let conn = Arc::new(handler::Connection {
         peer,
         certificate: ConnectionCertificate::new(certs),
+        forwarded_for: http::HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
         upstream,
     });
     let service = service_fn(move |req| {
