@@ -481,10 +481,29 @@ fn config_file_is_read_and_unknown_keys_are_refused() {
         "127.0.0.1:0",
     ]);
     assert!(err.contains("--crl-validity"), "{err}");
+    let threads = env.path("threads.toml");
+    std::fs::write(&threads, "gateway_threads = 0\n").unwrap();
+    let err = env.fails(&[
+        "serve",
+        "--config",
+        threads.to_str().unwrap(),
+        "--public-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(err.contains("--gateway-threads 0 is out of range"), "{err}");
+    let usage = env.run(&["serve", "--gateway-threads", "0"]);
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+    assert!(
+        usage.stderr.contains("--gateway-threads"),
+        "{}",
+        usage.stderr
+    );
     let good = env.path("good.toml");
     std::fs::write(
         &good,
-        "ocsp_validity = \"30m\"\nchange_poll_interval = \"500ms\"\n",
+        "ocsp_validity = \"30m\"\nchange_poll_interval = \"500ms\"\ngateway_threads = 1\n",
     )
     .unwrap();
     let server = env.serve(&["--config", good.to_str().unwrap()]);
