@@ -9,9 +9,11 @@
 //! then) is sent again on a new connection. This took a sixth of the gateway's CPU per proxied
 //! request and 5 KiB per held long poll off (docs/BENCHMARKS.md).
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
@@ -26,10 +28,14 @@ use tracing::debug;
 use crate::gateway::proxy::GatewayBody;
 
 type Sender = SendRequest<GatewayBody>;
-type Idle = Arc<Mutex<Vec<Sender>>>;
+/// Idle connections, the longest idle first, with when each became idle.
+type Idle = Arc<Mutex<VecDeque<(Instant, Sender)>>>;
 
 /// Most idle connections a thread keeps.
 const MAX_IDLE: usize = 1024;
+/// An idle connection older than this is closed rather than reused (the upstream may have
+/// forgotten it; hyper-util's client uses the same figure).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Why a request did not get the upstream's answer.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +72,7 @@ impl UpstreamPool {
             connector,
             target,
             host,
-            idle: Arc::new(Mutex::new(Vec::new())),
+            idle: Arc::new(Mutex::new(VecDeque::new())),
         }
     }
 
@@ -98,11 +104,12 @@ impl UpstreamPool {
     /// An idle connection ready for a request, if there is one.
     fn checkout(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(sender) = idle.pop() {
-            if sender.is_ready() {
+        // The most recently used first: it is the likeliest to be still open.
+        while let Some((since, sender)) = idle.pop_back() {
+            if sender.is_ready() && since.elapsed() < IDLE_TIMEOUT {
                 return Some(sender);
             }
-            // Closed, or still finishing its last exchange: let it go.
+            // Closed, too old, or still finishing its last exchange: let it go.
         }
         None
     }
@@ -151,8 +158,15 @@ fn give_back(idle: &Idle, sender: Sender) {
         return;
     }
     let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    while idle
+        .front()
+        .is_some_and(|(since, _)| now.duration_since(*since) >= IDLE_TIMEOUT)
+    {
+        idle.pop_front();
+    }
     if idle.len() < MAX_IDLE {
-        idle.push(sender);
+        idle.push_back((now, sender));
     }
 }
 
