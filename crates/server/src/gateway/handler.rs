@@ -569,6 +569,13 @@ impl Drop for LongPoll<'_> {
     }
 }
 
+/// A request made ready for the upstream, or the answer instead.
+enum Prepared {
+    Send(Request<GatewayBody>),
+    Answer(Response<GatewayBody>),
+    AnswerUnread(Request<Incoming>, Response<GatewayBody>),
+}
+
 async fn forward(
     app: &Arc<App>,
     conn: &Connection,
@@ -577,6 +584,78 @@ async fn forward(
     user: Option<&str>,
     device_id: Option<&str>,
 ) -> Response<GatewayBody> {
+    // Prepared without awaiting, so that a held long poll keeps only the upstream exchange.
+    let upstream_request = match prepare(app, conn, req, command, user, device_id) {
+        Prepared::Send(request) => request,
+        Prepared::Answer(response) => return response,
+        Prepared::AnswerUnread(req, response) => {
+            return Box::pin(answer_unread(req, response)).await
+        }
+    };
+    let gw = &app.gateway;
+    let long_poll = matches!(command, Command::Ping | Command::Sync);
+    let _guard = long_poll.then(|| {
+        app.metrics.gateway_long_polls.inc();
+        LongPoll(app)
+    });
+    let limit = if long_poll {
+        LONG_POLL_LIMIT
+    } else {
+        gw.config.upstream_timeout
+    };
+    let result = tokio::time::timeout(limit, conn.upstream.send(upstream_request)).await;
+    let upstream_error = |kind: &'static str| {
+        app.metrics
+            .gateway_upstream_errors
+            .get_or_create(&KindLabels { kind })
+            .inc();
+    };
+    let base = gw
+        .config
+        .upstream
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    match result {
+        Ok(Ok(mut response)) => {
+            strip_hop_by_hop(response.headers_mut());
+            response
+        }
+        Ok(Err(e)) => {
+            let kind = if e.is_connect() {
+                "connect"
+            } else {
+                "protocol"
+            };
+            upstream_error(kind);
+            warn!(upstream = %base, kind, error = %e, cmd = command.name(), "gateway: upstream failed");
+            plain(
+                StatusCode::BAD_GATEWAY,
+                "bad gateway: the mail server could not be reached",
+            )
+        }
+        Err(_) => {
+            upstream_error("timeout");
+            warn!(upstream = %base, kind = "timeout", after = ?limit, cmd = command.name(), "gateway: upstream did not answer in time");
+            plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway timeout: the mail server did not answer in time",
+            )
+        }
+    }
+}
+
+/// The upstream request: the upstream's path with the device's query, hop-by-hop headers
+/// dropped, `X-Forwarded-*` set, the user header in trusted-header mode, and for Settings and
+/// Provision a body that keeps a copy for the DeviceInformation.
+fn prepare(
+    app: &Arc<App>,
+    conn: &Connection,
+    req: Request<Incoming>,
+    command: &Command,
+    user: Option<&str>,
+    device_id: Option<&str>,
+) -> Prepared {
     let gw = &app.gateway;
     let Some(base) = &gw.config.upstream else {
         app.metrics
@@ -591,15 +670,15 @@ async fn forward(
             StatusCode::BAD_GATEWAY,
             "bad gateway: no upstream mail server is configured (--upstream)",
         );
-        return answer_unread(req, response).await;
+        return Prepared::AnswerUnread(req, response);
     };
     let (mut parts, body) = req.into_parts();
     let body = FinishOnDrop::new(body);
     let Some(uri) = upstream_uri(base, parts.uri.query()) else {
-        return plain(
+        return Prepared::Answer(plain(
             StatusCode::BAD_GATEWAY,
             "bad gateway: cannot form the upstream URL",
-        );
+        ));
     };
     let original_host = parts.headers.remove(header::HOST).or_else(|| {
         parts
@@ -648,52 +727,7 @@ async fn forward(
         }
         _ => body.boxed(),
     };
-    let upstream_request = Request::from_parts(parts, body);
-
-    let long_poll = matches!(command, Command::Ping | Command::Sync);
-    let _guard = long_poll.then(|| {
-        app.metrics.gateway_long_polls.inc();
-        LongPoll(app)
-    });
-    let limit = if long_poll {
-        LONG_POLL_LIMIT
-    } else {
-        gw.config.upstream_timeout
-    };
-    let result = tokio::time::timeout(limit, conn.upstream.send(upstream_request)).await;
-    let upstream_error = |kind: &'static str| {
-        app.metrics
-            .gateway_upstream_errors
-            .get_or_create(&KindLabels { kind })
-            .inc();
-    };
-    match result {
-        Ok(Ok(mut response)) => {
-            strip_hop_by_hop(response.headers_mut());
-            response
-        }
-        Ok(Err(e)) => {
-            let kind = if e.is_connect() {
-                "connect"
-            } else {
-                "protocol"
-            };
-            upstream_error(kind);
-            warn!(upstream = %base, kind, error = %e, cmd = command.name(), "gateway: upstream failed");
-            plain(
-                StatusCode::BAD_GATEWAY,
-                "bad gateway: the mail server could not be reached",
-            )
-        }
-        Err(_) => {
-            upstream_error("timeout");
-            warn!(upstream = %base, kind = "timeout", after = ?limit, cmd = command.name(), "gateway: upstream did not answer in time");
-            plain(
-                StatusCode::GATEWAY_TIMEOUT,
-                "gateway timeout: the mail server did not answer in time",
-            )
-        }
-    }
+    Prepared::Send(Request::from_parts(parts, body))
 }
 
 #[cfg(test)]

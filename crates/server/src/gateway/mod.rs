@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use easgate_policy::Policy;
+use futures_util::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ServerConfig;
@@ -360,10 +361,9 @@ async fn work(
             }
         };
         let (app, upstream, shutdown) = (Arc::clone(&app), upstream.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            serve_connection(app, tcp, peer, upstream, shutdown).await;
-            drop(guard);
-        });
+        tokio::spawn(
+            serve_connection(app, tcp, peer, upstream, shutdown).map(move |()| drop(guard)),
+        );
     }
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
     while open.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
@@ -379,7 +379,11 @@ async fn serve_connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(read(&app.gateway.tls));
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    // The handshake state and the connection are boxed: on the heap each exists once and only
+    // while needed, where this future would keep room for both (and a moved-out copy of the
+    // TLS stream) for as long as the connection lives.
+    let handshake = Box::pin(acceptor.accept(tcp));
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             debug!(peer = %peer, error = %e, "gateway TLS handshake failed");
@@ -403,10 +407,10 @@ async fn serve_connection(
         upstream,
     });
     let service = service_fn(move |req| {
-        // Made outside the async block, so the block holds only this future and not also the
-        // arguments it was made from (which would double the memory of every held request).
+        // `map`, not an async block: a block awaiting the handler's future would hold it twice
+        // (as captured and as awaited), and hyper keeps that for every request in flight.
         let response = handler::handle(Arc::clone(&app), Arc::clone(&conn), req);
-        async move { Ok::<_, std::convert::Infallible>(response.await) }
+        response.map(Ok::<_, std::convert::Infallible>)
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -414,8 +418,7 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     builder.http2().timer(TokioTimer::new());
-    let connection = builder.serve_connection(TokioIo::new(tls), service);
-    tokio::pin!(connection);
+    let mut connection = Box::pin(builder.serve_connection(TokioIo::new(tls), service));
     tokio::select! {
         result = connection.as_mut() => {
             if let Err(e) = result {

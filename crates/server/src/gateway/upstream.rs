@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{HeaderValue, HOST};
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
@@ -96,7 +97,9 @@ impl UpstreamPool {
                 },
             }
         }
-        let mut sender = self.connect(self.target.clone()).await?;
+        // Boxed: the connect state (TLS stream, handshake) is large and needed only now, not
+        // in every request's future while it waits.
+        let mut sender = Box::pin(self.connect(self.target.clone())).await?;
         let response = sender.send_request(request).await?;
         Ok(self.pooled(sender, response))
     }
@@ -127,11 +130,12 @@ impl UpstreamPool {
             .handshake(stream)
             .await
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
+        // `map`, not an async block, which would hold the connection twice while it lives.
+        tokio::spawn(connection.map(|ended| {
+            if let Err(e) = ended {
                 debug!(error = %e, "upstream connection ended with an error");
             }
-        });
+        }));
         Ok(sender)
     }
 
