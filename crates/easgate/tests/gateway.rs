@@ -23,6 +23,12 @@ struct Upstream {
 
 impl Upstream {
     fn start(env: &Env) -> Self {
+        Self::start_closing_idle_after(env, None)
+    }
+
+    /// With `idle`, the upstream closes a keep-alive connection after that many seconds
+    /// without a request.
+    fn start_closing_idle_after(env: &Env, idle: Option<f64>) -> Self {
         let record = env.path("upstream.jsonl");
         let files = env.path("files");
         std::fs::create_dir_all(&files).unwrap();
@@ -30,6 +36,7 @@ impl Upstream {
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/recording_upstream.py"))
             .arg(&record)
             .arg(&files)
+            .args(idle.map(|s| s.to_string()))
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the recording upstream");
@@ -416,6 +423,43 @@ fn what_reaches_the_upstream_in_each_auth_mode() {
         ["alice@corp.example"]
     );
     server.stop();
+}
+
+/// Requests reuse their thread's upstream connection; one the upstream closed while idle is
+/// not used again.
+#[test]
+fn upstream_connections_are_reused_until_the_upstream_closes_them() {
+    let env = Env::new();
+    env.standard_setup();
+    let (phone, _) = issue(&env, "phone1");
+    let upstream = Upstream::start_closing_idle_after(&env, Some(1.5));
+    let server = env.serve(&["--upstream", &upstream.url(), "--gateway-threads", "1"]);
+    let q = query("FolderSync", "alice@corp.example", "PHONE1");
+    let ports = || -> Vec<u64> {
+        upstream
+            .requests()
+            .iter()
+            .map(|r| r["peer_port"].as_u64().unwrap())
+            .collect()
+    };
+    // Three devices' connections one after another: one upstream connection.
+    for _ in 0..3 {
+        let (status, _) = curl(&env, &server, &q, Some(&phone), &["--data-binary", "x"]);
+        assert_eq!(status, 200);
+    }
+    let first = ports();
+    assert_eq!(first.len(), 3);
+    assert!(
+        first.iter().all(|p| *p == first[0]),
+        "sequential requests should share one upstream connection: {first:?}"
+    );
+    // The upstream drops it after 1.5 s idle; the next request gets a new one, not an error.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (status, _) = curl(&env, &server, &q, Some(&phone), &["--data-binary", "x"]);
+    assert_eq!(status, 200, "{}", server.log_text());
+    let after = ports();
+    assert_eq!(after.len(), 4);
+    assert_ne!(after[3], first[0]);
 }
 
 #[test]

@@ -1,11 +1,12 @@
 """A recording HTTP/1.1 upstream for gateway tests.
 
-    recording_upstream.py RECORD.jsonl FILES_DIR
+    recording_upstream.py RECORD.jsonl FILES_DIR [IDLE_SECONDS]
 
 Listens on an ephemeral 127.0.0.1 port and prints `port N` once ready. Every request is appended
-to RECORD.jsonl as {"method", "path", "version", "headers": [[name, value], ...], "body_len"}
-and answered 200 `ok`, except GET /files/NAME, which serves FILES_DIR/NAME (404 if absent) and
-is not recorded (that is how tests publish a CRL).
+to RECORD.jsonl as {"method", "path", "version", "headers": [[name, value], ...], "body_len",
+"peer_port"} and answered 200 `ok`, except GET /files/NAME, which serves FILES_DIR/NAME (404 if
+absent) and is not recorded (that is how tests publish a CRL). Keep-alive connections stay open
+until the client closes them, or IDLE_SECONDS without a request.
 """
 import http.server
 import json
@@ -14,11 +15,13 @@ import sys
 import threading
 
 record_path, files_dir = sys.argv[1], sys.argv[2]
+idle_seconds = float(sys.argv[3]) if len(sys.argv) > 3 else None
 lock = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = idle_seconds
 
     def log_message(self, *args):
         pass
@@ -56,6 +59,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "version": self.request_version,
             "headers": [[k, v] for k, v in self.headers.items()],
             "body_len": len(body),
+            "peer_port": self.client_address[1],
         }
         with lock, open(record_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
