@@ -6,8 +6,9 @@
 //! (hyper's own `client::conn::http1`, TLS from hyper-rustls). A connection goes back to the
 //! list when the response body has been passed on whole; one whose response was abandoned is
 //! closed. A request that hyper hands back unsent (the upstream closed an idle connection just
-//! then) is sent again on a new connection. This took a sixth of the gateway's CPU per proxied
-//! request and 5 KiB per held long poll off (docs/BENCHMARKS.md).
+//! then) is sent again on a new connection. hyper-util's client cost about a sixth of the
+//! gateway's CPU per proxied request (docs/BENCHMARKS.md). Idle connections are closed after
+//! [`IDLE_TIMEOUT`]; at most [`MAX_IDLE`] are kept.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
