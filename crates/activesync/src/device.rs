@@ -16,6 +16,13 @@ pub struct DeviceInformation {
     pub mobile_operator: Option<String>,
 }
 
+/// What a Settings or Provision request body (WBXML) says about the device; `None` when it is
+/// not WBXML or carries no DeviceInformation.
+pub fn reported_device_information(body: &[u8]) -> Option<DeviceInformation> {
+    let doc = crate::wbxml::decode(body).ok()?;
+    device_information(doc.root()).or_else(|| provision(doc.root())?.device_information)
+}
+
 /// Extract DeviceInformation from a Settings request's root element (`Settings:Settings`);
 /// `None` when the request carries none.
 pub fn device_information(root: ElementRef<'_>) -> Option<DeviceInformation> {

@@ -9,14 +9,6 @@ use crate::cli::{word, EasCommand, PolicyCommand};
 use crate::commands::CliError;
 use crate::output::{fields, json, table};
 
-fn list_or_any(words: &[String]) -> String {
-    if words.is_empty() {
-        "any".into()
-    } else {
-        words.join(",")
-    }
-}
-
 fn conditions(rule: &AccessRule) -> String {
     let mut parts = Vec::new();
     for (key, values) in [
@@ -28,7 +20,7 @@ fn conditions(rule: &AccessRule) -> String {
         ("network", &rule.networks),
     ] {
         if !values.is_empty() {
-            parts.push(format!("{key}={}", list_or_any(values)));
+            parts.push(format!("{key}={}", values.join(",")));
         }
     }
     if parts.is_empty() {

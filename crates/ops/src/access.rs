@@ -142,12 +142,7 @@ impl Easgate {
         self.store
             .remove_rule(&self.ctx(), name)
             .await
-            .map_err(|e| match OpsError::from(e) {
-                OpsError::NotFound { kind, key, .. } => {
-                    OpsError::not_found(kind, key, "see `easgate policy list`")
-                }
-                other => other,
-            })
+            .map_err(|e| OpsError::from(e).hint_if_not_found("see `easgate policy list`"))
     }
 
     pub async fn default_action(&self) -> Result<Action> {
@@ -254,12 +249,7 @@ impl Easgate {
         self.store
             .clear_partnerships(&self.ctx(), eas_device_id)
             .await
-            .map_err(|e| match OpsError::from(e) {
-                OpsError::NotFound { kind, key, .. } => {
-                    OpsError::not_found(kind, key, "see `easgate eas list`")
-                }
-                other => other,
-            })
+            .map_err(|e| OpsError::from(e).hint_if_not_found("see `easgate eas list`"))
     }
 
     pub async fn list_partnerships(&self, user: Option<&str>) -> Result<Vec<Partnership>> {

@@ -66,6 +66,14 @@ impl OpsError {
         }
     }
 
+    /// A not-found error with `hint` (what to do) added; any other error unchanged.
+    pub fn hint_if_not_found(self, hint: &str) -> Self {
+        match self {
+            OpsError::NotFound { kind, key, .. } => OpsError::not_found(kind, key, hint),
+            other => other,
+        }
+    }
+
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         OpsError::Io {
             action,

@@ -5,11 +5,8 @@
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::extensions::decode_upn_value;
+use crate::extensions::{decode_upn_value, UPN_OID};
 use crate::Serial;
-
-/// OID of the Microsoft UPN otherName.
-const UPN_OID: &str = "1.3.6.1.4.1.311.20.2.3";
 
 /// The parts of a client certificate the gateway decides with.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
-use crate::extensions::decode_upn_value;
+use crate::extensions::{decode_upn_value, UPN_OID};
 use crate::input::pem_or_der;
 use crate::revocation::RevocationReason;
 use crate::Serial;
@@ -360,9 +360,7 @@ fn san_checks(cert: &X509Certificate<'_>) -> (Check, Check) {
             for name in &san.value.general_names {
                 match name {
                     GeneralName::RFC822Name(e) => emails.push(e.to_string()),
-                    GeneralName::OtherName(oid, value)
-                        if oid.to_id_string() == "1.3.6.1.4.1.311.20.2.3" =>
-                    {
+                    GeneralName::OtherName(oid, value) if oid.to_id_string() == UPN_OID => {
                         match decode_upn_value(value) {
                             Some(upn) => upns.push(upn),
                             None => malformed = Some("a UPN otherName is not a UTF8String"),

@@ -53,6 +53,9 @@ pub fn freshest_crl(url: &str) -> CustomExtension {
     CustomExtension::from_oid_content(OID_FRESHEST_CRL, der)
 }
 
+/// OID of the Microsoft UPN otherName SAN, as x509-parser prints OIDs.
+pub const UPN_OID: &str = "1.3.6.1.4.1.311.20.2.3";
+
 /// Decode the value of a UPN otherName (`[0] EXPLICIT UTF8String`).
 pub fn decode_upn_value(value: &[u8]) -> Option<String> {
     yasna::parse_der(value, |r| {

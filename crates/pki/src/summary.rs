@@ -4,7 +4,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
-use crate::extensions::decode_upn_value;
+use crate::extensions::{decode_upn_value, UPN_OID};
 use crate::{PkiError, Serial};
 
 #[derive(Clone, Debug)]
@@ -38,9 +38,7 @@ pub fn summarize(der: &[u8]) -> Result<CertSummary, PkiError> {
                 GeneralName::RFC822Name(v) => sans.push(format!("email:{v}")),
                 GeneralName::DNSName(v) => sans.push(format!("dns:{v}")),
                 GeneralName::URI(v) => sans.push(format!("uri:{v}")),
-                GeneralName::OtherName(oid, value)
-                    if oid.to_id_string() == "1.3.6.1.4.1.311.20.2.3" =>
-                {
+                GeneralName::OtherName(oid, value) if oid.to_id_string() == UPN_OID => {
                     if let Some(upn) = decode_upn_value(value) {
                         sans.push(format!("upn:{upn}"));
                     }

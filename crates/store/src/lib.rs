@@ -163,8 +163,6 @@ pub trait Store: Send + Sync {
         action: &str,
         reason: Option<&str>,
     ) -> Result<()>;
-    /// Remove an override; `false` if there was none.
-    async fn clear_override(&self, ctx: &Ctx, eas_device_id: &str) -> Result<bool>;
     async fn list_overrides(&self) -> Result<Vec<EasOverride>>;
 
     /// Write partnerships as the gateway last saw them (insert or replace each, one

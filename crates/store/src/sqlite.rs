@@ -1191,10 +1191,6 @@ impl Store for SqliteStore {
         self.write(|tx| gw::set_override(tx, ctx, eas_device_id, action, reason))
     }
 
-    async fn clear_override(&self, ctx: &Ctx, eas_device_id: &str) -> Result<bool> {
-        self.write(|tx| gw::clear_override(tx, ctx, eas_device_id))
-    }
-
     async fn list_overrides(&self) -> Result<Vec<EasOverride>> {
         self.read(gw::list_overrides)
     }

@@ -85,17 +85,6 @@ pub(crate) fn set_override(
     )
 }
 
-pub(crate) fn clear_override(tx: &Connection, ctx: &Ctx, eas_device_id: &str) -> Result<bool> {
-    let removed = tx.execute(
-        "DELETE FROM eas_overrides WHERE eas_device_id = ?1",
-        [eas_device_id],
-    )? > 0;
-    if removed {
-        record(tx, ctx, "eas.override.clear", "override", eas_device_id, "")?;
-    }
-    Ok(removed)
-}
-
 pub(crate) fn list_overrides(c: &Connection) -> Result<Vec<EasOverride>> {
     let mut stmt = c.prepare_cached("SELECT * FROM eas_overrides ORDER BY eas_device_id")?;
     let rows = stmt.query_map([], |r| {

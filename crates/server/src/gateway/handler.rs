@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use easgate_activesync::device::{device_information, provision};
-use easgate_activesync::{classify, decode, Command, EasRequest};
+use easgate_activesync::device::reported_device_information;
+use easgate_activesync::{classify, Command, EasRequest};
 use easgate_policy::{Action, DeviceState, Matched, Subject};
 use easgate_store::Ctx;
 use http::header::{self, HeaderName, HeaderValue, FORWARDED};
@@ -366,7 +366,6 @@ fn decide(
             now,
         });
     }
-    let forbidden_reason = refusal.as_ref().map(|r| format!("forbidden: {}", r.reason));
     app.metrics
         .gateway_decisions
         .get_or_create(&DecisionLabels {
@@ -375,11 +374,13 @@ fn decide(
         })
         .inc();
 
-    match action {
-        _ if forbidden_reason.is_some() => Plan::Refuse(plain(
+    if let Some(r) = &refusal {
+        return Plan::Refuse(plain(
             StatusCode::FORBIDDEN,
-            forbidden_reason.as_deref().unwrap_or("forbidden"),
-        )),
+            &format!("forbidden: {}", r.reason),
+        ));
+    }
+    match action {
         Action::Block => Plan::Refuse(match quarantine::blocked_body(&eas.command) {
             Some(body) => wbxml(StatusCode::FORBIDDEN, body),
             None => plain(
@@ -494,7 +495,7 @@ async fn quarantined(
     };
     let received = easgate_ops::time_fmt::rfc3339(now);
     if matches!(command, Command::Provision | Command::Settings) {
-        if let Some(info) = quarantine::device_info(&body) {
+        if let Some(info) = reported_device_information(&body) {
             app.gateway
                 .partnerships
                 .record_device_information(user, device_id, &info);
@@ -713,14 +714,12 @@ fn prepare(
             let book = Arc::clone(&gw.partnerships);
             let (user, device_id) = (user.to_string(), device_id.to_string());
             tokio::spawn(async move {
-                if let Ok(bytes) = copy.await {
-                    if let Ok(doc) = decode(&bytes) {
-                        let info = device_information(doc.root())
-                            .or_else(|| provision(doc.root()).and_then(|p| p.device_information));
-                        if let Some(info) = info {
-                            book.record_device_information(&user, &device_id, &info);
-                        }
-                    }
+                if let Some(info) = copy
+                    .await
+                    .ok()
+                    .and_then(|b| reported_device_information(&b))
+                {
+                    book.record_device_information(&user, &device_id, &info);
                 }
             });
             tee.boxed()

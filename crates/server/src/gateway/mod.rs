@@ -40,7 +40,7 @@ use crate::error::ServeError;
 use crate::App;
 use certcheck::ConnectionCertificate;
 use partnerships::Partnerships;
-use proxy::UpstreamClient;
+use proxy::CrlClient;
 use tls::Identity;
 use trust::{AnchorKind, Anchors, TrustedCrls};
 use upstream::UpstreamPool;
@@ -62,17 +62,15 @@ pub struct Directory {
 
 impl Directory {
     pub fn find(&self, identity: &str) -> Option<Arc<DirectoryUser>> {
-        if !identity.bytes().any(|b| b.is_ascii_uppercase()) {
-            return self
-                .by_upn
-                .get(identity)
-                .or_else(|| self.by_email.get(identity))
-                .cloned();
-        }
-        let lower = identity.to_ascii_lowercase();
+        // Identities are usually lower case already: no copy then.
+        let key: std::borrow::Cow<'_, str> = if identity.bytes().any(|b| b.is_ascii_uppercase()) {
+            identity.to_ascii_lowercase().into()
+        } else {
+            identity.into()
+        };
         self.by_upn
-            .get(&lower)
-            .or_else(|| self.by_email.get(&lower))
+            .get(key.as_ref())
+            .or_else(|| self.by_email.get(key.as_ref()))
             .cloned()
     }
 }
@@ -87,7 +85,9 @@ pub struct Gateway {
     directory: RwLock<Arc<Directory>>,
     policy: RwLock<Arc<Policy>>,
     pub partnerships: Arc<Partnerships>,
-    pub upstream_client: UpstreamClient,
+    /// HTTP(S) client for trusted CAs' CRLs (proxied requests use each thread's
+    /// [`UpstreamPool`]).
+    pub crl_client: CrlClient,
     /// Trusted CAs changed since their CRLs were last fetched.
     trust_changed: Mutex<HashSet<String>>,
     /// (serial, DeviceId) pairs already reported as a stolen-certificate signal.
@@ -101,10 +101,10 @@ fn read<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
     }
 }
 
-fn write<T>(lock: &RwLock<Arc<T>>, value: T) {
+fn write<T>(lock: &RwLock<Arc<T>>, value: impl Into<Arc<T>>) {
     match lock.write() {
-        Ok(mut v) => *v = Arc::new(value),
-        Err(p) => *p.into_inner() = Arc::new(value),
+        Ok(mut v) => *v = value.into(),
+        Err(p) => *p.into_inner() = value.into(),
     }
 }
 
@@ -135,7 +135,7 @@ impl Gateway {
         let partnerships = Partnerships::load(easgate.store.as_ref())
             .await
             .map_err(easgate_ops::OpsError::from)?;
-        let upstream_client = proxy::upstream_client(config.upstream_ca.as_deref())?;
+        let crl_client = proxy::crl_client(config.upstream_ca.as_deref())?;
         Ok(Gateway {
             config,
             identity,
@@ -145,7 +145,7 @@ impl Gateway {
             directory: RwLock::new(Arc::new(directory)),
             policy: RwLock::new(Arc::new(policy)),
             partnerships: Arc::new(partnerships),
-            upstream_client,
+            crl_client,
             trust_changed: Mutex::new(HashSet::new()),
             flagged: Mutex::new(HashSet::new()),
         })
@@ -163,12 +163,12 @@ impl Gateway {
         read(&self.policy)
     }
 
-    /// Whether a trusted CA changed since its CRL was fetched (and forget that it did).
-    pub fn trust_changed(&self, name: &str) -> bool {
+    /// The trusted CAs added, changed or removed since the last call.
+    pub fn take_trust_changes(&self) -> HashSet<String> {
         self.trust_changed
             .lock()
-            .map(|mut set| set.remove(name))
-            .unwrap_or(false)
+            .map(|mut set| std::mem::take(&mut *set))
+            .unwrap_or_default()
     }
 }
 
@@ -218,7 +218,7 @@ pub async fn apply_change(app: &App, entity: &str, key: &str) -> Result<(), Serv
             let anchors = build_anchors(&app.easgate, our, generation).await?;
             write(
                 &gw.tls,
-                (*tls::server_config(&gw.identity, anchors.hints.clone())?).clone(),
+                tls::server_config(&gw.identity, anchors.hints.clone())?,
             );
             write(&gw.anchors, anchors);
             if entity == "trusted_ca" {

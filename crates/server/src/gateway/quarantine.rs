@@ -5,7 +5,6 @@
 //! completes provisioning and then sees only the quarantine notice. Everything else is refused.
 
 use bytes::Bytes;
-use easgate_activesync::device::{device_information, provision, DeviceInformation};
 use easgate_activesync::responses::{self, Notice};
 use easgate_activesync::{decode, encode, Command, Element, WbxmlError};
 
@@ -43,12 +42,6 @@ fn settings_answer() -> Result<Element, WbxmlError> {
     Ok(Element::new(ns, "Settings")?
         .with(text(ns, "Status", "1")?)
         .with(Element::new(ns, "DeviceInformation")?.with(text(ns, "Status", "1")?)))
-}
-
-/// What the device says about itself in a Settings or Provision body.
-pub fn device_info(body: &[u8]) -> Option<DeviceInformation> {
-    let doc = decode(body).ok()?;
-    device_information(doc.root()).or_else(|| provision(doc.root())?.device_information)
 }
 
 /// The answer body (WBXML) for a quarantined device's request, or `None` to refuse it.

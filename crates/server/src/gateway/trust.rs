@@ -6,7 +6,7 @@
 //! used no longer than their nextUpdate nor `--crl-max-age`). A trusted CA without a current
 //! CRL fails closed unless `--danger-allow-unknown-revocation` is set.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -189,7 +189,7 @@ async fn fetch(app: &App, url: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| e.to_string())?;
     let response = tokio::time::timeout(
         Duration::from_secs(30),
-        app.gateway.upstream_client.request(request),
+        app.gateway.crl_client.request(request),
     )
     .await
     .map_err(|_| "timed out after 30 s".to_string())?
@@ -262,25 +262,31 @@ async fn refresh_one(app: &App, ca: &TrustedCa) -> Result<TrustedRevocation, Str
 }
 
 /// Keep every trusted CA's CRLs current until shutdown: fetch each when its state becomes
-/// unusable (nextUpdate or max age), retry failures every few seconds.
+/// unusable (nextUpdate or max age) or the CA changed, retry failures every few seconds. The
+/// list of trusted CAs is read from the store at start and again when the change feed reports
+/// a trusted-CA change ([`crate::gateway::apply_change`]), not on every round.
 pub async fn refresh_trusted_crls(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut cas: Option<Vec<TrustedCa>> = None;
     let mut next_try: HashMap<String, Instant> = HashMap::new();
-    // Trusted CAs whose missing CRL has been reported (once per outage).
-    let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // Trusted CAs whose missing CRL has been reported in this outage.
+    let mut reported: HashSet<String> = HashSet::new();
     let retry_after = RETRY_AFTER.min(app.gateway.config.crl_max_age);
     loop {
-        let cas = match app.easgate.list_trusted_cas().await {
-            Ok(cas) => cas,
-            Err(e) => {
-                warn!(error = %e, "cannot list trusted CAs; retrying");
-                Vec::new()
+        let changed = app.gateway.take_trust_changes();
+        if cas.is_none() || !changed.is_empty() {
+            match app.easgate.list_trusted_cas().await {
+                Ok(list) => {
+                    let names: Vec<String> = list.iter().map(|c| c.name.clone()).collect();
+                    app.gateway.trusted_crls.retain(&names);
+                    next_try.retain(|k, _| names.contains(k));
+                    reported.retain(|k| names.contains(k));
+                    cas = Some(list);
+                }
+                Err(e) => warn!(error = %e, "cannot list trusted CAs; retrying"),
             }
-        };
-        let names: Vec<String> = cas.iter().map(|c| c.name.clone()).collect();
-        app.gateway.trusted_crls.retain(&names);
-        next_try.retain(|k, _| names.contains(k));
+        }
         let now_unix = app.easgate.now().unix_timestamp();
-        for ca in &cas {
+        for ca in cas.iter().flatten() {
             let current = app.gateway.trusted_crls.get(&ca.name);
             let labels = TrustLabels {
                 ca: ca.name.clone(),
@@ -304,7 +310,7 @@ pub async fn refresh_trusted_crls(app: Arc<App>, mut shutdown: watch::Receiver<b
             let due = current
                 .as_ref()
                 .is_none_or(|s| s.usable_until.is_none_or(|until| now_unix >= until - 1))
-                || app.gateway.trust_changed(&ca.name);
+                || changed.contains(&ca.name);
             let waiting = next_try.get(&ca.name).is_some_and(|t| Instant::now() < *t);
             if !due || waiting {
                 continue;
@@ -319,6 +325,7 @@ pub async fn refresh_trusted_crls(app: Arc<App>, mut shutdown: watch::Receiver<b
                         .get_or_create(&labels)
                         .set(0);
                     next_try.remove(&ca.name);
+                    reported.remove(&ca.name);
                 }
                 Err(why) => {
                     app.metrics
@@ -337,17 +344,13 @@ pub async fn refresh_trusted_crls(app: Arc<App>, mut shutdown: watch::Receiver<b
                             state.usable_until = old.usable_until;
                         }
                     }
-                    let unknown = state.usable_until.is_none_or(|until| now_unix > until);
-                    if unknown {
+                    if state.usable_until.is_none_or(|until| now_unix > until) {
                         app.metrics
                             .trusted_crl_unknown
                             .get_or_create(&labels)
                             .set(1);
-                        if app.gateway.config.allow_unknown_revocation {
-                            warn!(ca = %ca.name, error = %why, "no current CRL for trusted CA; its certificates are ACCEPTED without a revocation check (--danger-allow-unknown-revocation)");
-                        } else {
-                            error!(ca = %ca.name, error = %why, "no current CRL for trusted CA; its certificates are refused until one can be fetched");
-                        }
+                        reported.insert(ca.name.clone());
+                        report_unknown(&app, &ca.name, &why);
                     } else {
                         warn!(ca = %ca.name, error = %why, "cannot refresh trusted CA's CRL; the previous one is still valid");
                     }
@@ -363,6 +366,7 @@ pub async fn refresh_trusted_crls(app: Arc<App>, mut shutdown: watch::Receiver<b
     }
 }
 
+/// The loud line for a trusted CA without a current CRL (each failed retry repeats it).
 fn report_unknown(app: &App, ca: &str, why: &str) {
     if app.gateway.config.allow_unknown_revocation {
         warn!(ca, error = why, "no current CRL for trusted CA; its certificates are ACCEPTED without a revocation check (--danger-allow-unknown-revocation)");
