@@ -165,6 +165,18 @@ fn per_device_decisions_come_before_every_rule() {
     let env = Env::new();
     env.add_alice();
     env.ok(&["eas", "block", "ApplDEADBEEF", "--reason", "reported lost"]);
+    let unmanaged_what_if = || {
+        env.json(&[
+            "policy",
+            "test",
+            "--user",
+            "alice@corp.example",
+            "--device-state",
+            "unmanaged",
+            "--device-id",
+            "ApplDEADBEEF",
+        ])
+    };
     let blocked = env.json(&[
         "policy",
         "test",
@@ -181,28 +193,10 @@ fn per_device_decisions_come_before_every_rule() {
     assert_eq!(show["override"]["reason"], "reported lost");
     assert_eq!(show["partnerships"].as_array().unwrap().len(), 0);
     env.ok(&["eas", "allow", "ApplDEADBEEF"]);
-    let allowed = env.json(&[
-        "policy",
-        "test",
-        "--user",
-        "alice@corp.example",
-        "--device-state",
-        "unmanaged",
-        "--device-id",
-        "ApplDEADBEEF",
-    ]);
+    let allowed = unmanaged_what_if();
     assert_eq!(allowed["action"], "allow");
     env.ok(&["eas", "clear", "ApplDEADBEEF"]);
-    let after = env.json(&[
-        "policy",
-        "test",
-        "--user",
-        "alice@corp.example",
-        "--device-state",
-        "unmanaged",
-        "--device-id",
-        "ApplDEADBEEF",
-    ]);
+    let after = unmanaged_what_if();
     assert_eq!(after["matched"], "default");
     let err = env.fails(&["eas", "show", "ApplDEADBEEF"]);
     assert!(err.contains("does not exist"), "{err}");

@@ -123,37 +123,16 @@ fn query(cmd: &str, user: &str, device: &str) -> String {
     format!("Cmd={cmd}&User={user}&DeviceId={device}&DeviceType=iPhone")
 }
 
+/// Status of alice's Sync from `device` with certificate `phone`.
+fn sync_status(env: &Env, server: &Server, phone: &(PathBuf, PathBuf), device: &str) -> u16 {
+    let q = query("Sync", "alice@corp.example", device);
+    curl(env, server, &q, Some(phone), &["-d", "x"]).0
+}
+
+/// A device of alice's with its certificate: ((certificate, key), serial).
 fn issue(env: &Env, uid: &str) -> ((PathBuf, PathBuf), String) {
-    env.ok(&[
-        "device",
-        "enroll",
-        "--user",
-        "alice@corp.example",
-        "--platform",
-        "ios",
-        "--uid",
-        uid,
-    ]);
-    let (cert, key) = (
-        env.path(&format!("{uid}.pem")),
-        env.path(&format!("{uid}.key")),
-    );
-    let out = env.ok(&[
-        "cert",
-        "issue",
-        "--template",
-        "phones",
-        "--device",
-        uid,
-        "--out-key",
-        key.to_str().unwrap(),
-        "--out",
-        cert.to_str().unwrap(),
-    ]);
-    (
-        (cert, key),
-        out.split_whitespace().nth(1).unwrap().to_string(),
-    )
+    let (cert, key, serial) = env.issue_device_cert("alice@corp.example", uid);
+    ((cert, key), serial)
 }
 
 #[test]
@@ -195,68 +174,27 @@ fn trusted_external_ca_passes_until_its_crl_revokes_and_fails_closed_without_a_c
 
     // A certificate of the trusted CA is managed: allowed, proxied.
     assert!(
-        eventually(5.0, || curl(
-            &env,
-            &server,
-            &query("Sync", "alice@corp.example", "EXT1"),
-            Some(&phone1),
-            &["-d", "x"]
-        )
-        .0 == 200),
+        eventually(5.0, || sync_status(&env, &server, &phone1, "EXT1") == 200),
         "{}",
         server.log_text()
     );
-    assert_eq!(
-        curl(
-            &env,
-            &server,
-            &query("Sync", "alice@corp.example", "EXT2"),
-            Some(&phone2),
-            &["-d", "x"]
-        )
-        .0,
-        200
-    );
+    assert_eq!(sync_status(&env, &server, &phone2, "EXT2"), 200);
 
     // Revoked by the external CA: refused once the new CRL is published and fetched.
     external.ok(&["cert", "revoke", &serial1]);
     publish_crl();
     assert!(
-        eventually(6.0, || curl(
-            &env,
-            &server,
-            &query("Sync", "alice@corp.example", "EXT1"),
-            Some(&phone1),
-            &["-d", "x"]
-        )
-        .0 == 403),
+        eventually(6.0, || sync_status(&env, &server, &phone1, "EXT1") == 403),
         "{}",
         server.log_text()
     );
-    assert_eq!(
-        curl(
-            &env,
-            &server,
-            &query("Sync", "alice@corp.example", "EXT2"),
-            Some(&phone2),
-            &["-d", "x"]
-        )
-        .0,
-        200
-    );
+    assert_eq!(sync_status(&env, &server, &phone2, "EXT2"), 200);
 
     // The CRL disappears: once the last one is older than --crl-max-age the CA's certificates
     // fail closed, loudly.
     std::fs::remove_file(&crl_file).unwrap();
     assert!(
-        eventually(6.0, || curl(
-            &env,
-            &server,
-            &query("Sync", "alice@corp.example", "EXT2"),
-            Some(&phone2),
-            &["-d", "x"]
-        )
-        .0 == 403),
+        eventually(6.0, || sync_status(&env, &server, &phone2, "EXT2") == 403),
         "{}",
         server.log_text()
     );
@@ -281,17 +219,7 @@ fn trusted_external_ca_passes_until_its_crl_revokes_and_fails_closed_without_a_c
     );
     // Failed closed: the request does not reach the upstream.
     let before = upstream.requests().len();
-    assert_eq!(
-        curl(
-            &env,
-            &server,
-            &query("Sync", "alice@corp.example", "EXT2"),
-            Some(&phone2),
-            &["-d", "x"]
-        )
-        .0,
-        403
-    );
+    assert_eq!(sync_status(&env, &server, &phone2, "EXT2"), 403);
     assert_eq!(upstream.requests().len(), before);
     server.stop();
 
@@ -302,14 +230,7 @@ fn trusted_external_ca_passes_until_its_crl_revokes_and_fails_closed_without_a_c
         "--danger-allow-unknown-revocation",
     ]);
     assert_eq!(
-        curl(
-            &env,
-            &server,
-            &query("Sync", "alice@corp.example", "EXT2"),
-            Some(&phone2),
-            &["-d", "x"]
-        )
-        .0,
+        sync_status(&env, &server, &phone2, "EXT2"),
         200,
         "{}",
         server.log_text()

@@ -11,24 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::{eventually, Env, Server};
+use common::{eventually, peers_python, Env, Server};
 use serde_json::Value;
 
 fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
-}
-
-fn venv_python() -> PathBuf {
-    let dir = std::env::var_os("EASGATE_PEERS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers/venv"));
-    let python = dir.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: scripts/test installs pyactivesync",
-        python.display()
-    );
-    python
 }
 
 /// A private SOGo stack (sogo.sh), stopped on drop.
@@ -96,7 +83,7 @@ struct Client<'a> {
 
 impl Client<'_> {
     fn run(&self, steps: &[&str]) -> Value {
-        let mut cmd = Command::new(venv_python());
+        let mut cmd = Command::new(peers_python());
         cmd.arg(peers_dir().join("eas_client.py"))
             .args(["--host", &format!("localhost:{}", self.gateway.port())])
             .args(["--user", self.user, "--password", self.password])
@@ -127,34 +114,9 @@ fn step<'v>(result: &'v Value, name: &str) -> &'v Value {
         .unwrap_or_else(|| panic!("no step {name} in {result}"))
 }
 
-/// Enroll `uid` for `user` and issue its certificate with the CLI: (cert, key, serial).
-fn device_cert(env: &Env, user: &str, uid: &str) -> (PathBuf, PathBuf, String) {
-    env.ok(&[
-        "device",
-        "enroll",
-        "--user",
-        user,
-        "--platform",
-        "ios",
-        "--uid",
-        uid,
-    ]);
-    let cert = env.path(&format!("{uid}.pem"));
-    let key = env.path(&format!("{uid}.key"));
-    let out = env.ok(&[
-        "cert",
-        "issue",
-        "--template",
-        "phones",
-        "--device",
-        uid,
-        "--out-key",
-        key.to_str().unwrap(),
-        "--out",
-        cert.to_str().unwrap(),
-    ]);
-    let serial = out.split_whitespace().nth(1).unwrap().to_string();
-    (cert, key, serial)
+/// The step was answered 403 by the gateway.
+fn assert_refused(result: &Value, name: &str) {
+    assert_eq!(step(result, name)["http_status"], 403, "{result:#}");
 }
 
 fn mail_setup(env: &Env) {
@@ -176,13 +138,13 @@ fn serve_in_front_of(env: &Env, sogo: &Sogo, extra: &[&str]) -> Server {
 fn managed_device_syncs_through_the_gateway_and_refused_requests_never_reach_sogo() {
     let env = Env::new();
     mail_setup(&env);
-    let (cert1, key1, serial1) = device_cert(&env, "alice@example.com", "phone1");
-    let (cert2, key2, _) = device_cert(&env, "alice@example.com", "phone2");
-    let (cert3, key3, _) = device_cert(&env, "alice@example.com", "phone3");
+    let (cert1, key1, serial1) = env.issue_device_cert("alice@example.com", "phone1");
+    let (cert2, key2, _) = env.issue_device_cert("alice@example.com", "phone2");
+    let (cert3, key3, _) = env.issue_device_cert("alice@example.com", "phone3");
     // A certificate for the same user from a CA the gateway does not trust.
     let foreign = Env::new();
     mail_setup(&foreign);
-    let (foreign_cert, foreign_key, _) = device_cert(&foreign, "alice@example.com", "phoneX");
+    let (foreign_cert, foreign_key, _) = foreign.issue_device_cert("alice@example.com", "phoneX");
 
     let sogo = Sogo::start(env.path("sogo"), false);
     let server = serve_in_front_of(&env, &sogo, &[]);
@@ -218,40 +180,24 @@ fn managed_device_syncs_through_the_gateway_and_refused_requests_never_reach_sog
 
     // No certificate, a foreign CA's certificate: unmanaged → 403, nothing reaches SOGo.
     let refused = client("NOCERT1", None, "alice@example.com").run(&["foldersync"]);
-    assert_eq!(
-        step(&refused, "foldersync")["http_status"],
-        403,
-        "{refused:#}"
-    );
+    assert_refused(&refused, "foldersync");
     let refused = client(
         "FOREIGN1",
         Some((&foreign_cert, &foreign_key)),
         "alice@example.com",
     )
     .run(&["foldersync"]);
-    assert_eq!(
-        step(&refused, "foldersync")["http_status"],
-        403,
-        "{refused:#}"
-    );
+    assert_refused(&refused, "foldersync");
     assert_eq!(sogo.requests("NOCERT1"), 0);
     assert_eq!(sogo.requests("FOREIGN1"), 0);
 
     // Alice's certificate with bob's User=: 403, and SOGo sees nothing more for the device.
     let before = sogo.requests("PHONE1");
     let refused = client("PHONE1", Some((&cert1, &key1)), "bob@example.com").run(&["foldersync"]);
-    assert_eq!(
-        step(&refused, "foldersync")["http_status"],
-        403,
-        "{refused:#}"
-    );
+    assert_refused(&refused, "foldersync");
     // The same certificate from another DeviceId: 403 (stolen-certificate signal).
     let refused = client("THIEF1", Some((&cert1, &key1)), "alice@example.com").run(&["foldersync"]);
-    assert_eq!(
-        step(&refused, "foldersync")["http_status"],
-        403,
-        "{refused:#}"
-    );
+    assert_refused(&refused, "foldersync");
     assert_eq!(sogo.requests("PHONE1"), before);
     assert_eq!(sogo.requests("THIEF1"), 0);
 
@@ -261,12 +207,8 @@ fn managed_device_syncs_through_the_gateway_and_refused_requests_never_reach_sog
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let phone2 = client("PHONE2", Some((&cert2, &key2)), "alice@example.com");
     let refused = phone2.run(&["folders", "contacts-sync"]);
-    assert_eq!(step(&refused, "folders")["http_status"], 403, "{refused:#}");
-    assert_eq!(
-        step(&refused, "contacts-sync")["http_status"],
-        403,
-        "{refused:#}"
-    );
+    assert_refused(&refused, "folders");
+    assert_refused(&refused, "contacts-sync");
     assert_eq!(sogo.requests("PHONE2"), 0);
 
     // Quarantine: the gateway answers FolderSync with an Inbox and Sync with the notice.
@@ -369,7 +311,7 @@ fn managed_device_syncs_through_the_gateway_and_refused_requests_never_reach_sog
 fn trusted_header_mode_logs_the_certificate_user_into_sogo_without_a_password() {
     let env = Env::new();
     mail_setup(&env);
-    let (cert, key, _) = device_cert(&env, "alice@example.com", "phone1");
+    let (cert, key, _) = env.issue_device_cert("alice@example.com", "phone1");
     let sogo = Sogo::start(env.path("sogo"), true);
     let server = serve_in_front_of(
         &env,

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{http, lint_clean, openssl_ok, Env};
+use common::{http, lint_clean, openssl_ok, peers_python, Env};
 
 fn scepclient(dir: &Path, url: &str, challenge: &str) -> (i32, String) {
     std::fs::create_dir_all(dir).unwrap();
@@ -158,19 +158,6 @@ fn scepclient_enrolls_renews_and_cannot_reuse_a_challenge() {
     assert_eq!(status, 400);
 }
 
-fn venv_python() -> std::path::PathBuf {
-    let dir = std::env::var_os("EASGATE_PEERS_VENV")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers/venv"));
-    let python = dir.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: scripts/test installs PyScep",
-        python.display()
-    );
-    python
-}
-
 #[test]
 fn pyscep_enrolls_with_aes_and_sha256() {
     let env = Env::new();
@@ -184,7 +171,7 @@ fn pyscep_enrolls_with_aes_and_sha256() {
     let url = format!("http://{}/scep/mail", server.public);
     let out_cert = dir.join("pyscep.pem");
     let (code, out) = common::peer(
-        &venv_python(),
+        &peers_python(),
         &[
             script.to_str().unwrap(),
             &url,
@@ -216,7 +203,7 @@ fn pyscep_enrolls_with_aes_and_sha256() {
     // handling — it digests the content a failure CertRep does not carry — so the refusal is
     // read from the server's log.)
     let (code, _) = common::peer(
-        &venv_python(),
+        &peers_python(),
         &[
             script.to_str().unwrap(),
             &url,
@@ -332,7 +319,7 @@ fn pki_operation_by_get_with_a_url_encoded_message() {
     let url = format!("http://{}/scep/mail", server.public);
     let message = dir.join("message.der");
     let (code, out) = common::peer(
-        &venv_python(),
+        &peers_python(),
         &[
             script.to_str().unwrap(),
             &url,
@@ -424,7 +411,7 @@ fn pki_operation_by_get_with_a_url_encoded_message() {
     // Make a PKCSReq for watch2 signed at `at` (Unix seconds) and post it.
     let post_signed_at = |file: &str, at: u64| {
         let (code, out) = common::peer(
-            &venv_python(),
+            &peers_python(),
             &[
                 script.to_str().unwrap(),
                 &url,
@@ -617,7 +604,7 @@ fn certmonger_sends_pki_operation_by_get() {
     let url = format!("http://{}/scep/mail", server.public);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pyscep_message.py");
     let (code, out) = common::peer(
-        &venv_python(),
+        &peers_python(),
         &[script.to_str().unwrap(), &url, &challenge, "desk9", "m.der"],
         dir,
     );

@@ -134,6 +134,37 @@ impl Env {
         ]);
     }
 
+    /// Enroll device `uid` (iOS) for `user` and issue its certificate from template `phones`
+    /// with the CLI: (certificate, key, serial), the files named after `uid`.
+    pub fn issue_device_cert(&self, user: &str, uid: &str) -> (PathBuf, PathBuf, String) {
+        self.ok(&[
+            "device",
+            "enroll",
+            "--user",
+            user,
+            "--platform",
+            "ios",
+            "--uid",
+            uid,
+        ]);
+        let cert = self.path(&format!("{uid}.pem"));
+        let key = self.path(&format!("{uid}.key"));
+        let issued = self.json(&[
+            "cert",
+            "issue",
+            "--template",
+            "phones",
+            "--device",
+            uid,
+            "--out-key",
+            key.to_str().expect("utf8"),
+            "--out",
+            cert.to_str().expect("utf8"),
+        ]);
+        let serial = issued["serial"].as_str().expect("serial").to_string();
+        (cert, key, serial)
+    }
+
     /// Export CA `name` as PEM to a file and return its path.
     pub fn export_ca(&self, name: &str) -> PathBuf {
         let path = self.path(&format!("{name}-ca.pem"));
@@ -196,6 +227,21 @@ pub fn openssl_ok(args: &[&str], cwd: &Path) -> String {
     let (code, out) = openssl(args, cwd);
     assert_eq!(code, 0, "openssl {args:?} failed: {out}");
     out
+}
+
+/// The Python of the peers' venv (`$EASGATE_PEERS_VENV`, made by scripts/test with pkilint,
+/// pyactivesync and PyScep).
+pub fn peers_python() -> PathBuf {
+    let dir = std::env::var_os("EASGATE_PEERS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers/venv"));
+    let python = dir.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test, which installs the Python peers",
+        python.display()
+    );
+    python
 }
 
 /// pkilint's console scripts: `$EASGATE_PKILINT_BIN` or the venv scripts/test makes.
