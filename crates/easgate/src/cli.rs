@@ -75,6 +75,10 @@ pub enum Command {
     /// Revocation lists: publish a full or delta CRL now.
     #[command(subcommand)]
     Crl(CrlCommand),
+    /// Device profiles: the mail account and its certificate for iOS (.mobileconfig) and
+    /// Android (managed configuration), rendered per device.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Access rules of the gateway: ordered rules, the default action, what-if.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -173,6 +177,13 @@ pub struct ServeArgs {
     /// How often the store is polled for changes made elsewhere (CLI, other nodes) [default: 1s].
     #[arg(long, env = "EASGATE_CHANGE_POLL_INTERVAL", value_name = "DURATION")]
     pub change_poll_interval: Option<String>,
+    /// How often certificates are checked for their renewal window; each one inside it gets
+    /// a renewal enrollment (new challenge + profile link) once [default: 1h].
+    #[arg(long, env = "EASGATE_RENEWAL_INTERVAL", value_name = "DURATION")]
+    pub renewal_interval: Option<String>,
+    /// POST a JSON event here for each renewal enrollment started (http:// or https://).
+    #[arg(long, env = "EASGATE_RENEWAL_WEBHOOK", value_name = "URL")]
+    pub renewal_webhook: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -463,8 +474,12 @@ pub enum CertCommand {
     List {
         #[arg(long, value_name = "UID")]
         device: Option<String>,
-        #[arg(long, value_enum)]
+        #[arg(long, value_enum, conflicts_with = "expiring")]
         status: Option<StatusArg>,
+        /// Only valid certificates inside their template's renewal window (not_after minus
+        /// --renew-before-days) whose device has no newer certificate yet.
+        #[arg(long)]
+        expiring: bool,
     },
     /// Show one certificate (serial in any case, with or without colons).
     Show {
@@ -659,4 +674,74 @@ pub enum EasCommand {
     },
     /// Forget the device's partnerships and override (the rules decide again).
     Clear { eas_device_id: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProfilePlatformArg {
+    Ios,
+    Android,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeliveryArg {
+    /// The phone makes its key and enrolls over SCEP with a one-time challenge.
+    Scep,
+    /// easgate makes the key; a password-protected PKCS#12 (AES-256, HMAC-SHA-256).
+    Pkcs12,
+    /// The same with 3DES and an SHA-1 MAC, for old devices.
+    #[value(name = "pkcs12-legacy")]
+    Pkcs12Legacy,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Create a profile. Email and user name are lookup-value templates like
+    /// `{EmailAddress}`; the host is the gateway's name as phones reach it, without
+    /// https:// or /Microsoft-Server-ActiveSync.
+    Create {
+        name: String,
+        #[arg(long, value_enum)]
+        platform: ProfilePlatformArg,
+        /// Certificate template the credential comes from.
+        #[arg(long, value_name = "T")]
+        template: String,
+        /// The gateway's host name (optionally :port), e.g. mail.example.com.
+        #[arg(long, value_name = "HOST")]
+        eas_host: String,
+        /// The account's name on the phone.
+        #[arg(long, value_name = "TEXT")]
+        account_name: String,
+        /// Email address [default: {EmailAddress}].
+        #[arg(long, value_name = "TEMPLATE")]
+        email: Option<String>,
+        /// User name [default: {UserPrincipalName}].
+        #[arg(long, value_name = "TEMPLATE")]
+        username: Option<String>,
+        /// Domain put in front of the user name (DOMAIN\\user).
+        #[arg(long, value_name = "D")]
+        domain: Option<String>,
+        #[arg(long, value_enum, default_value = "scep")]
+        delivery: DeliveryArg,
+        /// Only for users in this group (repeatable); a device gets the profile of its
+        /// platform that names one of its user's groups, else one without groups.
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+    },
+    /// List profiles.
+    List,
+    /// Show one profile.
+    Show { name: String },
+    /// Render a profile for one device: a fresh one-time SCEP challenge (scep) or a new
+    /// certificate and key (pkcs12) each time.
+    Render {
+        name: String,
+        #[arg(long, value_name = "UID")]
+        device: String,
+        /// CMS-sign the profile (iOS) with the CA's profile-signing certificate.
+        #[arg(long)]
+        signed: bool,
+        /// Write it here (mode 0600: it holds a challenge or key) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }

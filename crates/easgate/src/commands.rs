@@ -48,7 +48,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
 }
 
 /// Fail early, before anything is issued, if an output file cannot be written.
-fn check_writable(path: &Path) -> Result<(), CliError> {
+pub(crate) fn check_writable(path: &Path) -> Result<(), CliError> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -66,7 +66,7 @@ fn check_writable(path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<(), CliError> {
+pub(crate) fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<(), CliError> {
     let err = |source| CliError::File {
         action: "write",
         path: path.to_path_buf(),
@@ -156,6 +156,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Device(cmd) => device(&easgate, cmd, as_json).await,
         Command::Cert(cmd) => cert(&easgate, cmd, as_json).await,
         Command::Crl(cmd) => crl(&easgate, cmd, as_json).await,
+        Command::Profile(cmd) => crate::profile_commands::profile(&easgate, cmd, as_json).await,
         Command::Policy(cmd) => crate::access_commands::policy(&easgate, cmd, as_json).await,
         Command::Eas(cmd) => crate::access_commands::eas(&easgate, cmd, as_json).await,
         Command::Audit(args) => audit(&easgate, args, as_json).await,
@@ -673,6 +674,7 @@ async fn cert(e: &Easgate, cmd: CertCommand, as_json: bool) -> Result<(), CliErr
                     &issued.ca_der,
                     &issued.record.subject,
                     password,
+                    easgate_pki::pkcs12::Pkcs12Format::Modern,
                 )
                 .map_err(OpsError::from)?;
                 write_file(path, &bundle, true)?;
@@ -693,7 +695,52 @@ async fn cert(e: &Easgate, cmd: CertCommand, as_json: bool) -> Result<(), CliErr
             }
             Ok(())
         }
-        CertCommand::List { device, status } => {
+        CertCommand::List {
+            device,
+            expiring: true,
+            ..
+        } => {
+            let mut expiring = e.expiring_certificates().await?;
+            if let Some(uid) = &device {
+                e.get_device(uid).await?;
+                expiring.retain(|x| x.certificate.device.as_deref() == Some(uid.as_str()));
+            }
+            if as_json {
+                return json(&expiring);
+            }
+            let rows = expiring
+                .iter()
+                .map(|x| {
+                    let c = &x.certificate;
+                    vec![
+                        c.serial.clone(),
+                        c.device.clone().unwrap_or_default(),
+                        rfc3339(c.not_after),
+                        rfc3339(x.renew_from),
+                        if x.renewal_started {
+                            "started"
+                        } else {
+                            "not yet"
+                        }
+                        .to_string(),
+                        c.subject.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(
+                &[
+                    "SERIAL",
+                    "DEVICE",
+                    "NOT AFTER",
+                    "RENEW FROM",
+                    "RENEWAL",
+                    "SUBJECT",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        CertCommand::List { device, status, .. } => {
             let status = status.map(|s| match s {
                 StatusArg::Valid => CertStatus::Valid,
                 StatusArg::Revoked => CertStatus::Revoked,
@@ -836,6 +883,18 @@ fn serve_config(
             file.change_poll_interval.as_deref(),
             "1s",
         )?,
+        renewal_interval: pick_duration(
+            "--renewal-interval",
+            args.renewal_interval.as_deref(),
+            file.renewal_interval.as_deref(),
+            "1h",
+        )?,
+        renewal_webhook: args
+            .renewal_webhook
+            .clone()
+            .or_else(|| file.renewal_webhook.clone())
+            .map(|url| easgate_server::config::parse_webhook(&url))
+            .transpose()?,
         gateway: gateway_config(args, file)?,
     }
     .validate()?)

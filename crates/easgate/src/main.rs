@@ -6,6 +6,7 @@ mod access_commands;
 mod cli;
 mod commands;
 mod output;
+mod profile_commands;
 
 use std::process::ExitCode;
 

@@ -8,7 +8,9 @@ use easgate_pki::summary::summarize;
 use easgate_pki::template::LookupValues;
 use easgate_pki::template::{RenderedTemplate, San, SanKind};
 use easgate_pki::{KeyType, PrivateKey, Serial};
-use easgate_store::{CertFilter, CertStatus, Certificate, NewCertificate, Revocation};
+use easgate_store::{
+    CertFilter, CertStatus, Certificate, Device, NewCertificate, Revocation, User,
+};
 
 use crate::error::{OpsError, Result};
 use crate::templates::spec_of;
@@ -32,6 +34,18 @@ pub struct Issued {
     pub ca_der: Vec<u8>,
     /// Present when easgate generated the key.
     pub key: Option<PrivateKey>,
+}
+
+/// The lookup values (`{DeviceUid}`, `{EmailAddress}`, …) of a device and its owner.
+pub(crate) fn lookup_values(device: &Device, user: &User) -> LookupValues {
+    LookupValues {
+        device_uid: device.uid.clone(),
+        user_principal_name: user.upn.clone(),
+        email_address: user.email.clone(),
+        display_name: user.display_name.clone(),
+        device_serial: device.device_serial.clone(),
+        platform: device.platform.clone(),
+    }
 }
 
 impl Easgate {
@@ -62,14 +76,7 @@ impl Easgate {
             )));
         }
         let spec = spec_of(&template)?;
-        let rendered = spec.render(&LookupValues {
-            device_uid: device.uid.clone(),
-            user_principal_name: user.upn.clone(),
-            email_address: user.email.clone(),
-            display_name: user.display_name.clone(),
-            device_serial: device.device_serial.clone(),
-            platform: device.platform.clone(),
-        })?;
+        let rendered = spec.render(&lookup_values(&device, &user))?;
         let (subject_key, private_key) = match key {
             KeySource::Csr(bytes) => (csr::parse_and_verify(bytes)?.key, None),
             KeySource::Verified(key) => (key, None),

@@ -23,6 +23,9 @@ pub enum OpsError {
     AlreadyExists { kind: &'static str, key: String },
     #[error("{0}")]
     Conflict(String),
+    /// Something that existed and is no longer available (a used or expired one-time token).
+    #[error("{0}")]
+    Gone(String),
     #[error(transparent)]
     Pki(#[from] PkiError),
     #[error("cannot {action} {path}: {source}")]

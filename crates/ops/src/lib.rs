@@ -15,6 +15,8 @@ pub mod directory;
 mod error;
 pub mod master_key;
 pub mod names;
+pub mod profiles;
+pub mod renewals;
 pub mod scep;
 pub mod templates;
 pub mod time_fmt;

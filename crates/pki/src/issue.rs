@@ -122,6 +122,9 @@ pub enum Purpose {
     /// The SCEP registration authority that decrypts requests for an EC CA: RSA key, keyUsage
     /// digitalSignature + keyEncipherment, no EKU.
     ScepRa,
+    /// Signs configuration profiles (`profile render --signed`): EKU emailProtection (what
+    /// `openssl cms -verify` and S/MIME verifiers require of a CMS signer) and codeSigning.
+    ProfileSigning,
 }
 
 /// Everything that decides one end-entity certificate.
@@ -177,6 +180,10 @@ impl CertificateAuthority {
             Purpose::ClientAuth => vec![ExtendedKeyUsagePurpose::ClientAuth],
             Purpose::ServerAuth => vec![ExtendedKeyUsagePurpose::ServerAuth],
             Purpose::ScepRa => Vec::new(),
+            Purpose::ProfileSigning => vec![
+                ExtendedKeyUsagePurpose::EmailProtection,
+                ExtendedKeyUsagePurpose::CodeSigning,
+            ],
         };
         params.subject_alt_names = ee
             .template

@@ -1,8 +1,21 @@
 //! PKCS#12 bundles (key + certificate + CA) for the server-generated-key delivery path, built
-//! with `p12-keystore`: PBES2 with AES-256-CBC and an HMAC-SHA-256 MAC, which OpenSSL 3,
-//! iOS and Android import.
+//! with `p12-keystore`. The modern form (PBES2 with AES-256-CBC and an HMAC-SHA-256 MAC) is
+//! what OpenSSL 3, current iOS and Android import; the legacy form (PBE-SHA1-3DES and an
+//! HMAC-SHA-1 MAC) is for older devices whose importers know nothing newer.
 
-use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey as P12Key, PrivateKeyChain};
+use p12_keystore::{
+    Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, PrivateKey as P12Key,
+    PrivateKeyChain,
+};
+
+/// Which encryption and MAC a bundle uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pkcs12Format {
+    /// PBES2 / AES-256-CBC, HMAC-SHA-256.
+    Modern,
+    /// PBE-SHA1-3DES, HMAC-SHA-1 (iOS before 13, old Android builds).
+    Legacy,
+}
 
 use crate::{PkiError, PrivateKey};
 
@@ -13,6 +26,7 @@ pub fn build(
     ca_der: &[u8],
     friendly_name: &str,
     password: &str,
+    format: Pkcs12Format,
 ) -> Result<Vec<u8>, PkiError> {
     let err = |e: p12_keystore::error::Error| PkiError::Pkcs12(e.to_string());
     let leaf = Certificate::from_der(cert_der).map_err(err)?;
@@ -23,5 +37,12 @@ pub fn build(
     let chain = PrivateKeyChain::new(local_key_id.to_vec(), p12_key, [leaf, ca]);
     let mut store = KeyStore::new();
     store.add_entry(friendly_name, KeyStoreEntry::PrivateKeyChain(chain));
-    store.writer(password).write().map_err(err)
+    let writer = store.writer(password);
+    let writer = match format {
+        Pkcs12Format::Modern => writer,
+        Pkcs12Format::Legacy => writer
+            .encryption_algorithm(EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc)
+            .mac_algorithm(MacAlgorithm::HmacSha1),
+    };
+    writer.write().map_err(err)
 }

@@ -57,3 +57,15 @@ pub fn summarize(der: &[u8]) -> Result<CertSummary, PkiError> {
         sans,
     })
 }
+
+/// Which of `cas` (name, DER) issued `cert_der`: issuer name equal to its subject and the
+/// signature verifying under its key. `None` when none did (or the input does not parse).
+pub fn issuing_ca<'a>(cert_der: &[u8], cas: &'a [(String, Vec<u8>)]) -> Option<&'a str> {
+    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+    cas.iter().find_map(|(name, ca_der)| {
+        let (_, ca) = X509Certificate::from_der(ca_der).ok()?;
+        (ca.subject().as_raw() == cert.issuer().as_raw()
+            && cert.verify_signature(Some(ca.public_key())).is_ok())
+        .then_some(name.as_str())
+    })
+}

@@ -37,6 +37,8 @@ pub struct FileConfig {
     pub delta_crl_validity: Option<String>,
     pub ocsp_validity: Option<String>,
     pub change_poll_interval: Option<String>,
+    pub renewal_interval: Option<String>,
+    pub renewal_webhook: Option<String>,
 }
 
 impl FileConfig {
@@ -69,7 +71,21 @@ pub struct ServeConfig {
     pub ocsp_validity: Duration,
     /// How often the store's change feed is polled.
     pub change_poll_interval: Duration,
+    /// How often the renewal job looks for certificates inside their renewal window.
+    pub renewal_interval: Duration,
+    /// Where each started renewal is POSTed as JSON.
+    pub renewal_webhook: Option<http::Uri>,
     pub gateway: crate::gateway::GatewayConfig,
+}
+
+/// A webhook URL: absolute http:// or https:// with a host.
+pub fn parse_webhook(text: &str) -> Result<http::Uri, ServeError> {
+    let bad = |why: &str| ServeError::Config(format!("--renewal-webhook `{text}`: {why}"));
+    let uri: http::Uri = text.trim().parse().map_err(|_| bad("not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(bad("use an absolute http:// or https:// URL"));
+    }
+    Ok(uri)
 }
 
 /// Parse `90s`, `30m`, `12h`, `7d` (also `500ms`).
@@ -174,6 +190,11 @@ impl ServeConfig {
             ));
         }
         at_least(
+            "--renewal-interval",
+            self.renewal_interval,
+            Duration::from_secs(1),
+        )?;
+        at_least(
             "--crl-max-age",
             self.gateway.crl_max_age,
             Duration::from_secs(1),
@@ -214,6 +235,8 @@ mod tests {
             delta_crl_validity: Duration::from_secs(3600),
             ocsp_validity: Duration::from_secs(3600),
             change_poll_interval: Duration::from_secs(1),
+            renewal_interval: Duration::from_secs(3600),
+            renewal_webhook: None,
             gateway: crate::gateway::GatewayConfig {
                 listen: "127.0.0.1:8443".parse().unwrap(),
                 threads: 2,
@@ -239,6 +262,21 @@ mod tests {
             ..ok
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn webhooks_must_be_absolute_http_urls() {
+        assert!(parse_webhook("http://127.0.0.1:9/hook").is_ok());
+        assert!(parse_webhook("https://mdm.example.com/renewals").is_ok());
+        for bad in [
+            "ftp://x/y",
+            "/hook",
+            "mdm.example.com/hook",
+            "http://",
+            "not a url",
+        ] {
+            assert!(parse_webhook(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

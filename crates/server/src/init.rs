@@ -9,6 +9,7 @@ use std::path::Path;
 
 use easgate_ops::context::{hostname, PUBLIC_URL_SETTING};
 use easgate_ops::devices::{random_hex, secret_hash};
+use easgate_ops::profiles::GATEWAY_TLS_CA_SETTING;
 use easgate_ops::Easgate;
 use easgate_pki::input::to_pem;
 use easgate_pki::KeyType;
@@ -127,4 +128,37 @@ pub async fn initialise(
         ));
     }
     Ok(notes)
+}
+
+/// Record which CA of ours signed the gateway's TLS certificate (profiles then carry it as a
+/// root payload), or that none did. Returns a note when the record changed.
+pub async fn record_gateway_tls_ca(
+    easgate: &Easgate,
+    identity: &crate::gateway::tls::Identity,
+    our_cas: &[(String, Vec<u8>)],
+) -> Result<Option<String>, ServeError> {
+    let issuer = identity
+        .chain
+        .first()
+        .and_then(|leaf| easgate_pki::summary::issuing_ca(leaf.as_ref(), our_cas))
+        .unwrap_or_default()
+        .to_string();
+    let store = &easgate.store;
+    let recorded = store
+        .get_setting(GATEWAY_TLS_CA_SETTING)
+        .await
+        .map_err(easgate_ops::OpsError::from)?;
+    if recorded.as_deref() == Some(issuer.as_str()) {
+        return Ok(None);
+    }
+    store
+        .set_setting(&easgate.ctx(), GATEWAY_TLS_CA_SETTING, &issuer)
+        .await
+        .map_err(easgate_ops::OpsError::from)?;
+    Ok(Some(if issuer.is_empty() {
+        "the gateway TLS certificate is not from a CA of ours: profiles carry no root payload"
+            .into()
+    } else {
+        format!("the gateway TLS certificate is from CA `{issuer}`: iOS profiles carry it as a root payload")
+    }))
 }

@@ -12,6 +12,7 @@ pub mod init;
 pub mod jobs;
 pub mod metrics;
 pub mod public;
+pub mod renewal;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -70,12 +71,15 @@ pub async fn serve(
     for ca in easgate.list_cas().await? {
         pki.insert(CaState::load(&easgate, &ca.ca.name, jobs::RESPONDER_VALIDITY).await?);
     }
-    let our_cas = pki
+    let our_cas: Vec<(String, Vec<u8>)> = pki
         .all()
         .iter()
         .map(|ca| (ca.name.clone(), ca.cert_der.to_vec()))
         .collect();
-    let gateway = gateway::Gateway::load(&easgate, config.gateway.clone(), our_cas).await?;
+    let gateway = gateway::Gateway::load(&easgate, config.gateway.clone(), our_cas.clone()).await?;
+    if let Some(note) = init::record_gateway_tls_ca(&easgate, &gateway.identity, &our_cas).await? {
+        eprintln!("easgate: {note}");
+    }
     let app = Arc::new(App {
         easgate,
         config: config.clone(),
@@ -118,6 +122,7 @@ pub async fn serve(
     let (stop, stopped) = watch::channel(false);
     let follower = tokio::spawn(jobs::follow_changes(Arc::clone(&app), stopped.clone()));
     let maintainer = tokio::spawn(jobs::maintain(Arc::clone(&app), stopped.clone()));
+    let renewals = tokio::spawn(renewal::run(Arc::clone(&app), stopped.clone()));
     let trusted_crls = tokio::spawn(gateway::trust::refresh_trusted_crls(
         Arc::clone(&app),
         stopped.clone(),
@@ -156,7 +161,14 @@ pub async fn serve(
     let (public_result, admin_result, ()) = tokio::join!(public_server, admin_server, signal);
     public_result?;
     admin_result?;
-    let _ = tokio::join!(follower, maintainer, trusted_crls, gateway_server, flusher);
+    let _ = tokio::join!(
+        follower,
+        maintainer,
+        renewals,
+        trusted_crls,
+        gateway_server,
+        flusher
+    );
     info!("stopped");
     Ok(())
 }

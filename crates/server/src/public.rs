@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
+use easgate_ops::OpsError;
 use easgate_pki::ocsp::{self, CertStatus, ErrorStatus};
 use easgate_store::CrlScope;
 use tracing::{info, warn};
@@ -47,6 +48,7 @@ pub fn router(app: Arc<App>) -> Router {
                 .post(scep)
                 .layer(DefaultBodyLimit::max(SCEP_BODY_LIMIT)),
         )
+        .route("/enroll/{token}", get(enroll))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
@@ -82,6 +84,7 @@ fn route_name(path: &str) -> &'static str {
         Some("crl") => "crl",
         Some("ocsp") => "ocsp",
         Some("scep") => "scep",
+        Some("enroll") => "enroll",
         _ => "other",
     }
 }
@@ -105,7 +108,12 @@ async fn log_request(State(app): State<Arc<App>>, request: Request, next: Next) 
             status,
         })
         .inc();
-    let shown: String = path.chars().take(200).collect();
+    // An enrollment link is a one-time secret: never logged.
+    let shown: String = if path.starts_with("/enroll/") {
+        "/enroll/…".into()
+    } else {
+        path.chars().take(200).collect()
+    };
     info!(
         target: "easgate::public",
         %method,
@@ -399,5 +407,43 @@ fn remember(ca: &CaState, key: Vec<u8>, der: &[u8], for_how_long: std::time::Dur
                 until: Instant::now() + for_how_long,
             },
         );
+    }
+}
+
+/// `GET /enroll/{token}`: the device's rendered profile, once. Used or expired → 410 with the
+/// reason; unknown → 404; nothing fits the device → 409.
+async fn enroll(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+    if token.is_empty() || token.len() > 128 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return text(StatusCode::NOT_FOUND, "unknown enrollment link\n");
+    }
+    match app.easgate.download_profile(&token).await {
+        Ok(profile) => {
+            info!(
+                target: "easgate::public",
+                device = %profile.device,
+                profile = %profile.profile,
+                signed = profile.signed,
+                "profile downloaded"
+            );
+            let mut response = bytes_response(profile.content_type, profile.bytes);
+            let headers = response.headers_mut();
+            if let Ok(value) =
+                HeaderValue::from_str(&format!("attachment; filename=\"{}\"", profile.file_name))
+            {
+                headers.insert(header::CONTENT_DISPOSITION, value);
+            }
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(OpsError::Gone(why)) => text(StatusCode::GONE, format!("{why}\n")),
+        Err(e @ OpsError::NotFound { .. }) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
+        Err(e @ OpsError::Conflict(_)) => text(StatusCode::CONFLICT, format!("{e}\n")),
+        Err(e) => {
+            warn!(target: "easgate::public", error = %e, "could not make an enrollment profile");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the profile could not be made; the server log says why\n",
+            )
+        }
     }
 }

@@ -10,6 +10,7 @@ mod error;
 pub mod model;
 mod sqlite;
 mod sqlite_gateway;
+mod sqlite_profiles;
 
 use std::sync::Arc;
 
@@ -178,6 +179,38 @@ pub trait Store: Send + Sync {
     /// Record certificate-to-DeviceId bindings not yet recorded (an existing binding is kept).
     async fn save_bindings(&self, bindings: &[CertificateBinding]) -> Result<()>;
     async fn list_bindings(&self) -> Result<Vec<CertificateBinding>>;
+
+    /// Add a profile; its template and every group named must exist.
+    async fn insert_profile(&self, ctx: &Ctx, profile: NewProfile) -> Result<Profile>;
+    async fn list_profiles(&self) -> Result<Vec<Profile>>;
+    async fn get_profile(&self, name: &str) -> Result<Option<Profile>>;
+
+    /// A certificate and sealed key easgate keeps for `role` on CA `ca`.
+    async fn get_service_key(&self, ca: &str, role: &str) -> Result<Option<ServiceKey>>;
+    /// Record one (`AlreadyExists` if that CA has one for the role).
+    async fn insert_service_key(&self, ctx: &Ctx, key: ServiceKey) -> Result<()>;
+
+    /// Give device `uid` another one-time SCEP challenge (each rendered SCEP profile carries
+    /// a fresh one, since only hashes are kept).
+    async fn add_challenge(
+        &self,
+        ctx: &Ctx,
+        uid: &str,
+        hash_hex: &str,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// A profile-download token's device and state at `now`; `None` if no such token exists.
+    async fn profile_token(&self, hash_hex: &str, now: i64) -> Result<Option<ProfileToken>>;
+    /// Use a profile-download token once: if it is unused and not expired, mark it used and
+    /// return its device's uid; otherwise `None` (and nothing changes).
+    async fn consume_profile_token(&self, ctx: &Ctx, hash_hex: &str) -> Result<Option<String>>;
+
+    /// Start a renewal enrollment (renewal row + challenge + profile token, one transaction)
+    /// unless one exists for that serial; `false` when one did.
+    async fn start_renewal(&self, ctx: &Ctx, renewal: NewRenewal) -> Result<bool>;
+    /// Every renewal, oldest first. Recording a newer certificate for a device clears its
+    /// pending renewals.
+    async fn list_renewals(&self) -> Result<Vec<Renewal>>;
 }
 
 /// Open the store a database URL names: `sqlite://PATH` (created if missing). PostgreSQL URLs

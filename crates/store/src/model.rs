@@ -359,3 +359,80 @@ pub struct CertificateBinding {
     pub user: String,
     pub bound_at: i64,
 }
+
+/// A device profile as stored (DESIGN §4 `profile create`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    pub name: String,
+    pub platform: String,
+    pub template: String,
+    pub eas_host: String,
+    pub account_name: String,
+    /// Lookup-value templates, e.g. `{EmailAddress}`.
+    pub email: String,
+    pub username: String,
+    pub domain: Option<String>,
+    /// `scep`, `pkcs12` or `pkcs12-legacy`.
+    pub delivery: String,
+    pub groups: Vec<String>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewProfile {
+    pub name: String,
+    pub platform: String,
+    pub template: String,
+    pub eas_host: String,
+    pub account_name: String,
+    pub email: String,
+    pub username: String,
+    pub domain: Option<String>,
+    pub delivery: String,
+    pub groups: Vec<String>,
+}
+
+/// A certificate and sealed key easgate keeps for one of its own jobs on a CA (`role`, e.g.
+/// `profile-signer`).
+#[derive(Clone, Debug)]
+pub struct ServiceKey {
+    pub ca: String,
+    pub role: String,
+    pub cert_der: Vec<u8>,
+    pub key_sealed: Vec<u8>,
+}
+
+/// Where a profile-download token stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenState {
+    Usable,
+    /// Downloaded at this time.
+    Used(i64),
+    /// Expired at this time without being used.
+    Expired(i64),
+}
+
+/// A profile-download token: its device and state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileToken {
+    pub device: String,
+    pub state: TokenState,
+}
+
+/// A renewal enrollment to start for one certificate: a new challenge and profile token for
+/// its device.
+#[derive(Clone, Debug)]
+pub struct NewRenewal {
+    pub device: String,
+    pub serial: String,
+    pub secrets: NewChallenge,
+}
+
+/// A renewal enrollment: pending until the device gets a newer certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Renewal {
+    pub device: String,
+    pub serial: String,
+    pub created_at: i64,
+    pub cleared_at: Option<i64>,
+}

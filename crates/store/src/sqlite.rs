@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_scep.sql"),
     include_str!("../migrations/sqlite/0004_scep_transactions.sql"),
     include_str!("../migrations/sqlite/0005_gateway.sql"),
+    include_str!("../migrations/sqlite/0006_profiles.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -246,9 +247,10 @@ fn insert_certificate(tx: &Connection, ctx: &Ctx, cert: &NewCertificate) -> Resu
         cert.key_type, cert.not_before, cert.not_after, cert.der, ctx.now
     ])
     .map_err(|e| unique_violation(e, "certificate serial", &cert.serial))?;
-    if let Some(id) = device_id {
+    if let (Some(id), Some(uid)) = (device_id, cert.device.as_deref()) {
         tx.prepare_cached("UPDATE devices SET state = 'enrolled', updated_at = ?1 WHERE id = ?2 AND state = 'pending'")?
             .execute(params![ctx.now, id])?;
+        crate::sqlite_profiles::clear_renewals(tx, ctx, id, uid, &cert.serial)?;
     }
     record(
         tx,
@@ -299,7 +301,7 @@ pub(crate) fn record(
     Ok(())
 }
 
-fn id_of(conn: &Connection, sql: &str, key: &str, kind: &'static str) -> Result<i64> {
+pub(crate) fn id_of(conn: &Connection, sql: &str, key: &str, kind: &'static str) -> Result<i64> {
     conn.prepare_cached(sql)?
         .query_row([key], |r| r.get(0))
         .optional()?
@@ -1217,5 +1219,51 @@ impl Store for SqliteStore {
 
     async fn list_bindings(&self) -> Result<Vec<CertificateBinding>> {
         self.read(gw::list_bindings)
+    }
+
+    async fn insert_profile(&self, ctx: &Ctx, profile: NewProfile) -> Result<Profile> {
+        self.write(|tx| crate::sqlite_profiles::insert_profile(tx, ctx, &profile))
+    }
+
+    async fn list_profiles(&self) -> Result<Vec<Profile>> {
+        self.read(crate::sqlite_profiles::list_profiles)
+    }
+
+    async fn get_profile(&self, name: &str) -> Result<Option<Profile>> {
+        self.read(|c| crate::sqlite_profiles::get_profile(c, name))
+    }
+
+    async fn get_service_key(&self, ca: &str, role: &str) -> Result<Option<ServiceKey>> {
+        self.read(|c| crate::sqlite_profiles::get_service_key(c, ca, role))
+    }
+
+    async fn insert_service_key(&self, ctx: &Ctx, key: ServiceKey) -> Result<()> {
+        self.write(|tx| crate::sqlite_profiles::insert_service_key(tx, ctx, &key))
+    }
+
+    async fn add_challenge(
+        &self,
+        ctx: &Ctx,
+        uid: &str,
+        hash_hex: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        self.write(|tx| crate::sqlite_profiles::add_challenge(tx, ctx, uid, hash_hex, expires_at))
+    }
+
+    async fn profile_token(&self, hash_hex: &str, now: i64) -> Result<Option<ProfileToken>> {
+        self.read(|c| crate::sqlite_profiles::profile_token(c, hash_hex, now))
+    }
+
+    async fn consume_profile_token(&self, ctx: &Ctx, hash_hex: &str) -> Result<Option<String>> {
+        self.write(|tx| crate::sqlite_profiles::consume_profile_token(tx, ctx, hash_hex))
+    }
+
+    async fn start_renewal(&self, ctx: &Ctx, renewal: NewRenewal) -> Result<bool> {
+        self.write(|tx| crate::sqlite_profiles::start_renewal(tx, ctx, &renewal))
+    }
+
+    async fn list_renewals(&self) -> Result<Vec<Renewal>> {
+        self.read(crate::sqlite_profiles::list_renewals)
     }
 }

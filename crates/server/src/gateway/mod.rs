@@ -40,7 +40,7 @@ use crate::error::ServeError;
 use crate::App;
 use certcheck::ConnectionCertificate;
 use partnerships::Partnerships;
-use proxy::CrlClient;
+use proxy::OutboundClient;
 use tls::Identity;
 use trust::{AnchorKind, Anchors, TrustedCrls};
 use upstream::UpstreamPool;
@@ -78,7 +78,7 @@ impl Directory {
 /// The gateway's live state.
 pub struct Gateway {
     pub config: GatewayConfig,
-    identity: Identity,
+    pub identity: Identity,
     tls: RwLock<Arc<ServerConfig>>,
     anchors: RwLock<Arc<Anchors>>,
     pub trusted_crls: TrustedCrls,
@@ -87,7 +87,7 @@ pub struct Gateway {
     pub partnerships: Arc<Partnerships>,
     /// HTTP(S) client for trusted CAs' CRLs (proxied requests use each thread's
     /// [`UpstreamPool`]).
-    pub crl_client: CrlClient,
+    pub http_client: OutboundClient,
     /// Trusted CAs changed since their CRLs were last fetched.
     trust_changed: Mutex<HashSet<String>>,
     /// (serial, DeviceId) pairs already reported as a stolen-certificate signal.
@@ -135,7 +135,7 @@ impl Gateway {
         let partnerships = Partnerships::load(easgate.store.as_ref())
             .await
             .map_err(easgate_ops::OpsError::from)?;
-        let crl_client = proxy::crl_client(config.upstream_ca.as_deref())?;
+        let http_client = proxy::http_client(config.upstream_ca.as_deref())?;
         Ok(Gateway {
             config,
             identity,
@@ -145,7 +145,7 @@ impl Gateway {
             directory: RwLock::new(Arc::new(directory)),
             policy: RwLock::new(Arc::new(policy)),
             partnerships: Arc::new(partnerships),
-            crl_client,
+            http_client,
             trust_changed: Mutex::new(HashSet::new()),
             flagged: Mutex::new(HashSet::new()),
         })

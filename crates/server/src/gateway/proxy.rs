@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use crate::error::ServeError;
 
 pub type GatewayBody = BoxBody<Bytes, hyper::Error>;
-pub type CrlClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, GatewayBody>;
+pub type OutboundClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, GatewayBody>;
 
 pub fn full_body(bytes: impl Into<Bytes>) -> GatewayBody {
     Full::new(bytes.into())
@@ -36,8 +36,9 @@ pub fn empty_body() -> GatewayBody {
 /// Most request-body bytes kept to read DeviceInformation from.
 pub const DEVICE_INFO_LIMIT: usize = 64 * 1024;
 
-/// An HTTP(S) client for CRL downloads: system roots plus `extra_ca`.
-pub fn crl_client(extra_ca: Option<&std::path::Path>) -> Result<CrlClient, ServeError> {
+/// The HTTP(S) client for what easgate fetches or sends itself (trusted CAs' CRLs, renewal
+/// webhooks): system roots plus `extra_ca`.
+pub fn http_client(extra_ca: Option<&std::path::Path>) -> Result<OutboundClient, ServeError> {
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(std::time::Duration::from_secs(90))
         .build(upstream_connector(extra_ca)?))

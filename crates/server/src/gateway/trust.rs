@@ -189,7 +189,7 @@ async fn fetch(app: &App, url: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| e.to_string())?;
     let response = tokio::time::timeout(
         Duration::from_secs(30),
-        app.gateway.crl_client.request(request),
+        app.gateway.http_client.request(request),
     )
     .await
     .map_err(|_| "timed out after 30 s".to_string())?

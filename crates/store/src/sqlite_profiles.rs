@@ -1,0 +1,252 @@
+//! SQLite statements for device profiles, profile-download tokens, easgate's own service keys
+//! and certificate renewals. Kept apart from `sqlite.rs`, which holds the PKI and directory
+//! records.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::{Result, StoreError};
+use crate::model::{
+    Ctx, NewProfile, NewRenewal, Profile, ProfileToken, Renewal, ServiceKey, TokenState,
+};
+use crate::sqlite::{id_of, json_list, record, to_json, unique_violation};
+
+const PROFILE_SELECT: &str = "SELECT p.*, t.name AS template_name FROM profiles p \
+     JOIN templates t ON t.id = p.template_id";
+
+fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
+    Ok(Profile {
+        name: row.get("name")?,
+        platform: row.get("platform")?,
+        template: row.get("template_name")?,
+        eas_host: row.get("eas_host")?,
+        account_name: row.get("account_name")?,
+        email: row.get("email")?,
+        username: row.get("username")?,
+        domain: row.get("domain")?,
+        delivery: row.get("delivery")?,
+        groups: json_list(&row.get::<_, String>("groups")?)?,
+        created_at: row.get("created_at")?,
+    })
+}
+
+pub(crate) fn get_profile(conn: &Connection, name: &str) -> Result<Option<Profile>> {
+    Ok(conn
+        .prepare_cached(&format!("{PROFILE_SELECT} WHERE p.name = ?1"))?
+        .query_row([name], profile_from_row)
+        .optional()?)
+}
+
+pub(crate) fn list_profiles(conn: &Connection) -> Result<Vec<Profile>> {
+    let mut stmt = conn.prepare_cached(&format!("{PROFILE_SELECT} ORDER BY p.name"))?;
+    let rows = stmt.query_map([], profile_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn insert_profile(tx: &Connection, ctx: &Ctx, p: &NewProfile) -> Result<Profile> {
+    let template_id = id_of(
+        tx,
+        "SELECT id FROM templates WHERE name = ?1",
+        &p.template,
+        "template",
+    )?;
+    for group in &p.groups {
+        id_of(tx, "SELECT id FROM groups WHERE name = ?1", group, "group")?;
+    }
+    tx.execute(
+        "INSERT INTO profiles (name, platform, template_id, eas_host, account_name, email, username, domain, delivery, groups, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            p.name, p.platform, template_id, p.eas_host, p.account_name, p.email, p.username,
+            p.domain, p.delivery, to_json(&p.groups), ctx.now
+        ],
+    )
+    .map_err(|e| unique_violation(e, "profile", &p.name))?;
+    record(
+        tx,
+        ctx,
+        "profile.create",
+        "profile",
+        &p.name,
+        &format!("{} via {} for {}", p.platform, p.delivery, p.eas_host),
+    )?;
+    get_profile(tx, &p.name)?.ok_or_else(|| StoreError::not_found("profile", p.name.clone()))
+}
+
+pub(crate) fn get_service_key(
+    conn: &Connection,
+    ca: &str,
+    role: &str,
+) -> Result<Option<ServiceKey>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT k.cert_der, k.key_sealed FROM service_keys k JOIN cas c ON c.id = k.ca_id \
+             WHERE c.name = ?1 AND k.role = ?2",
+        )?
+        .query_row([ca, role], |r| {
+            Ok(ServiceKey {
+                ca: ca.to_string(),
+                role: role.to_string(),
+                cert_der: r.get(0)?,
+                key_sealed: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+pub(crate) fn insert_service_key(tx: &Connection, ctx: &Ctx, key: &ServiceKey) -> Result<()> {
+    let ca_id = id_of(tx, "SELECT id FROM cas WHERE name = ?1", &key.ca, "CA")?;
+    tx.execute(
+        "INSERT INTO service_keys (ca_id, role, cert_der, key_sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![ca_id, key.role, key.cert_der, key.key_sealed, ctx.now],
+    )
+    .map_err(|e| unique_violation(e, "service key of CA", &format!("{} {}", key.ca, key.role)))?;
+    record(tx, ctx, "service-key.create", "ca", &key.ca, &key.role)
+}
+
+pub(crate) fn add_challenge(
+    tx: &Connection,
+    ctx: &Ctx,
+    uid: &str,
+    hash_hex: &str,
+    expires_at: i64,
+) -> Result<()> {
+    let device_id = id_of(tx, "SELECT id FROM devices WHERE uid = ?1", uid, "device")?;
+    tx.execute(
+        "INSERT INTO scep_challenges (device_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![device_id, hash_hex, ctx.now, expires_at],
+    )?;
+    record(tx, ctx, "scep.challenge.create", "device", uid, "")
+}
+
+pub(crate) fn profile_token(
+    conn: &Connection,
+    hash_hex: &str,
+    now: i64,
+) -> Result<Option<ProfileToken>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT d.uid, p.used_at, p.expires_at FROM profile_tokens p \
+             JOIN devices d ON d.id = p.device_id WHERE p.hash = ?1",
+        )?
+        .query_row([hash_hex], |r| {
+            let used_at: Option<i64> = r.get(1)?;
+            let expires_at: i64 = r.get(2)?;
+            let state = match used_at {
+                Some(at) => TokenState::Used(at),
+                None if expires_at <= now => TokenState::Expired(expires_at),
+                None => TokenState::Usable,
+            };
+            Ok(ProfileToken {
+                device: r.get(0)?,
+                state,
+            })
+        })
+        .optional()?)
+}
+
+pub(crate) fn consume_profile_token(
+    tx: &Connection,
+    ctx: &Ctx,
+    hash_hex: &str,
+) -> Result<Option<String>> {
+    let used: Option<String> = tx
+        .query_row(
+            "UPDATE profile_tokens SET used_at = ?1 \
+             WHERE hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
+             RETURNING (SELECT uid FROM devices WHERE devices.id = profile_tokens.device_id)",
+            params![ctx.now, hash_hex],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(uid) = &used {
+        record(
+            tx,
+            ctx,
+            "profile.download",
+            "device",
+            uid,
+            "one-time profile token used",
+        )?;
+    }
+    Ok(used)
+}
+
+/// Start a renewal unless one exists for the serial; `false` when it did.
+pub(crate) fn start_renewal(tx: &Connection, ctx: &Ctx, renewal: &NewRenewal) -> Result<bool> {
+    let device_id = id_of(
+        tx,
+        "SELECT id FROM devices WHERE uid = ?1",
+        &renewal.device,
+        "device",
+    )?;
+    let inserted = tx.execute(
+        "INSERT INTO renewals (device_id, serial, created_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (serial) DO NOTHING",
+        params![device_id, renewal.serial, ctx.now],
+    )?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO scep_challenges (device_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![device_id, renewal.secrets.hash_hex, ctx.now, renewal.secrets.expires_at],
+    )?;
+    tx.execute(
+        "INSERT INTO profile_tokens (device_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![device_id, renewal.secrets.profile_token_hash_hex, ctx.now, renewal.secrets.expires_at],
+    )?;
+    record(
+        tx,
+        ctx,
+        "renewal.start",
+        "device",
+        &renewal.device,
+        &format!(
+            "certificate {} is inside its renewal window",
+            renewal.serial
+        ),
+    )?;
+    Ok(true)
+}
+
+pub(crate) fn list_renewals(conn: &Connection) -> Result<Vec<Renewal>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.uid, r.serial, r.created_at, r.cleared_at FROM renewals r \
+         JOIN devices d ON d.id = r.device_id ORDER BY r.created_at, r.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Renewal {
+            device: r.get(0)?,
+            serial: r.get(1)?,
+            created_at: r.get(2)?,
+            cleared_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A device got a new certificate: its pending renewals are done.
+pub(crate) fn clear_renewals(
+    tx: &Connection,
+    ctx: &Ctx,
+    device_id: i64,
+    uid: &str,
+    serial: &str,
+) -> Result<()> {
+    let cleared = tx
+        .prepare_cached(
+            "UPDATE renewals SET cleared_at = ?1 WHERE device_id = ?2 AND cleared_at IS NULL",
+        )?
+        .execute(params![ctx.now, device_id])?;
+    if cleared > 0 {
+        record(
+            tx,
+            ctx,
+            "renewal.clear",
+            "device",
+            uid,
+            &format!("renewed with certificate {serial}"),
+        )?;
+    }
+    Ok(())
+}
