@@ -707,6 +707,32 @@ fn bad_profiles_and_renders_are_refused_and_change_nothing() {
     assert!(err.contains("device `nope` does not exist"), "{err}");
     let err = env.fails(&["profile", "render", "android-mail", "--device", "dev1"]);
     assert!(err.contains("is for android devices"), "{err}");
+    // A profile of another template than the device's: its certificate would not match.
+    env.ok(&[
+        "template",
+        "create",
+        "tablets",
+        "--ca",
+        "default",
+        "--subject",
+        "CN=tablet-{DeviceUid}",
+    ]);
+    env.ok(&[
+        "profile",
+        "create",
+        "ios-tablets",
+        "--platform",
+        "ios",
+        "--template",
+        "tablets",
+        "--eas-host",
+        "mail.corp.example",
+        "--account-name",
+        "Mail",
+    ]);
+    let before = env.snapshot();
+    let err = env.fails(&["profile", "render", "ios-tablets", "--device", "dev1"]);
+    assert!(err.contains("was enrolled with template `phones`"), "{err}");
     assert_eq!(env.snapshot(), before);
     env.ok(&["device", "retire", "dev1"]);
     env.ok(&[

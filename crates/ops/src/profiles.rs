@@ -83,6 +83,15 @@ fn signer_seal_context(ca: &str) -> String {
     format!("{SIGNER_ROLE}:{ca}")
 }
 
+/// A device's certificate follows the template it was enrolled with (SCEP issues from it), so
+/// its profile must describe that template.
+fn fits_template(profile: &Profile, device: &Device) -> bool {
+    device
+        .template
+        .as_deref()
+        .is_none_or(|t| t == profile.template)
+}
+
 fn check_text(what: &str, value: &str) -> Result<()> {
     if value.trim().is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
         return Err(OpsError::Invalid(format!(
@@ -170,11 +179,16 @@ impl Easgate {
             .ok_or_else(|| OpsError::not_found("profile", name, "see `easgate profile list`"))
     }
 
-    /// The profile a device downloads: of its platform, for one of its user's groups when any
-    /// profile names groups, else one without groups; the first by name among equals.
+    /// The profile a device downloads: of its platform and template, for one of its user's
+    /// groups when any profile names groups, else one without groups; the first by name among
+    /// equals.
     pub async fn profile_for_device(&self, device: &Device, user: &User) -> Result<Profile> {
         let profiles = self.store.list_profiles().await?;
-        let of_platform = || profiles.iter().filter(|p| p.platform == device.platform);
+        let of_platform = || {
+            profiles
+                .iter()
+                .filter(|p| p.platform == device.platform && fits_template(p, device))
+        };
         let by_group = of_platform().find(|p| {
             p.groups
                 .iter()
@@ -185,9 +199,14 @@ impl Easgate {
             .cloned()
             .ok_or_else(|| {
                 OpsError::Conflict(format!(
-                    "no profile fits device `{}` ({} device of {}): create one with \
-                     `easgate profile create NAME --platform {}`",
-                    device.uid, device.platform, user.upn, device.platform
+                    "no profile fits device `{}` ({} device of {}, template {}): create one \
+                     with `easgate profile create NAME --platform {} --template {}`",
+                    device.uid,
+                    device.platform,
+                    user.upn,
+                    device.template.as_deref().unwrap_or("-"),
+                    device.platform,
+                    device.template.as_deref().unwrap_or("T"),
                 ))
             })
     }
@@ -226,6 +245,15 @@ impl Easgate {
             return Err(OpsError::Invalid(format!(
                 "profile `{}` is for {} devices; device `{uid}` is {}",
                 profile.name, profile.platform, device.platform
+            )));
+        }
+        if !fits_template(&profile, &device) {
+            return Err(OpsError::Invalid(format!(
+                "profile `{}` uses template `{}`, but device `{uid}` was enrolled with template \
+                 `{}`, which decides its certificate: use a profile of that template",
+                profile.name,
+                profile.template,
+                device.template.as_deref().unwrap_or_default()
             )));
         }
         if signed && profile.platform != "ios" {

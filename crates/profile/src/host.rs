@@ -99,7 +99,10 @@ mod garbage {
             loop {
                 let text: String = digits.iter().map(|&d| alphabet[d]).collect();
                 if let Ok(ok) = check_eas_host(&text) {
-                    assert!(!ok.contains('/') && !ok.contains(' ') && ok.is_ascii(), "{ok:?}");
+                    assert!(
+                        !ok.contains('/') && !ok.contains(' ') && ok.is_ascii(),
+                        "{ok:?}"
+                    );
                 }
                 count += 1;
                 let mut i = 0;

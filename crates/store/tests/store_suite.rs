@@ -548,6 +548,84 @@ async fn scep_challenges_are_one_time_and_expire(store: Arc<dyn Store>) {
     ));
 }
 
+async fn profile_tokens_are_one_time_and_renewals_clear(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    // Token "bb" of dev1 expires at 1000.
+    assert_eq!(store.profile_token("nope", 500).await.unwrap(), None);
+    let token = store.profile_token("bb", 500).await.unwrap().unwrap();
+    assert_eq!(token.device, "dev1");
+    assert_eq!(token.state, TokenState::Usable);
+    assert_eq!(
+        store
+            .profile_token("bb", 1000)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        TokenState::Expired(1000)
+    );
+    assert_eq!(
+        store
+            .consume_profile_token(&ctx(500), "bb")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("dev1")
+    );
+    assert_eq!(
+        store.consume_profile_token(&ctx(501), "bb").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.profile_token("bb", 502).await.unwrap().unwrap().state,
+        TokenState::Used(500)
+    );
+
+    // A renewal is started once per serial, with its own challenge and token.
+    store
+        .insert_certificate(&ctx(600), cert("0C", 5000))
+        .await
+        .unwrap();
+    let renewal = |token: &str| NewRenewal {
+        device: "dev1".into(),
+        serial: "0C".into(),
+        secrets: NewChallenge {
+            hash_hex: format!("challenge-{token}"),
+            profile_token_hash_hex: token.into(),
+            expires_at: 2000,
+        },
+    };
+    assert!(store.start_renewal(&ctx(700), renewal("t1")).await.unwrap());
+    let rev = store.revision().await.unwrap();
+    assert!(!store.start_renewal(&ctx(701), renewal("t2")).await.unwrap());
+    assert_eq!(
+        store.revision().await.unwrap(),
+        rev,
+        "a refused start changes nothing"
+    );
+    assert_eq!(store.profile_token("t2", 702).await.unwrap(), None);
+    assert_eq!(
+        store
+            .consume_scep_challenge(&ctx(703), "challenge-t1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("dev1")
+    );
+    let pending = store.list_renewals().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].cleared_at, None);
+    // The device's next certificate clears it.
+    store
+        .insert_certificate(&ctx(800), cert("0D", 9000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_renewals().await.unwrap()[0].cleared_at,
+        Some(800)
+    );
+}
+
 macro_rules! backend_suite {
     ($backend:ident: $($test:ident),*) => {
         mod $backend {
@@ -562,7 +640,7 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(sqlite: scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
+backend_suite!(sqlite: profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
 
 #[tokio::test]
 async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {
