@@ -707,6 +707,7 @@ fn bad_profiles_and_renders_are_refused_and_change_nothing() {
     assert!(err.contains("device `nope` does not exist"), "{err}");
     let err = env.fails(&["profile", "render", "android-mail", "--device", "dev1"]);
     assert!(err.contains("is for android devices"), "{err}");
+    assert_eq!(env.snapshot(), before);
     // A profile of another template than the device's: its certificate would not match.
     env.ok(&[
         "template",
