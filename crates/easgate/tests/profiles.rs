@@ -11,7 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{eventually, http, openssl, openssl_ok, peers_python, Env};
+use common::{eventually, http, openssl, openssl_ok, peers_python, scepclient, Env};
 use serde_json::Value;
 
 /// A plist file as JSON (data values become `{"hex": …}`), read by Python's plistlib.
@@ -83,6 +83,32 @@ fn enroll(env: &Env, uid: &str, platform: &str) -> Value {
     ])
 }
 
+/// `profile create NAME --platform P --template T --eas-host HOST --account-name 'Corp Mail'`
+/// and `extra`.
+fn profile_create<'a>(
+    name: &'a str,
+    platform: &'a str,
+    template: &'a str,
+    host: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "profile",
+        "create",
+        name,
+        "--platform",
+        platform,
+        "--template",
+        template,
+        "--eas-host",
+        host,
+        "--account-name",
+        "Corp Mail",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// The path part of a profile URL (`/enroll/TOKEN`).
 fn enroll_path(profile_url: &str) -> String {
     let at = profile_url.find("/enroll/").expect("an /enroll/ URL");
@@ -146,28 +172,6 @@ fn sha1_fingerprint(env: &Env, pem: &Path) -> String {
     .to_ascii_lowercase()
 }
 
-fn scepclient(dir: &Path, url: &str, challenge: &str) -> (i32, String) {
-    std::fs::create_dir_all(dir).unwrap();
-    common::peer(
-        Path::new("/usr/bin/scepclient"),
-        &[
-            "-server-url",
-            url,
-            "-challenge",
-            challenge,
-            "-cn",
-            "from-the-phone",
-            "-keySize",
-            "2048",
-            "-private-key",
-            "key.pem",
-            "-certificate",
-            "cert.pem",
-        ],
-        dir,
-    )
-}
-
 /// Verify a signed profile against `ca` with OpenSSL; returns the path of its content.
 fn cms_verify(env: &Env, signed: &Path, ca: &Path, out: &str) -> PathBuf {
     let content = env.path(out);
@@ -208,19 +212,13 @@ fn without_challenge(mut profile: Value) -> Value {
 fn ios_scep_profile_loads_signs_enrolls_with_scepclient_and_downloads_once() {
     let env = Env::new();
     setup(&env);
-    env.ok(&[
-        "profile",
-        "create",
+    env.ok(&profile_create(
         "ios-mail",
-        "--platform",
         "ios",
-        "--template",
         "phones",
-        "--eas-host",
         "mail.corp.example",
-        "--account-name",
-        "Corp Mail",
-    ]);
+        &[],
+    ));
     let shown = env.json(&["profile", "show", "ios-mail"]);
     assert_eq!(shown["delivery"], "scep");
     assert_eq!(shown["email"], "{EmailAddress}");
@@ -425,25 +423,20 @@ fn pkcs12_profiles_open_with_openssl_in_both_variants() {
             "sha1",
         ),
     ] {
-        env.ok(&[
-            "profile",
-            "create",
+        env.ok(&profile_create(
             name,
-            "--platform",
             "ios",
-            "--template",
             "phones",
-            "--eas-host",
             "mail.corp.example:8443",
-            "--account-name",
-            "Corp Mail",
-            "--delivery",
-            delivery,
-            "--username",
-            "{UserName}",
-            "--domain",
-            "CORP",
-        ]);
+            &[
+                "--delivery",
+                delivery,
+                "--username",
+                "{UserName}",
+                "--domain",
+                "CORP",
+            ],
+        ));
         let file = render(&env, name, "dev1", &[], &format!("{name}.mobileconfig"));
         let profile = plist_json(&file);
         // No gateway has run: no root payload yet.
@@ -537,35 +530,21 @@ fn android_profile_is_gmail_managed_configuration() {
     let env = Env::new();
     setup(&env);
     env.ok(&["group", "add", "sales"]);
-    env.ok(&[
-        "profile",
-        "create",
+    env.ok(&profile_create(
         "android-mail",
-        "--platform",
         "android",
-        "--template",
         "phones",
-        "--eas-host",
         "mail.corp.example",
-        "--account-name",
-        "Corp Mail",
-    ]);
+        &[],
+    ));
     // A profile for a group alice is not in does not apply to her.
-    env.ok(&[
-        "profile",
-        "create",
+    env.ok(&profile_create(
         "android-sales",
-        "--platform",
         "android",
-        "--template",
         "phones",
-        "--eas-host",
         "sales-mail.corp.example",
-        "--account-name",
-        "Sales Mail",
-        "--group",
-        "sales",
-    ]);
+        &["--group", "sales"],
+    ));
     let enrollment = enroll(&env, "droid1", "android");
     let file = render(&env, "android-mail", "droid1", &[], "android.json");
     let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
@@ -655,51 +634,33 @@ fn bad_profiles_and_renders_are_refused_and_change_nothing() {
     assert!(err.contains("without its `}`"), "{err}");
     let err = create(&[&ok_host[..], &["--group", "nobody"]].concat());
     assert!(err.contains("group `nobody` does not exist"), "{err}");
-    let err = env.fails(&[
-        "profile",
-        "create",
+    let err = env.fails(&profile_create(
         "p",
-        "--platform",
         "ios",
-        "--template",
         "nope",
-        "--eas-host",
         "mail.corp.example",
-        "--account-name",
-        "Mail",
-    ]);
+        &[],
+    ));
     assert!(err.contains("template `nope` does not exist"), "{err}");
-    let usage = env.run(&[
-        "profile",
-        "create",
+    let usage = env.run(&profile_create(
         "p",
-        "--platform",
         "windows",
-        "--template",
         "phones",
-        "--eas-host",
         "mail.corp.example",
-        "--account-name",
-        "Mail",
-    ]);
+        &[],
+    ));
     assert_eq!(usage.code, 2, "{}", usage.stderr);
     assert_eq!(env.snapshot(), before);
     assert_eq!(env.json(&["profile", "list"]), serde_json::json!([]));
 
     // Renders that cannot work: unknown profile or device, wrong platform, retired device.
-    env.ok(&[
-        "profile",
-        "create",
+    env.ok(&profile_create(
         "android-mail",
-        "--platform",
         "android",
-        "--template",
         "phones",
-        "--eas-host",
         "mail.corp.example",
-        "--account-name",
-        "Mail",
-    ]);
+        &[],
+    ));
     let before = env.snapshot();
     let err = env.fails(&["profile", "render", "nope", "--device", "dev1"]);
     assert!(err.contains("profile `nope` does not exist"), "{err}");
@@ -718,37 +679,25 @@ fn bad_profiles_and_renders_are_refused_and_change_nothing() {
         "--subject",
         "CN=tablet-{DeviceUid}",
     ]);
-    env.ok(&[
-        "profile",
-        "create",
+    env.ok(&profile_create(
         "ios-tablets",
-        "--platform",
         "ios",
-        "--template",
         "tablets",
-        "--eas-host",
         "mail.corp.example",
-        "--account-name",
-        "Mail",
-    ]);
+        &[],
+    ));
     let before = env.snapshot();
     let err = env.fails(&["profile", "render", "ios-tablets", "--device", "dev1"]);
     assert!(err.contains("was enrolled with template `phones`"), "{err}");
     assert_eq!(env.snapshot(), before);
     env.ok(&["device", "retire", "dev1"]);
-    env.ok(&[
-        "profile",
-        "create",
+    env.ok(&profile_create(
         "ios-mail",
-        "--platform",
         "ios",
-        "--template",
         "phones",
-        "--eas-host",
         "mail.corp.example",
-        "--account-name",
-        "Mail",
-    ]);
+        &[],
+    ));
     let err = env.fails(&["profile", "render", "ios-mail", "--device", "dev1"]);
     assert!(err.contains("is retired"), "{err}");
 }
@@ -824,19 +773,13 @@ fn renewal_window_starts_a_renewal_posts_the_webhook_and_scep_renewal_clears_it(
         "7",
     ]);
     env.add_alice();
-    env.ok(&[
-        "profile",
-        "create",
+    env.ok(&profile_create(
         "ios-mail",
-        "--platform",
         "ios",
-        "--template",
         "phones",
-        "--eas-host",
         "mail.corp.example",
-        "--account-name",
-        "Corp Mail",
-    ]);
+        &[],
+    ));
     // dev1's certificate was issued 25 days ago (libfaketime): 5 days left, inside the
     // 7-day window. dev2's is new.
     enroll(&env, "dev1", "ios");

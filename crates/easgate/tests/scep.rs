@@ -8,29 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{http, lint_clean, openssl_ok, peers_python, Env};
-
-fn scepclient(dir: &Path, url: &str, challenge: &str) -> (i32, String) {
-    std::fs::create_dir_all(dir).unwrap();
-    common::peer(
-        Path::new("/usr/bin/scepclient"),
-        &[
-            "-server-url",
-            url,
-            "-challenge",
-            challenge,
-            "-cn",
-            "ignored-by-the-template",
-            "-keySize",
-            "2048",
-            "-private-key",
-            "key.pem",
-            "-certificate",
-            "cert.pem",
-        ],
-        dir,
-    )
-}
+use common::{http, lint_clean, openssl_ok, peers_python, scepclient, Env};
 
 fn enroll(env: &Env, uid: &str) -> String {
     env.json(&[

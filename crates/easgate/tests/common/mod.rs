@@ -244,6 +244,31 @@ pub fn peers_python() -> PathBuf {
     python
 }
 
+/// micromdm's `scepclient` (Debian `scep`) in `dir`: enroll with `challenge` (PKCSReq), or with
+/// an empty challenge renew the `cert.pem` / `key.pem` already there (RenewalReq). Its CSR asks
+/// for CN `ignored-by-the-template`, which easgate must not use. (exit code, output)
+pub fn scepclient(dir: &Path, url: &str, challenge: &str) -> (i32, String) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    peer(
+        Path::new("/usr/bin/scepclient"),
+        &[
+            "-server-url",
+            url,
+            "-challenge",
+            challenge,
+            "-cn",
+            "ignored-by-the-template",
+            "-keySize",
+            "2048",
+            "-private-key",
+            "key.pem",
+            "-certificate",
+            "cert.pem",
+        ],
+        dir,
+    )
+}
+
 /// pkilint's console scripts: `$EASGATE_PKILINT_BIN` or the venv scripts/test makes.
 pub fn pkilint(tool: &str) -> PathBuf {
     let dir = std::env::var_os("EASGATE_PKILINT_BIN")
