@@ -18,6 +18,7 @@ pub mod names;
 pub mod profiles;
 pub mod renewals;
 pub mod scep;
+pub mod service_keys;
 pub mod templates;
 pub mod time_fmt;
 pub mod trust;

@@ -7,21 +7,20 @@
 //! Challenges and tokens are stored only as hashes, so every rendered SCEP profile carries a
 //! challenge made for it; earlier unused challenges of the device stay valid until they expire.
 
-use easgate_pki::issue::Purpose;
 use easgate_pki::pkcs12::{self, Pkcs12Format};
 use easgate_pki::template::{check_lookups, fill, SanKind};
-use easgate_pki::KeyType;
 use easgate_profile::signing::{ProfileSigner, SignerKey};
 use easgate_profile::{
     android, apple, check_eas_host, Credential, DeviceProfile, MailAccount, Pkcs12Credential,
     RootCertificate, ScepCredential,
 };
-use easgate_store::{Device, NewProfile, Profile, ServiceKey, TokenState, User};
+use easgate_store::{Device, NewProfile, Profile, TokenState, User};
 
 use crate::certs::{lookup_values, KeySource};
 use crate::devices::{random_hex, secret_hash, DEFAULT_CHALLENGE_DAYS};
 use crate::error::{OpsError, Result};
 use crate::names::check_name;
+use crate::service_keys::ServiceRole;
 use crate::templates::spec_of;
 use crate::time_fmt::rfc3339;
 use crate::Easgate;
@@ -30,11 +29,6 @@ use crate::Easgate;
 /// `serve` at start; absent when the certificate is someone else's). Profiles then carry that
 /// CA as a root payload so phones trust the gateway.
 pub const GATEWAY_TLS_CA_SETTING: &str = "gateway_tls_ca";
-
-/// Service-key role of the profile-signing certificate.
-const SIGNER_ROLE: &str = "profile-signer";
-/// Lifetime of a profile-signing certificate (capped by the CA's own).
-const SIGNER_VALIDITY_DAYS: u32 = 5 * 365;
 
 /// Delivery methods of `profile create --delivery`.
 pub const DELIVERIES: [&str; 3] = ["scep", "pkcs12", "pkcs12-legacy"];
@@ -77,10 +71,6 @@ impl std::fmt::Debug for RenderedProfile {
             self.bytes.len()
         )
     }
-}
-
-fn signer_seal_context(ca: &str) -> String {
-    format!("{SIGNER_ROLE}:{ca}")
 }
 
 /// A device's certificate follows the template it was enrolled with (SCEP issues from it), so
@@ -451,7 +441,7 @@ impl Easgate {
 
     /// Sign `content` with CA `ca`'s profile-signing certificate, made on first use.
     async fn sign_profile(&self, ca: &str, content: &[u8]) -> Result<Vec<u8>> {
-        let (cert_der, key) = self.profile_signer(ca).await?;
+        let (cert_der, key) = self.service_key(ca, ServiceRole::ProfileSigner).await?;
         let ca_der = self.get_ca(ca).await?.cert_der;
         let chain: [&[u8]; 1] = [&ca_der];
         let sign = |data: &[u8]| key.sign(data).map_err(|e| e.to_string());
@@ -466,58 +456,5 @@ impl Easgate {
             self.now(),
         )
         .map_err(|e| OpsError::Invalid(e.to_string()))
-    }
-
-    /// The profile-signing certificate and key of CA `ca` (RSA-2048, EKU emailProtection +
-    /// codeSigning), issued and sealed on first use.
-    pub async fn profile_signer(&self, ca: &str) -> Result<(Vec<u8>, easgate_pki::PrivateKey)> {
-        let open = |key: &ServiceKey| -> Result<easgate_pki::PrivateKey> {
-            let pkcs8 = self
-                .master()
-                .open(&signer_seal_context(ca), &key.key_sealed)
-                .map_err(|_| {
-                    OpsError::MasterKey(format!(
-                        "cannot decrypt the profile-signing key of CA `{ca}`"
-                    ))
-                })?;
-            Ok(easgate_pki::PrivateKey::from_pkcs8_der(
-                KeyType::Rsa2048,
-                &pkcs8,
-            )?)
-        };
-        if let Some(existing) = self.store.get_service_key(ca, SIGNER_ROLE).await? {
-            return Ok((existing.cert_der.clone(), open(&existing)?));
-        }
-        let (cert_der, key) = self
-            .issue_service_certificate(
-                ca,
-                &format!("easgate {ca} profile signing"),
-                Vec::new(),
-                KeyType::Rsa2048,
-                Purpose::ProfileSigning,
-                SIGNER_VALIDITY_DAYS,
-            )
-            .await?;
-        let record = ServiceKey {
-            ca: ca.to_string(),
-            role: SIGNER_ROLE.into(),
-            cert_der: cert_der.clone(),
-            key_sealed: self
-                .master()
-                .seal(&signer_seal_context(ca), &key.pkcs8_der())?,
-        };
-        match self.store.insert_service_key(&self.ctx(), record).await {
-            Ok(()) => Ok((cert_der, key)),
-            // Another process made one first: use that one.
-            Err(easgate_store::StoreError::AlreadyExists { .. }) => {
-                let existing = self
-                    .store
-                    .get_service_key(ca, SIGNER_ROLE)
-                    .await?
-                    .ok_or_else(|| OpsError::Conflict("profile signer vanished".into()))?;
-                Ok((existing.cert_der.clone(), open(&existing)?))
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 }

@@ -2,24 +2,20 @@
 //! challenges, and answering PKIOperation — which device, which template, renewal, replay of a
 //! retried PKCSReq. The message codec is `easgate-scep`; this is what easgate decides with it.
 
-use easgate_pki::issue::Purpose;
 use easgate_pki::revocation::RevocationReason;
 use easgate_pki::{KeyType, PrivateKey};
 use easgate_scep::response::cert_rep;
 use easgate_scep::{CertRep, Cipher, MessageType, PkiMessage, ScepError, Signer};
-use easgate_store::ScepRa;
 
 use crate::certs::KeySource;
 
 use crate::devices::secret_hash;
 use crate::error::{OpsError, Result};
+use crate::service_keys::ServiceRole;
 use crate::Easgate;
 
 /// How far a request's signingTime may be from the server's clock (devices' clocks drift).
 pub const MAX_CLOCK_SKEW_SECS: i64 = 24 * 3600;
-
-/// How long an RA certificate lasts (it is renewed with the CA's lifetime in mind).
-pub const RA_VALIDITY_DAYS: u32 = 730;
 
 /// What GetCACert hands out for one CA.
 #[derive(Clone, Debug)]
@@ -37,86 +33,29 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn ra_seal_context(ca: &str) -> String {
-    format!("scep-ra:{ca}")
-}
-
 impl Easgate {
     /// The SCEP certificates of `ca`, making the RSA RA first when the CA key is EC (Apple's
     /// SCEP payload, and most clients, can only encrypt to RSA).
     pub async fn scep_certificates(&self, ca: &str) -> Result<ScepCertificates> {
         let record = self.get_ca(ca).await?;
         let key_type: KeyType = record.key_type.parse()?;
-        if key_type.is_rsa() {
-            return Ok(ScepCertificates {
-                ca_der: record.cert_der,
-                ra_der: None,
-            });
-        }
-        if let Some(ra) = self.store.get_scep_ra(ca).await? {
-            return Ok(ScepCertificates {
-                ca_der: record.cert_der,
-                ra_der: Some(ra.cert_der),
-            });
-        }
-        let (ra_der, key) = self.issue_scep_ra(ca).await?;
-        let sealed = self.master().seal(&ra_seal_context(ca), &key.pkcs8_der())?;
-        match self
-            .store
-            .insert_scep_ra(
-                &self.ctx(),
-                ScepRa {
-                    ca: ca.to_string(),
-                    cert_der: ra_der.clone(),
-                    key_sealed: sealed,
-                },
-            )
-            .await
-        {
-            Ok(()) => Ok(ScepCertificates {
-                ca_der: record.cert_der,
-                ra_der: Some(ra_der),
-            }),
-            // Another process made one first: use that one.
-            Err(easgate_store::StoreError::AlreadyExists { .. }) => {
-                let ra = self
-                    .store
-                    .get_scep_ra(ca)
-                    .await?
-                    .ok_or_else(|| OpsError::Conflict("SCEP RA vanished".into()))?;
-                Ok(ScepCertificates {
-                    ca_der: record.cert_der,
-                    ra_der: Some(ra.cert_der),
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
+        let ra_der = if key_type.is_rsa() {
+            None
+        } else {
+            Some(self.service_certificate(ca, ServiceRole::ScepRa).await?)
+        };
+        Ok(ScepCertificates {
+            ca_der: record.cert_der,
+            ra_der,
+        })
     }
 
     /// The RA's private key (for decrypting PKIOperation envelopes).
     pub async fn scep_ra_key(&self, ca: &str) -> Result<Option<PrivateKey>> {
-        let Some(ra) = self.store.get_scep_ra(ca).await? else {
-            return Ok(None);
-        };
-        let pkcs8 = self
-            .master()
-            .open(&ra_seal_context(ca), &ra.key_sealed)
-            .map_err(|_| {
-                OpsError::MasterKey(format!("cannot decrypt the SCEP RA key of CA `{ca}`"))
-            })?;
-        Ok(Some(PrivateKey::from_pkcs8_der(KeyType::Rsa2048, &pkcs8)?))
-    }
-
-    async fn issue_scep_ra(&self, ca: &str) -> Result<(Vec<u8>, PrivateKey)> {
-        self.issue_service_certificate(
-            ca,
-            &format!("easgate {ca} SCEP RA"),
-            Vec::new(),
-            KeyType::Rsa2048,
-            Purpose::ScepRa,
-            RA_VALIDITY_DAYS,
-        )
-        .await
+        Ok(self
+            .existing_service_key(ca, ServiceRole::ScepRa)
+            .await?
+            .map(|(_, key)| key))
     }
 
     /// Set (or with `None` remove) CA `ca`'s static SCEP challenge, for setups where an MDM hands

@@ -114,10 +114,6 @@ pub trait Store: Send + Sync {
     /// Every certificate of a CA with its revocation state (for the OCSP responder's snapshot).
     async fn certificate_states(&self, ca: &str) -> Result<Vec<CertState>>;
 
-    /// The SCEP registration authority of a CA, if it has one.
-    async fn get_scep_ra(&self, ca: &str) -> Result<Option<ScepRa>>;
-    /// Record a CA's SCEP RA (`AlreadyExists` if it has one).
-    async fn insert_scep_ra(&self, ctx: &Ctx, ra: ScepRa) -> Result<()>;
     /// Use a SCEP challenge once: if a challenge with this SHA-256 exists, is unused and has not
     /// expired, mark it used and return its device's uid; otherwise `None` (and nothing changes).
     async fn consume_scep_challenge(&self, ctx: &Ctx, hash_hex: &str) -> Result<Option<String>>;

@@ -292,14 +292,6 @@ pub struct CertState {
     pub not_after: i64,
 }
 
-/// A CA's SCEP registration authority: certificate and sealed RSA key.
-#[derive(Clone, Debug)]
-pub struct ScepRa {
-    pub ca: String,
-    pub cert_der: Vec<u8>,
-    pub key_sealed: Vec<u8>,
-}
-
 /// An access rule as stored. Conditions are contract words (`ios`, `managed`, `10.0.0.0/8`);
 /// the policy crate parses them. An empty list matches anything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -392,8 +384,8 @@ pub struct NewProfile {
     pub groups: Vec<String>,
 }
 
-/// A certificate and sealed key easgate keeps for one of its own jobs on a CA (`role`, e.g.
-/// `profile-signer`).
+/// A certificate and sealed key easgate keeps for one of its own jobs on a CA (`role`:
+/// `scep-ra`, `profile-signer`).
 #[derive(Clone, Debug)]
 pub struct ServiceKey {
     pub ca: String,

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_scep_transactions.sql"),
     include_str!("../migrations/sqlite/0005_gateway.sql"),
     include_str!("../migrations/sqlite/0006_profiles.sql"),
+    include_str!("../migrations/sqlite/0007_scep_ra_service_key.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -1059,34 +1060,6 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn get_scep_ra(&self, ca: &str) -> Result<Option<ScepRa>> {
-        self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT r.cert_der, r.key_sealed FROM scep_ras r JOIN cas c ON c.id = r.ca_id WHERE c.name = ?1",
-            )?
-            .query_row([ca], |r| {
-                Ok(ScepRa {
-                    ca: ca.to_string(),
-                    cert_der: r.get(0)?,
-                    key_sealed: r.get(1)?,
-                })
-            })
-            .optional()?)
-        })
-    }
-
-    async fn insert_scep_ra(&self, ctx: &Ctx, ra: ScepRa) -> Result<()> {
-        self.write(|tx| {
-            let ca_id = id_of(tx, "SELECT id FROM cas WHERE name = ?1", &ra.ca, "CA")?;
-            tx.execute(
-                "INSERT INTO scep_ras (ca_id, cert_der, key_sealed, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![ca_id, ra.cert_der, ra.key_sealed, ctx.now],
-            )
-            .map_err(|e| unique_violation(e, "SCEP RA of CA", &ra.ca))?;
-            record(tx, ctx, "scep.ra.create", "ca", &ra.ca, "SCEP RA certificate")
-        })
-    }
-
     async fn consume_scep_challenge(&self, ctx: &Ctx, hash_hex: &str) -> Result<Option<String>> {
         self.write(|tx| {
             let used: Option<(i64, String)> = tx
@@ -1265,5 +1238,38 @@ impl Store for SqliteStore {
 
     async fn list_renewals(&self) -> Result<Vec<Renewal>> {
         self.read(crate::sqlite_profiles::list_renewals)
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A database made before v7 keeps its SCEP RA: the row moves to `service_keys`.
+    #[test]
+    fn scep_ra_moves_into_service_keys() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+        migrations.to_version(&mut conn, 6).unwrap();
+        conn.execute_batch(
+            "INSERT INTO cas (id, name, key_type, subject, cert_der, key_sealed, not_before, not_after, created_at) \
+             VALUES (1, 'mail', 'ec-p256', 'CN=x', x'01', x'02', 0, 1, 0); \
+             INSERT INTO scep_ras (ca_id, cert_der, key_sealed, created_at) VALUES (1, x'0A', x'0B', 5);",
+        )
+        .unwrap();
+        migrations.to_latest(&mut conn).unwrap();
+        let key = crate::sqlite_profiles::get_service_key(&conn, "mail", "scep-ra")
+            .unwrap()
+            .unwrap();
+        assert_eq!((key.cert_der, key.key_sealed), (vec![0x0A], vec![0x0B]));
+        let old: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'scep_ras'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0);
     }
 }

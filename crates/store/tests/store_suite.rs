@@ -512,21 +512,21 @@ async fn scep_challenges_are_one_time_and_expire(store: Arc<dyn Store>) {
         store.consume_scep_challenge(&ctx(800), "cc").await.unwrap(),
         None
     );
-    assert!(store.get_scep_ra("default").await.unwrap().is_none());
-    store
-        .insert_scep_ra(
-            &ctx(1),
-            ScepRa {
-                ca: "default".into(),
-                cert_der: vec![1],
-                key_sealed: vec![2],
-            },
-        )
+    let key = |sealed: u8| ServiceKey {
+        ca: "default".into(),
+        role: "scep-ra".into(),
+        cert_der: vec![1],
+        key_sealed: vec![sealed],
+    };
+    assert!(store
+        .get_service_key("default", "scep-ra")
         .await
-        .unwrap();
+        .unwrap()
+        .is_none());
+    store.insert_service_key(&ctx(1), key(2)).await.unwrap();
     assert_eq!(
         store
-            .get_scep_ra("default")
+            .get_service_key("default", "scep-ra")
             .await
             .unwrap()
             .unwrap()
@@ -534,18 +534,15 @@ async fn scep_challenges_are_one_time_and_expire(store: Arc<dyn Store>) {
         vec![2]
     );
     assert!(matches!(
-        store
-            .insert_scep_ra(
-                &ctx(1),
-                ScepRa {
-                    ca: "default".into(),
-                    cert_der: vec![1],
-                    key_sealed: vec![2]
-                }
-            )
-            .await,
+        store.insert_service_key(&ctx(1), key(3)).await,
         Err(StoreError::AlreadyExists { .. })
     ));
+    // Another role of the same CA is another key.
+    assert!(store
+        .get_service_key("default", "profile-signer")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn profile_tokens_are_one_time_and_renewals_clear(store: Arc<dyn Store>) {
