@@ -5,25 +5,12 @@
 //! when the device gets a newer certificate: a SCEP RenewalReq signed with the old one, an
 //! enrollment with the renewal challenge, or a PKCS#12 profile.
 
-use std::collections::HashMap;
-
-use easgate_store::{CertFilter, CertStatus, Certificate, NewChallenge, NewRenewal, Renewal};
+use easgate_store::{ExpiringCertificate, NewChallenge, NewRenewal, Renewal};
 use serde::Serialize;
 
 use crate::devices::{random_hex, secret_hash, DEFAULT_CHALLENGE_DAYS};
 use crate::error::Result;
 use crate::Easgate;
-
-/// A valid certificate inside its renewal window.
-#[derive(Clone, Debug, Serialize)]
-pub struct Expiring {
-    #[serde(flatten)]
-    pub certificate: Certificate,
-    /// When its renewal window opened (not_after − the template's renew-before days).
-    pub renew_from: i64,
-    /// Whether a renewal enrollment has been started for it.
-    pub renewal_started: bool,
-}
 
 /// A renewal enrollment just started: what the device (or the MDM that serves it) needs.
 #[derive(Clone, Serialize)]
@@ -52,53 +39,8 @@ impl Easgate {
     /// Valid device certificates inside their template's renewal window, soonest expiry
     /// first. A certificate whose device already holds a newer valid certificate is renewed
     /// and not listed.
-    pub async fn expiring_certificates(&self) -> Result<Vec<Expiring>> {
-        let now = self.ctx().now;
-        let windows: HashMap<String, i64> = self
-            .store
-            .list_templates()
-            .await?
-            .into_iter()
-            .map(|t| (t.name, i64::from(t.renew_before_days) * 86_400))
-            .collect();
-        let valid = self
-            .store
-            .list_certificates(&CertFilter {
-                device: None,
-                status: Some(CertStatus::Valid),
-                now,
-            })
-            .await?;
-        let mut newest: HashMap<&str, i64> = HashMap::new();
-        for cert in &valid {
-            if let Some(device) = cert.device.as_deref() {
-                let entry = newest.entry(device).or_insert(cert.not_before);
-                *entry = (*entry).max(cert.not_before);
-            }
-        }
-        let started: std::collections::HashSet<String> = self
-            .store
-            .list_renewals()
-            .await?
-            .into_iter()
-            .map(|r| r.serial)
-            .collect();
-        let mut out: Vec<Expiring> = valid
-            .iter()
-            .filter_map(|cert| {
-                let device = cert.device.as_deref()?;
-                let window = *windows.get(cert.template.as_deref()?)?;
-                let renew_from = cert.not_after - window;
-                let superseded = newest.get(device).is_some_and(|&n| n > cert.not_before);
-                (now >= renew_from && !superseded).then(|| Expiring {
-                    certificate: cert.clone(),
-                    renew_from,
-                    renewal_started: started.contains(&cert.serial),
-                })
-            })
-            .collect();
-        out.sort_by_key(|e| (e.certificate.not_after, e.certificate.serial.clone()));
-        Ok(out)
+    pub async fn expiring_certificates(&self) -> Result<Vec<ExpiringCertificate>> {
+        Ok(self.store.expiring_certificates(self.ctx().now).await?)
     }
 
     /// Start a renewal enrollment for every expiring certificate of an enrolled device that

@@ -204,6 +204,9 @@ pub trait Store: Send + Sync {
     /// Start a renewal enrollment (renewal row + challenge + profile token, one transaction)
     /// unless one exists for that serial; `false` when one did.
     async fn start_renewal(&self, ctx: &Ctx, renewal: NewRenewal) -> Result<bool>;
+    /// Valid device certificates inside their template's renewal window at `now` whose device
+    /// holds no newer valid certificate, soonest expiry first.
+    async fn expiring_certificates(&self, now: i64) -> Result<Vec<ExpiringCertificate>>;
     /// Every renewal, oldest first. Recording a newer certificate for a device clears its
     /// pending renewals.
     async fn list_renewals(&self) -> Result<Vec<Renewal>>;

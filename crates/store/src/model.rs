@@ -428,3 +428,14 @@ pub struct Renewal {
     pub created_at: i64,
     pub cleared_at: Option<i64>,
 }
+
+/// A valid device certificate inside its template's renewal window.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExpiringCertificate {
+    #[serde(flatten)]
+    pub certificate: Certificate,
+    /// When its window opened: notAfter minus the template's renew-before days.
+    pub renew_from: i64,
+    /// Whether a renewal enrollment has been started for it.
+    pub renewal_started: bool,
+}

@@ -1236,6 +1236,31 @@ impl Store for SqliteStore {
         self.write(|tx| crate::sqlite_profiles::start_renewal(tx, ctx, &renewal))
     }
 
+    async fn expiring_certificates(&self, now: i64) -> Result<Vec<ExpiringCertificate>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT k.*, c.name AS ca_name, d.uid AS device_uid, t.name AS template_name, \
+                 k.not_after - t.renew_before_days * 86400 AS renew_from, \
+                 EXISTS (SELECT 1 FROM renewals r WHERE r.serial = k.serial) AS renewal_started \
+                 FROM certificates k JOIN cas c ON c.id = k.ca_id \
+                 JOIN devices d ON d.id = k.device_id JOIN templates t ON t.id = k.template_id \
+                 WHERE k.status = 'valid' AND k.not_after >= ?1 \
+                 AND k.not_after - t.renew_before_days * 86400 <= ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.device_id = k.device_id \
+                     AND n.status = 'valid' AND n.not_after >= ?1 AND n.not_before > k.not_before) \
+                 ORDER BY k.not_after, k.serial",
+            )?;
+            let rows = stmt.query_map([now], |r| {
+                Ok(ExpiringCertificate {
+                    certificate: cert_from_row(r, now)?,
+                    renew_from: r.get("renew_from")?,
+                    renewal_started: r.get("renewal_started")?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     async fn list_renewals(&self) -> Result<Vec<Renewal>> {
         self.read(crate::sqlite_profiles::list_renewals)
     }

@@ -623,6 +623,77 @@ async fn profile_tokens_are_one_time_and_renewals_clear(store: Arc<dyn Store>) {
     );
 }
 
+async fn expiring_certificates_follow_the_window(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await; // template `phones` renews 30 days before notAfter
+    store
+        .enroll_device(
+            &ctx(105),
+            NewDevice {
+                uid: "dev2".into(),
+                user: "alice@corp.example".into(),
+                platform: "ios".into(),
+                template: Some("phones".into()),
+                device_serial: None,
+            },
+            NewChallenge {
+                hash_hex: "a2".into(),
+                profile_token_hash_hex: "b2".into(),
+                expires_at: 1000,
+            },
+        )
+        .await
+        .unwrap();
+    let day = 86_400;
+    let now = 1000 * day;
+    let issue = |serial: &str, device: &str, not_before: i64, not_after: i64| NewCertificate {
+        serial: serial.into(),
+        device: Some(device.into()),
+        not_before,
+        not_after,
+        ..cert(serial, not_after)
+    };
+    for c in [
+        // dev1: 10 days left (inside), and a newer one that has already expired.
+        issue("A1", "dev1", now - 355 * day, now + 10 * day),
+        issue("A2", "dev1", now - 300 * day, now - day),
+        // dev2: 10 days left, but renewed by a newer valid certificate (outside its window).
+        issue("B1", "dev2", now - 355 * day, now + 10 * day),
+        issue("B2", "dev2", now - day, now + 364 * day),
+    ] {
+        store.insert_certificate(&ctx(200), c).await.unwrap();
+    }
+    let expiring = store.expiring_certificates(now).await.unwrap();
+    let serials: Vec<&str> = expiring
+        .iter()
+        .map(|e| e.certificate.serial.as_str())
+        .collect();
+    assert_eq!(serials, ["A1"]);
+    assert_eq!(expiring[0].renew_from, now - 20 * day);
+    assert!(!expiring[0].renewal_started);
+    // 40 days earlier no window was open yet (A2 then had 39 days left).
+    assert!(store
+        .expiring_certificates(now - 40 * day)
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .start_renewal(
+            &ctx(300),
+            NewRenewal {
+                device: "dev1".into(),
+                serial: "A1".into(),
+                secrets: NewChallenge {
+                    hash_hex: "c1".into(),
+                    profile_token_hash_hex: "t1".into(),
+                    expires_at: now,
+                },
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.expiring_certificates(now).await.unwrap()[0].renewal_started);
+}
+
 macro_rules! backend_suite {
     ($backend:ident: $($test:ident),*) => {
         mod $backend {
@@ -637,7 +708,7 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(sqlite: profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
+backend_suite!(sqlite: expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
 
 #[tokio::test]
 async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {
