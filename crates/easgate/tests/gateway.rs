@@ -282,15 +282,24 @@ fn what_reaches_the_upstream_in_each_auth_mode() {
     assert_eq!(Upstream::header(last, "x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(Upstream::header(last, "x-forwarded-proto"), ["https"]);
 
-    // HTTP/2 from the device arrives as HTTP/1.1 with its body.
+    // HTTP/2 from the device (chosen by ALPN) arrives as HTTP/1.1 with its body.
+    let head = env.path("h2-head");
     let (status, _) = curl(
         &env,
         &server,
         &q,
         Some(&phone),
-        &["--http2", "--data-binary", "abc"],
+        &[
+            "--http2",
+            "--data-binary",
+            "abc",
+            "-D",
+            head.to_str().unwrap(),
+        ],
     );
     assert_eq!(status, 200);
+    let head = std::fs::read_to_string(&head).unwrap();
+    assert!(head.starts_with("HTTP/2 200"), "{head}");
     let last = upstream.requests().last().unwrap().clone();
     assert_eq!(last["version"], "HTTP/1.1");
     assert_eq!(last["body_len"], 3);

@@ -20,6 +20,7 @@ pub mod upstream;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -28,6 +29,7 @@ use easgate_policy::Policy;
 use futures_util::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulConnection;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -394,6 +396,7 @@ async fn serve_connection(
             return;
         }
     };
+    let alpn_is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let certs = tls
         .get_ref()
         .1
@@ -412,13 +415,33 @@ async fn serve_connection(
         let response = handler::handle(Arc::clone(&app), Arc::clone(&conn), req);
         response.map(Ok::<_, std::convert::Infallible>)
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    builder.http2().timer(TokioTimer::new());
-    let mut connection = Box::pin(builder.serve_connection(TokioIo::new(tls), service));
+    // ALPN decides the protocol (over TLS, HTTP/2 needs it: RFC 9113 §3.2), so each
+    // connection holds only its own protocol's state, not an auto-detecting wrapper sized for
+    // both.
+    let io = TokioIo::new(tls);
+    if alpn_is_h2 {
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(io, service);
+        drive(Box::pin(connection), peer, &mut shutdown).await;
+    } else {
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(io, service);
+        drive(Box::pin(connection), peer, &mut shutdown).await;
+    }
+}
+
+/// Run a connection to its end, or at shutdown let it finish what is in flight (5 s at most).
+async fn drive<C>(
+    mut connection: Pin<Box<C>>,
+    peer: SocketAddr,
+    shutdown: &mut watch::Receiver<bool>,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
     tokio::select! {
         result = connection.as_mut() => {
             if let Err(e) = result {
