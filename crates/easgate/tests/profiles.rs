@@ -700,6 +700,40 @@ fn bad_profiles_and_renders_are_refused_and_change_nothing() {
     ));
     let err = env.fails(&["profile", "render", "ios-mail", "--device", "dev1"]);
     assert!(err.contains("is retired"), "{err}");
+    // A lookup value the user has none of ({DisplayName}) is named before anything is made.
+    env.ok(&[
+        "user",
+        "add",
+        "bob@corp.example",
+        "--email",
+        "bob@mail.example",
+    ]);
+    env.ok(&[
+        "device",
+        "enroll",
+        "--user",
+        "bob@corp.example",
+        "--platform",
+        "ios",
+        "--uid",
+        "bob1",
+        "--template",
+        "phones",
+    ]);
+    env.ok(&profile_create(
+        "ios-named",
+        "ios",
+        "phones",
+        "mail.corp.example",
+        &["--username", "{DisplayName}"],
+    ));
+    let before = env.snapshot();
+    let err = env.fails(&["profile", "render", "ios-named", "--device", "bob1"]);
+    assert!(
+        err.contains("cannot be filled in") && err.contains("DisplayName"),
+        "{err}"
+    );
+    assert_eq!(env.snapshot(), before);
 }
 
 /// A one-shot HTTP server in the peers' Python that appends each POST body to `file`.

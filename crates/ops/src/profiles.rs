@@ -253,6 +253,7 @@ impl Easgate {
                     .into(),
             ));
         }
+        self.check_fills(&profile, &device, &user).await?;
         self.render_for(&profile, &device, &user, signed).await
     }
 
@@ -291,6 +292,8 @@ impl Easgate {
         }
         let (device, user) = self.device_and_owner(&found.device).await?;
         let profile = self.profile_for_device(&device, &user).await?;
+        // Everything that can fail for this device's values fails before the link is spent.
+        self.check_fills(&profile, &device, &user).await?;
         if self
             .store
             .consume_profile_token(&self.ctx(), &hash)
@@ -303,6 +306,23 @@ impl Easgate {
         }
         let signed = profile.platform == "ios";
         self.render_for(&profile, &device, &user, signed).await
+    }
+
+    /// Fill in the profile's and its template's lookup values for the device without writing
+    /// anything: a value the user lacks (e.g. `{DisplayName}`) is a clear error here.
+    async fn check_fills(&self, profile: &Profile, device: &Device, user: &User) -> Result<()> {
+        let template = self.get_template(&profile.template).await?;
+        let values = lookup_values(device, user);
+        let spec = spec_of(&template)?;
+        let filled = fill(&profile.email, &values)
+            .and_then(|_| fill(&profile.username, &values))
+            .and_then(|_| spec.render(&values).map(|_| ()));
+        filled.map_err(|e| {
+            OpsError::Conflict(format!(
+                "profile `{}` cannot be filled in for device `{}` of {}: {e}",
+                profile.name, device.uid, user.upn
+            ))
+        })
     }
 
     async fn render_for(
