@@ -175,7 +175,15 @@ fn sha1_fingerprint(env: &Env, pem: &Path) -> String {
 /// Verify a signed profile against `ca` with OpenSSL; returns the path of its content.
 fn cms_verify(env: &Env, signed: &Path, ca: &Path, out: &str) -> PathBuf {
     let content = env.path(out);
-    let (code, text) = openssl(
+    let (code, text) = openssl_cms_verify(env, signed, ca, &content);
+    assert_eq!(code, 0, "openssl cms -verify failed: {text}");
+    assert!(text.contains("Verification successful"), "{text}");
+    content
+}
+
+/// `openssl cms -verify` of a DER profile against `ca`, content to `out`: (exit code, output).
+fn openssl_cms_verify(env: &Env, signed: &Path, ca: &Path, out: &Path) -> (i32, String) {
+    openssl(
         &[
             "cms",
             "-verify",
@@ -186,13 +194,10 @@ fn cms_verify(env: &Env, signed: &Path, ca: &Path, out: &str) -> PathBuf {
             "-CAfile",
             ca.to_str().unwrap(),
             "-out",
-            content.to_str().unwrap(),
+            out.to_str().unwrap(),
         ],
         env.dir.path(),
-    );
-    assert_eq!(code, 0, "openssl cms -verify failed: {text}");
-    assert!(text.contains("Verification successful"), "{text}");
-    content
+    )
 }
 
 /// A profile without its one-time challenge (the only value that differs between renders).
@@ -305,19 +310,7 @@ fn ios_scep_profile_loads_signs_enrolls_with_scepclient_and_downloads_once() {
     bytes[at] = b'X';
     let tampered = env.path("tampered.mobileconfig");
     std::fs::write(&tampered, bytes).unwrap();
-    let (code, _) = openssl(
-        &[
-            "cms",
-            "-verify",
-            "-inform",
-            "DER",
-            "-in",
-            tampered.to_str().unwrap(),
-            "-CAfile",
-            ca.to_str().unwrap(),
-        ],
-        env.dir.path(),
-    );
+    let (code, _) = openssl_cms_verify(&env, &tampered, &ca, &env.path("tampered.plist"));
     assert_ne!(code, 0, "a tampered profile must not verify");
 
     // The SCEP payload's URL and challenge enroll with a real client; the certificate's SANs
