@@ -731,6 +731,9 @@ pub enum ProfileCommand {
     List,
     /// Show one profile.
     Show { name: String },
+    /// Remove a profile. Enrollment links pick their profile when used, so links handed out
+    /// earlier get another fitting profile (or 409 if none is left).
+    Remove { name: String },
     /// Render a profile for one device: a fresh one-time SCEP challenge (scep) or a new
     /// certificate and key (pkcs12) each time.
     Render {

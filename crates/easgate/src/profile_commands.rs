@@ -107,6 +107,11 @@ pub async fn profile(e: &Easgate, cmd: ProfileCommand, as_json: bool) -> Result<
             fields(&profile_fields(&p));
             Ok(())
         }
+        ProfileCommand::Remove { name } => {
+            e.remove_profile(&name).await?;
+            println!("removed profile `{name}`");
+            Ok(())
+        }
         ProfileCommand::Render {
             name,
             device,

@@ -657,6 +657,8 @@ fn bad_profiles_and_renders_are_refused_and_change_nothing() {
     let before = env.snapshot();
     let err = env.fails(&["profile", "render", "nope", "--device", "dev1"]);
     assert!(err.contains("profile `nope` does not exist"), "{err}");
+    let err = env.fails(&["profile", "remove", "nope"]);
+    assert!(err.contains("profile `nope` does not exist"), "{err}");
     let err = env.fails(&["profile", "render", "android-mail", "--device", "nope"]);
     assert!(err.contains("device `nope` does not exist"), "{err}");
     let err = env.fails(&["profile", "render", "android-mail", "--device", "dev1"]);
@@ -727,6 +729,21 @@ fn bad_profiles_and_renders_are_refused_and_change_nothing() {
         "{err}"
     );
     assert_eq!(env.snapshot(), before);
+    // Removing a profile: gone from the list, audited, no longer renders.
+    env.ok(&["profile", "remove", "ios-named"]);
+    let names: Vec<String> = env
+        .json(&["profile", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!names.contains(&"ios-named".to_string()), "{names:?}");
+    assert!(env
+        .ok(&["audit", "--since", "1h"])
+        .contains("profile.remove"));
+    let err = env.fails(&["profile", "render", "ios-named", "--device", "bob1"]);
+    assert!(err.contains("profile `ios-named` does not exist"), "{err}");
 }
 
 /// A one-shot HTTP server in the peers' Python that appends each POST body to `file`.

@@ -169,6 +169,13 @@ impl Easgate {
             .ok_or_else(|| OpsError::not_found("profile", name, "see `easgate profile list`"))
     }
 
+    pub async fn remove_profile(&self, name: &str) -> Result<()> {
+        self.store
+            .remove_profile(&self.ctx(), name)
+            .await
+            .map_err(|e| OpsError::from(e).hint_if_not_found("see `easgate profile list`"))
+    }
+
     /// The profile a device downloads: of its platform and template, for one of its user's
     /// groups when any profile names groups, else one without groups; the first by name among
     /// equals.

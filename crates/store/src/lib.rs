@@ -180,6 +180,9 @@ pub trait Store: Send + Sync {
     async fn insert_profile(&self, ctx: &Ctx, profile: NewProfile) -> Result<Profile>;
     async fn list_profiles(&self) -> Result<Vec<Profile>>;
     async fn get_profile(&self, name: &str) -> Result<Option<Profile>>;
+    /// Remove a profile; `NotFound` if there is none of that name. Rendered profiles and
+    /// enrollment links already handed out are not affected (links pick a profile when used).
+    async fn remove_profile(&self, ctx: &Ctx, name: &str) -> Result<()>;
 
     /// A certificate and sealed key easgate keeps for `role` on CA `ca`.
     async fn get_service_key(&self, ca: &str, role: &str) -> Result<Option<ServiceKey>>;

@@ -1206,6 +1206,10 @@ impl Store for SqliteStore {
         self.read(|c| crate::sqlite_profiles::get_profile(c, name))
     }
 
+    async fn remove_profile(&self, ctx: &Ctx, name: &str) -> Result<()> {
+        self.write(|tx| crate::sqlite_profiles::remove_profile(tx, ctx, name))
+    }
+
     async fn get_service_key(&self, ca: &str, role: &str) -> Result<Option<ServiceKey>> {
         self.read(|c| crate::sqlite_profiles::get_service_key(c, ca, role))
     }

@@ -72,6 +72,13 @@ pub(crate) fn insert_profile(tx: &Connection, ctx: &Ctx, p: &NewProfile) -> Resu
     get_profile(tx, &p.name)?.ok_or_else(|| StoreError::not_found("profile", p.name.clone()))
 }
 
+pub(crate) fn remove_profile(tx: &Connection, ctx: &Ctx, name: &str) -> Result<()> {
+    if tx.execute("DELETE FROM profiles WHERE name = ?1", [name])? == 0 {
+        return Err(StoreError::not_found("profile", name));
+    }
+    record(tx, ctx, "profile.remove", "profile", name, "")
+}
+
 pub(crate) fn get_service_key(
     conn: &Connection,
     ca: &str,
