@@ -13,7 +13,6 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let profile = DeviceProfile {
         profile_name: text.into(),
         device_uid: text.into(),
-        organization: text.into(),
         account: MailAccount {
             account_name: text.into(),
             host: text.into(),

@@ -7,7 +7,7 @@ use easgate_ops::time_fmt::rfc3339;
 use easgate_ops::Easgate;
 use easgate_store::Profile;
 
-use crate::cli::{DeliveryArg, ProfileCommand, ProfilePlatformArg};
+use crate::cli::{word, ProfileCommand};
 use crate::commands::{write_file, CliError};
 use crate::output::{fields, json, table};
 
@@ -44,25 +44,14 @@ pub async fn profile(e: &Easgate, cmd: ProfileCommand, as_json: bool) -> Result<
             let p = e
                 .create_profile(ProfileRequest {
                     name,
-                    platform: match platform {
-                        ProfilePlatformArg::Ios => "ios",
-                        ProfilePlatformArg::Android => "android",
-                    }
-                    .into(),
+                    platform: word(&platform),
                     template,
                     eas_host,
                     account_name,
                     email,
                     username,
                     domain,
-                    delivery: Some(
-                        match delivery {
-                            DeliveryArg::Scep => "scep",
-                            DeliveryArg::Pkcs12 => "pkcs12",
-                            DeliveryArg::Pkcs12Legacy => "pkcs12-legacy",
-                        }
-                        .into(),
-                    ),
+                    delivery: Some(word(&delivery)),
                     groups,
                 })
                 .await?;

@@ -829,13 +829,8 @@ fn renewal_window_starts_a_renewal_posts_the_webhook_and_scep_renewal_clears_it(
     enroll(&env, "dev1", "ios");
     let phone = env.path("phone");
     std::fs::create_dir_all(&phone).unwrap();
-    let old = env.json(&["cert", "list"]); // nothing yet
-    assert_eq!(old, serde_json::json!([]));
-    let issued = std::process::Command::new("faketime")
-        .args(["-f", "-25d"])
-        .arg(env!("CARGO_BIN_EXE_easgate"))
-        .args(["--data-dir", env.data_dir().to_str().unwrap()])
-        .args(["--public-url", &env.public_url])
+    let issued = env
+        .command_under(&["faketime", "-f", "-25d"])
         .args([
             "cert",
             "issue",

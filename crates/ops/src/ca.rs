@@ -115,7 +115,7 @@ impl Easgate {
         Ok(CaInfo {
             serial: summarize(&ca.cert_der)?.serial.to_hex(),
             sha256_fingerprint: fingerprint(&ca.cert_der),
-            scep_url: format!("{base}/scep/{}", ca.name),
+            scep_url: urls.scep.clone(),
             crl_url: urls.crl,
             delta_crl_url: urls.delta_crl,
             ocsp_url: urls.ocsp,

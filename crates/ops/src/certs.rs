@@ -48,6 +48,23 @@ pub(crate) fn lookup_values(device: &Device, user: &User) -> LookupValues {
     }
 }
 
+/// A retired or wiped device, or a disabled user's device, gets nothing more (`what`).
+pub(crate) fn check_active(device: &Device, user: &User, what: &str) -> Result<()> {
+    if matches!(device.state.as_str(), "retired" | "wiped") {
+        return Err(OpsError::Conflict(format!(
+            "device `{}` is {}: it gets no {what}; enroll a new device instead",
+            device.uid, device.state
+        )));
+    }
+    if user.disabled {
+        return Err(OpsError::Conflict(format!(
+            "user `{}` is disabled: their devices get no {what}",
+            user.upn
+        )));
+    }
+    Ok(())
+}
+
 impl Easgate {
     /// Issue a certificate for `device` from `template`. Subject and SANs come from the template
     /// and the device's lookup values, never from the CSR.
@@ -63,18 +80,7 @@ impl Easgate {
             .get_device_with_owner(device)
             .await?
             .ok_or_else(|| OpsError::not_found("device", device, "see `easgate device list`"))?;
-        if matches!(device.state.as_str(), "retired" | "wiped") {
-            return Err(OpsError::Conflict(format!(
-                "device `{}` is {}: it gets no new certificates; enroll a new device instead",
-                device.uid, device.state
-            )));
-        }
-        if user.disabled {
-            return Err(OpsError::Conflict(format!(
-                "user `{}` is disabled: no certificates are issued for them",
-                user.upn
-            )));
-        }
+        check_active(&device, &user, "new certificates")?;
         let spec = spec_of(&template)?;
         let rendered = spec.render(&lookup_values(&device, &user))?;
         let (subject_key, private_key) = match key {

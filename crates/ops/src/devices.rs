@@ -1,6 +1,7 @@
 //! Devices: enrollment (record + one-time SCEP challenge + profile token), retire, wipe.
 
 use aws_lc_rs::digest;
+use easgate_pki::issue::PublicUrls;
 use easgate_store::{Device, NewChallenge, NewDevice, Revocation};
 use serde::Serialize;
 
@@ -30,6 +31,31 @@ pub fn random_hex(n: usize) -> Result<String> {
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|_| OpsError::Invalid("the system random generator failed".into()))?;
     Ok(hex::encode(bytes))
+}
+
+/// A new one-time SCEP challenge and profile-download token, and what the store keeps of them.
+pub(crate) struct EnrollmentSecrets {
+    pub challenge: String,
+    pub token: String,
+    pub stored: NewChallenge,
+}
+
+impl EnrollmentSecrets {
+    /// Both valid until `expires_at`.
+    pub(crate) fn new(expires_at: i64) -> Result<Self> {
+        let challenge = random_hex(20)?;
+        let token = random_hex(20)?;
+        let stored = NewChallenge {
+            hash_hex: secret_hash(&challenge),
+            profile_token_hash_hex: secret_hash(&token),
+            expires_at,
+        };
+        Ok(EnrollmentSecrets {
+            challenge,
+            token,
+            stored,
+        })
+    }
 }
 
 /// SHA-256 hex of a secret (challenges and tokens are random and long, so a plain hash is
@@ -79,10 +105,9 @@ impl Easgate {
                 "challenge validity {days} days: use 1 to 90"
             )));
         }
-        let challenge = random_hex(20)?;
-        let profile_token = random_hex(20)?;
         let ctx = self.ctx();
         let expires_at = ctx.now + i64::from(days) * 86_400;
+        let secrets = EnrollmentSecrets::new(expires_at)?;
         let device = self
             .store
             .enroll_device(
@@ -94,24 +119,29 @@ impl Easgate {
                     template: Some(template.name.clone()),
                     device_serial: device_serial.map(str::to_string),
                 },
-                NewChallenge {
-                    hash_hex: secret_hash(&challenge),
-                    profile_token_hash_hex: secret_hash(&profile_token),
-                    expires_at,
-                },
+                secrets.stored,
             )
             .await?;
-        let base = self.public_url().await?;
         Ok(Enrollment {
             uid: device.uid,
             user: user.upn,
             platform,
-            scep_url: format!("{base}/scep/{}", template.ca),
+            scep_url: self.urls_of(&template.ca).await?.scep,
             template: template.name,
-            challenge,
+            challenge: secrets.challenge,
             challenge_expires_at: expires_at,
-            profile_url: format!("{base}/enroll/{profile_token}"),
+            profile_url: self.profile_url(&secrets.token).await?,
         })
+    }
+
+    /// The public URLs of CA `ca` (CRL, OCSP, SCEP, …).
+    pub(crate) async fn urls_of(&self, ca: &str) -> Result<PublicUrls> {
+        Ok(PublicUrls::for_ca(&self.public_url().await?, ca))
+    }
+
+    /// Where a device downloads its profile with `token`.
+    pub(crate) async fn profile_url(&self, token: &str) -> Result<String> {
+        Ok(format!("{}/enroll/{token}", self.public_url().await?))
     }
 
     pub async fn list_devices(&self, user: Option<&str>) -> Result<Vec<Device>> {

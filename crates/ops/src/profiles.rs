@@ -8,15 +8,15 @@
 //! challenge made for it; earlier unused challenges of the device stay valid until they expire.
 
 use easgate_pki::pkcs12::{self, Pkcs12Format};
-use easgate_pki::template::{check_lookups, fill, SanKind};
-use easgate_profile::signing::{ProfileSigner, SignerKey};
+use easgate_pki::template::{check_lookups, fill, RenderedTemplate, SanKind};
+use easgate_profile::signing::ProfileSigner;
 use easgate_profile::{
     android, apple, check_eas_host, Credential, DeviceProfile, MailAccount, Pkcs12Credential,
     RootCertificate, ScepCredential,
 };
-use easgate_store::{Device, NewProfile, Profile, TokenState, User};
+use easgate_store::{Device, NewProfile, Profile, Template, TokenState, User};
 
-use crate::certs::{lookup_values, KeySource};
+use crate::certs::{check_active, lookup_values, KeySource};
 use crate::devices::{random_hex, secret_hash, DEFAULT_CHALLENGE_DAYS};
 use crate::error::{OpsError, Result};
 use crate::names::check_name;
@@ -73,6 +73,13 @@ impl std::fmt::Debug for RenderedProfile {
     }
 }
 
+/// A profile filled in for one device (see [`Easgate::fill_in`]).
+struct Filled {
+    template: Template,
+    account: MailAccount,
+    rendered: RenderedTemplate,
+}
+
 /// A device's certificate follows the template it was enrolled with (SCEP issues from it), so
 /// its profile must describe that template.
 fn fits_template(profile: &Profile, device: &Device) -> bool {
@@ -123,23 +130,7 @@ impl Easgate {
                 "delivery `{delivery}`: expected scep, pkcs12 or pkcs12-legacy"
             )));
         }
-        for group in &request.groups {
-            if !self
-                .store
-                .list_groups()
-                .await?
-                .iter()
-                .any(|g| g.name.eq_ignore_ascii_case(group))
-            {
-                return Err(OpsError::not_found(
-                    "group",
-                    group,
-                    "create it with `easgate group add`",
-                ));
-            }
-        }
-        Ok(self
-            .store
+        self.store
             .insert_profile(
                 &self.ctx(),
                 NewProfile {
@@ -155,7 +146,8 @@ impl Easgate {
                     groups: request.groups,
                 },
             )
-            .await?)
+            .await
+            .map_err(|e| OpsError::from(e).hint_if_not_found("create it with `easgate group add`"))
     }
 
     pub async fn list_profiles(&self) -> Result<Vec<Profile>> {
@@ -214,18 +206,7 @@ impl Easgate {
             .get_device_with_owner(uid)
             .await?
             .ok_or_else(|| OpsError::not_found("device", uid, "see `easgate device list`"))?;
-        if matches!(device.state.as_str(), "retired" | "wiped") {
-            return Err(OpsError::Conflict(format!(
-                "device `{uid}` is {}: it gets no profile; enroll a new device instead",
-                device.state
-            )));
-        }
-        if user.disabled {
-            return Err(OpsError::Conflict(format!(
-                "user `{}` is disabled: their devices get no profile",
-                user.upn
-            )));
-        }
+        check_active(&device, &user, "profile")?;
         Ok((device, user))
     }
 
@@ -260,8 +241,8 @@ impl Easgate {
                     .into(),
             ));
         }
-        self.check_fills(&profile, &device, &user).await?;
-        self.render_for(&profile, &device, &user, signed).await
+        let filled = self.fill_in(&profile, &device, &user).await?;
+        self.render_for(&profile, &device, filled, signed).await
     }
 
     /// `GET /enroll/{token}`: the device's profile, once. A used or expired token is
@@ -300,7 +281,7 @@ impl Easgate {
         let (device, user) = self.device_and_owner(&found.device).await?;
         let profile = self.profile_for_device(&device, &user).await?;
         // Everything that can fail for this device's values fails before the link is spent.
-        self.check_fills(&profile, &device, &user).await?;
+        let filled = self.fill_in(&profile, &device, &user).await?;
         if self
             .store
             .consume_profile_token(&self.ctx(), &hash)
@@ -312,23 +293,38 @@ impl Easgate {
             ));
         }
         let signed = profile.platform == "ios";
-        self.render_for(&profile, &device, &user, signed).await
+        self.render_for(&profile, &device, filled, signed).await
     }
 
-    /// Fill in the profile's and its template's lookup values for the device without writing
-    /// anything: a value the user lacks (e.g. `{DisplayName}`) is a clear error here.
-    async fn check_fills(&self, profile: &Profile, device: &Device, user: &User) -> Result<()> {
+    /// Fill in the profile's and its template's lookup values for the device, writing
+    /// nothing: a value the user lacks (e.g. `{DisplayName}`) is a clear error here, before a
+    /// link is spent or a challenge or certificate made.
+    async fn fill_in(&self, profile: &Profile, device: &Device, user: &User) -> Result<Filled> {
         let template = self.get_template(&profile.template).await?;
-        let values = lookup_values(device, user);
         let spec = spec_of(&template)?;
-        let filled = fill(&profile.email, &values)
-            .and_then(|_| fill(&profile.username, &values))
-            .and_then(|_| spec.render(&values).map(|_| ()));
-        filled.map_err(|e| {
+        let values = lookup_values(device, user);
+        let filled = (|| {
+            Ok::<_, easgate_pki::PkiError>((
+                MailAccount {
+                    account_name: profile.account_name.clone(),
+                    host: profile.eas_host.clone(),
+                    email: fill(&profile.email, &values)?,
+                    username: fill(&profile.username, &values)?,
+                    domain: profile.domain.clone(),
+                },
+                spec.render(&values)?,
+            ))
+        })();
+        let (account, rendered) = filled.map_err(|e| {
             OpsError::Conflict(format!(
                 "profile `{}` cannot be filled in for device `{}` of {}: {e}",
                 profile.name, device.uid, user.upn
             ))
+        })?;
+        Ok(Filled {
+            template,
+            account,
+            rendered,
         })
     }
 
@@ -336,20 +332,16 @@ impl Easgate {
         &self,
         profile: &Profile,
         device: &Device,
-        user: &User,
+        filled: Filled,
         signed: bool,
     ) -> Result<RenderedProfile> {
-        let template = self.get_template(&profile.template).await?;
-        let values = lookup_values(device, user);
-        let account = MailAccount {
-            account_name: profile.account_name.clone(),
-            host: profile.eas_host.clone(),
-            email: fill(&profile.email, &values)?,
-            username: fill(&profile.username, &values)?,
-            domain: profile.domain.clone(),
-        };
+        let Filled {
+            template,
+            account,
+            rendered,
+        } = filled;
         let credential = match profile.delivery.as_str() {
-            "scep" => Credential::Scep(self.scep_credential(&template, device, &values).await?),
+            "scep" => Credential::Scep(self.scep_credential(&template, device, rendered).await?),
             delivery => {
                 let format = if delivery == "pkcs12-legacy" {
                     Pkcs12Format::Legacy
@@ -391,7 +383,6 @@ impl Easgate {
         let device_profile = DeviceProfile {
             profile_name: profile.name.clone(),
             device_uid: device.uid.clone(),
-            organization: "easgate".into(),
             account,
             credential,
             root,
@@ -425,11 +416,10 @@ impl Easgate {
     /// challenge recorded for the device.
     async fn scep_credential(
         &self,
-        template: &easgate_store::Template,
+        template: &Template,
         device: &Device,
-        values: &easgate_pki::template::LookupValues,
+        rendered: RenderedTemplate,
     ) -> Result<ScepCredential> {
-        let rendered = spec_of(template)?.render(values)?;
         let of_kind = |kind: SanKind| -> Vec<String> {
             rendered
                 .sans
@@ -450,7 +440,7 @@ impl Easgate {
             .await?;
         let ca = self.get_ca(&template.ca).await?;
         Ok(ScepCredential {
-            url: format!("{}/scep/{}", self.public_url().await?, template.ca),
+            url: self.urls_of(&template.ca).await?.scep,
             ca_name: template.ca.clone(),
             subject: rendered
                 .subject_dn
@@ -477,7 +467,6 @@ impl Easgate {
             &ProfileSigner {
                 cert_der: &cert_der,
                 chain: &chain,
-                key: SignerKey::Rsa,
                 sign: &sign,
             },
             self.now(),

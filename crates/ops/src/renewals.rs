@@ -5,10 +5,10 @@
 //! when the device gets a newer certificate: a SCEP RenewalReq signed with the old one, an
 //! enrollment with the renewal challenge, or a PKCS#12 profile.
 
-use easgate_store::{ExpiringCertificate, NewChallenge, NewRenewal, Renewal};
+use easgate_store::{ExpiringCertificate, NewRenewal};
 use serde::Serialize;
 
-use crate::devices::{random_hex, secret_hash, DEFAULT_CHALLENGE_DAYS};
+use crate::devices::{EnrollmentSecrets, DEFAULT_CHALLENGE_DAYS};
 use crate::error::Result;
 use crate::Easgate;
 
@@ -61,15 +61,12 @@ impl Easgate {
             if device.state != "enrolled" || user.disabled {
                 continue;
             }
-            let template = match &cert.template {
-                Some(t) => self.get_template(t).await?,
-                None => continue,
-            };
-            let challenge = random_hex(20)?;
-            let token = random_hex(20)?;
+            // At least a week to act on it, or as long as the renewal window is.
+            let window_days = (cert.not_after - expiring.renew_from) / 86_400;
+            let days = window_days.max(i64::from(DEFAULT_CHALLENGE_DAYS));
             let ctx = self.ctx();
-            let days = i64::from(template.renew_before_days.max(DEFAULT_CHALLENGE_DAYS));
             let expires_at = ctx.now + days * 86_400;
+            let secrets = EnrollmentSecrets::new(expires_at)?;
             let fresh = self
                 .store
                 .start_renewal(
@@ -77,33 +74,24 @@ impl Easgate {
                     NewRenewal {
                         device: uid.clone(),
                         serial: cert.serial.clone(),
-                        secrets: NewChallenge {
-                            hash_hex: secret_hash(&challenge),
-                            profile_token_hash_hex: secret_hash(&token),
-                            expires_at,
-                        },
+                        secrets: secrets.stored,
                     },
                 )
                 .await?;
             if !fresh {
                 continue;
             }
-            let base = self.public_url().await?;
             started.push(RenewalStarted {
                 device: uid,
                 user: user.upn,
                 serial: cert.serial,
                 not_after: cert.not_after,
-                scep_url: format!("{base}/scep/{}", template.ca),
-                challenge,
-                profile_url: format!("{base}/enroll/{token}"),
+                scep_url: self.urls_of(&cert.ca).await?.scep,
+                challenge: secrets.challenge,
+                profile_url: self.profile_url(&secrets.token).await?,
                 expires_at,
             });
         }
         Ok(started)
-    }
-
-    pub async fn list_renewals(&self) -> Result<Vec<Renewal>> {
-        Ok(self.store.list_renewals().await?)
     }
 }

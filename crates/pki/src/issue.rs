@@ -97,6 +97,9 @@ pub struct PublicUrls {
     pub delta_crl: String,
     pub ocsp: String,
     pub ca_issuers: String,
+    /// The CA's SCEP endpoint (not written into certificates: shown to admins, put in
+    /// profiles and renewal events).
+    pub scep: String,
 }
 
 impl PublicUrls {
@@ -108,6 +111,7 @@ impl PublicUrls {
             delta_crl: format!("{base}/crl/{ca}-delta.crl"),
             ocsp: format!("{base}/ocsp/{ca}"),
             ca_issuers: format!("{base}/ca/{ca}.cer"),
+            scep: format!("{base}/scep/{ca}"),
         }
     }
 }

@@ -8,6 +8,8 @@ use p12_keystore::{
     PrivateKeyChain,
 };
 
+use crate::{PkiError, PrivateKey};
+
 /// Which encryption and MAC a bundle uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pkcs12Format {
@@ -16,8 +18,6 @@ pub enum Pkcs12Format {
     /// PBE-SHA1-3DES, HMAC-SHA-1 (iOS before 13, old Android builds).
     Legacy,
 }
-
-use crate::{PkiError, PrivateKey};
 
 /// Bundle `key`, its certificate and the CA certificate under `password` with `friendly_name`.
 pub fn build(

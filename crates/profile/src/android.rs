@@ -60,7 +60,7 @@ pub fn render(profile: &DeviceProfile) -> Value {
                 "dNSName": scep.dns_names,
                 "uniformResourceIdentifier": scep.uris,
             },
-            "ca_sha256_fingerprint": hex_upper(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &scep.ca_der).as_ref()),
+            "ca_sha256_fingerprint": hex::encode_upper(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &scep.ca_der)),
         }),
         Credential::Pkcs12(p12) => json!({
             "method": "pkcs12",
@@ -83,8 +83,4 @@ pub fn render(profile: &DeviceProfile) -> Value {
         });
     }
     doc
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }

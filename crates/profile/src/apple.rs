@@ -174,7 +174,7 @@ pub fn render(profile: &DeviceProfile) -> Result<Vec<u8>, ProfileError> {
             profile.account.email, profile.device_uid
         )),
     );
-    top.insert("PayloadOrganization".into(), s(&profile.organization));
+    top.insert("PayloadOrganization".into(), s("easgate"));
     top.insert("PayloadRemovalDisallowed".into(), Value::Boolean(false));
     top.insert("PayloadContent".into(), Value::Array(content));
     let mut out = Vec::new();
@@ -192,7 +192,6 @@ mod tests {
         DeviceProfile {
             profile_name: "ios-mail".into(),
             device_uid: "dev1".into(),
-            organization: "easgate".into(),
             account: MailAccount {
                 account_name: "Corp Mail".into(),
                 host: "mail.example.com".into(),

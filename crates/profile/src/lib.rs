@@ -103,8 +103,6 @@ pub struct DeviceProfile {
     /// The easgate profile's name (part of every identifier).
     pub profile_name: String,
     pub device_uid: String,
-    /// Shown as the profile's organisation.
-    pub organization: String,
     pub account: MailAccount,
     pub credential: Credential,
     pub root: Option<RootCertificate>,

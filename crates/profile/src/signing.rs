@@ -21,25 +21,15 @@ const MESSAGE_DIGEST: &[u64] = &[1, 2, 840, 113549, 1, 9, 4];
 const SIGNING_TIME: &[u64] = &[1, 2, 840, 113549, 1, 9, 5];
 const SHA256: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 2, 1];
 const RSA: &[u64] = &[1, 2, 840, 113549, 1, 1, 1];
-const ECDSA_SHA256: &[u64] = &[1, 2, 840, 10045, 4, 3, 2];
-
-/// The signer's key kind, which names the signature algorithm in the SignerInfo.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SignerKey {
-    /// RSA PKCS#1 v1.5 with SHA-256.
-    Rsa,
-    /// ECDSA with SHA-256.
-    EcdsaSha256,
-}
 
 /// Signs the DER of the signed attributes; returns the signature or why it failed.
 pub type SignFn<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, String>;
 
-/// Who signs: certificate, the certificates up to the root, and the signing operation.
+/// Who signs: certificate, the certificates up to the root, and the signing operation (RSA
+/// PKCS#1 v1.5 with SHA-256: easgate's profile signers are RSA, which every iOS accepts).
 pub struct ProfileSigner<'a> {
     pub cert_der: &'a [u8],
     pub chain: &'a [&'a [u8]],
-    pub key: SignerKey,
     pub sign: SignFn<'a>,
 }
 
@@ -133,12 +123,9 @@ pub fn sign(
                             w.next().write_der(&sid);
                             sha256(w.next());
                             w.next().write_der(&implicit_attrs);
-                            w.next().write_sequence(|w| match signer.key {
-                                SignerKey::Rsa => {
-                                    oid(w.next(), RSA);
-                                    w.next().write_null();
-                                }
-                                SignerKey::EcdsaSha256 => oid(w.next(), ECDSA_SHA256),
+                            w.next().write_sequence(|w| {
+                                oid(w.next(), RSA);
+                                w.next().write_null();
                             });
                             w.next().write_bytes(&signature);
                         })

@@ -385,7 +385,7 @@ fn cert_status(stored: &str, not_after: i64, now: i64) -> rusqlite::Result<CertS
     })
 }
 
-fn cert_from_row(row: &Row<'_>, now: i64) -> rusqlite::Result<Certificate> {
+pub(crate) fn cert_from_row(row: &Row<'_>, now: i64) -> rusqlite::Result<Certificate> {
     let not_after: i64 = row.get("not_after")?;
     Ok(Certificate {
         serial: row.get("serial")?,
@@ -794,14 +794,7 @@ impl Store for SqliteStore {
             )
             .map_err(|e| unique_violation(e, "device", &device.uid))?;
             let device_id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO scep_challenges (device_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![device_id, challenge.hash_hex, ctx.now, challenge.expires_at],
-            )?;
-            tx.execute(
-                "INSERT INTO profile_tokens (device_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![device_id, challenge.profile_token_hash_hex, ctx.now, challenge.expires_at],
-            )?;
+            crate::sqlite_profiles::insert_secrets(tx, ctx, device_id, &challenge)?;
             record(tx, ctx, "device.enroll", "device", &device.uid, &format!("user {} platform {}", device.user, device.platform))?;
             get_device(tx, &device.uid)?.ok_or_else(|| StoreError::not_found("device", device.uid.clone()))
         })
@@ -1241,28 +1234,7 @@ impl Store for SqliteStore {
     }
 
     async fn expiring_certificates(&self, now: i64) -> Result<Vec<ExpiringCertificate>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT k.*, c.name AS ca_name, d.uid AS device_uid, t.name AS template_name, \
-                 k.not_after - t.renew_before_days * 86400 AS renew_from, \
-                 EXISTS (SELECT 1 FROM renewals r WHERE r.serial = k.serial) AS renewal_started \
-                 FROM certificates k JOIN cas c ON c.id = k.ca_id \
-                 JOIN devices d ON d.id = k.device_id JOIN templates t ON t.id = k.template_id \
-                 WHERE k.status = 'valid' AND k.not_after >= ?1 \
-                 AND k.not_after - t.renew_before_days * 86400 <= ?1 \
-                 AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.device_id = k.device_id \
-                     AND n.status = 'valid' AND n.not_after >= ?1 AND n.not_before > k.not_before) \
-                 ORDER BY k.not_after, k.serial",
-            )?;
-            let rows = stmt.query_map([now], |r| {
-                Ok(ExpiringCertificate {
-                    certificate: cert_from_row(r, now)?,
-                    renew_from: r.get("renew_from")?,
-                    renewal_started: r.get("renewal_started")?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
+        self.read(|c| crate::sqlite_profiles::expiring_certificates(c, now))
     }
 
     async fn list_renewals(&self) -> Result<Vec<Renewal>> {

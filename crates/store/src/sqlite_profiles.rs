@@ -6,9 +6,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Ctx, NewProfile, NewRenewal, Profile, ProfileToken, Renewal, ServiceKey, TokenState,
+    Ctx, ExpiringCertificate, NewChallenge, NewProfile, NewRenewal, Profile, ProfileToken, Renewal,
+    ServiceKey, TokenState,
 };
-use crate::sqlite::{id_of, json_list, record, to_json, unique_violation};
+use crate::sqlite::{cert_from_row, id_of, json_list, record, to_json, unique_violation};
 
 const PROFILE_SELECT: &str = "SELECT p.*, t.name AS template_name FROM profiles p \
      JOIN templates t ON t.id = p.template_id";
@@ -110,6 +111,36 @@ pub(crate) fn insert_service_key(tx: &Connection, ctx: &Ctx, key: &ServiceKey) -
     record(tx, ctx, "service-key.create", "ca", &key.ca, &key.role)
 }
 
+/// A device's one-time SCEP challenge (hash) until `expires_at`.
+pub(crate) fn insert_challenge(
+    tx: &Connection,
+    ctx: &Ctx,
+    device_id: i64,
+    hash_hex: &str,
+    expires_at: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO scep_challenges (device_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![device_id, hash_hex, ctx.now, expires_at])?;
+    Ok(())
+}
+
+/// A device's challenge and profile-download token together (enrollment, renewal).
+pub(crate) fn insert_secrets(
+    tx: &Connection,
+    ctx: &Ctx,
+    device_id: i64,
+    secrets: &NewChallenge,
+) -> Result<()> {
+    insert_challenge(tx, ctx, device_id, &secrets.hash_hex, secrets.expires_at)?;
+    tx.prepare_cached(
+        "INSERT INTO profile_tokens (device_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![device_id, secrets.profile_token_hash_hex, ctx.now, secrets.expires_at])?;
+    Ok(())
+}
+
 pub(crate) fn add_challenge(
     tx: &Connection,
     ctx: &Ctx,
@@ -118,10 +149,7 @@ pub(crate) fn add_challenge(
     expires_at: i64,
 ) -> Result<()> {
     let device_id = id_of(tx, "SELECT id FROM devices WHERE uid = ?1", uid, "device")?;
-    tx.execute(
-        "INSERT INTO scep_challenges (device_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![device_id, hash_hex, ctx.now, expires_at],
-    )?;
+    insert_challenge(tx, ctx, device_id, hash_hex, expires_at)?;
     record(tx, ctx, "scep.challenge.create", "device", uid, "")
 }
 
@@ -194,14 +222,7 @@ pub(crate) fn start_renewal(tx: &Connection, ctx: &Ctx, renewal: &NewRenewal) ->
     if inserted == 0 {
         return Ok(false);
     }
-    tx.execute(
-        "INSERT INTO scep_challenges (device_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![device_id, renewal.secrets.hash_hex, ctx.now, renewal.secrets.expires_at],
-    )?;
-    tx.execute(
-        "INSERT INTO profile_tokens (device_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![device_id, renewal.secrets.profile_token_hash_hex, ctx.now, renewal.secrets.expires_at],
-    )?;
+    insert_secrets(tx, ctx, device_id, &renewal.secrets)?;
     record(
         tx,
         ctx,
@@ -256,4 +277,29 @@ pub(crate) fn clear_renewals(
         )?;
     }
     Ok(())
+}
+
+/// Valid device certificates inside their template's renewal window at `now`, without a newer
+/// valid certificate for their device.
+pub(crate) fn expiring_certificates(c: &Connection, now: i64) -> Result<Vec<ExpiringCertificate>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT k.*, c.name AS ca_name, d.uid AS device_uid, t.name AS template_name, \
+             k.not_after - t.renew_before_days * 86400 AS renew_from, \
+             EXISTS (SELECT 1 FROM renewals r WHERE r.serial = k.serial) AS renewal_started \
+             FROM certificates k JOIN cas c ON c.id = k.ca_id \
+             JOIN devices d ON d.id = k.device_id JOIN templates t ON t.id = k.template_id \
+             WHERE k.status = 'valid' AND k.not_after >= ?1 \
+             AND k.not_after - t.renew_before_days * 86400 <= ?1 \
+             AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.device_id = k.device_id \
+                 AND n.status = 'valid' AND n.not_after >= ?1 AND n.not_before > k.not_before) \
+             ORDER BY k.not_after, k.serial",
+    )?;
+    let rows = stmt.query_map([now], |r| {
+        Ok(ExpiringCertificate {
+            certificate: cert_from_row(r, now)?,
+            renew_from: r.get("renew_from")?,
+            renewal_started: r.get("renewal_started")?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

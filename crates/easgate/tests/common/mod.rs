@@ -36,7 +36,17 @@ impl Env {
     }
 
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_easgate"));
+        self.with_options(Command::new(env!("CARGO_BIN_EXE_easgate")))
+    }
+
+    /// The binary run under `wrapper` (e.g. `["faketime", "-f", "-25d"]`), same options.
+    pub fn command_under(&self, wrapper: &[&str]) -> Command {
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_easgate"));
+        self.with_options(cmd)
+    }
+
+    fn with_options(&self, mut cmd: Command) -> Command {
         cmd.arg("--data-dir")
             .arg(self.data_dir())
             .arg("--public-url")

@@ -30,8 +30,8 @@ pub enum IdentitySource {
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
-    /// Threads serving gateway connections, each with its own event loop, copy of the
-    /// listening socket and upstream connection pool (like nginx's worker processes).
+    /// Threads serving gateway connections, each with its own event loop and upstream
+    /// connection pool (like nginx's worker processes); one acceptor hands them connections.
     pub threads: usize,
     /// The upstream's EAS endpoint, e.g. `https://mail.corp/Microsoft-Server-ActiveSync`.
     pub upstream: Option<Uri>,

@@ -87,8 +87,8 @@ pub struct Gateway {
     directory: RwLock<Arc<Directory>>,
     policy: RwLock<Arc<Policy>>,
     pub partnerships: Arc<Partnerships>,
-    /// HTTP(S) client for trusted CAs' CRLs (proxied requests use each thread's
-    /// [`UpstreamPool`]).
+    /// HTTP(S) client for what the server fetches or sends itself: trusted CAs' CRLs and
+    /// renewal webhooks (proxied requests use each thread's [`UpstreamPool`]).
     pub http_client: OutboundClient,
     /// Trusted CAs changed since their CRLs were last fetched.
     trust_changed: Mutex<HashSet<String>>,
