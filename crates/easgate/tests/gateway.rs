@@ -93,6 +93,7 @@ fn curl(
 ) -> (u16, Vec<u8>) {
     let port = server.gateway.port();
     let body = env.path("curl-body");
+    let _ = std::fs::remove_file(&body);
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-o"])
         .arg(&body)
@@ -487,4 +488,102 @@ fn device_information_is_recorded_and_upstream_failures_are_502() {
         &["-d", "x"],
     );
     assert_eq!(status, 400);
+}
+
+/// The gateway's own HTTP/1.1 client reads every framing an upstream may answer in, passes
+/// each body on whole, sends request bodies of unknown length chunked, and answers 502 when
+/// the upstream's answer is not HTTP.
+#[test]
+fn upstream_answers_in_every_http11_framing_reach_the_device() {
+    let env = Env::new();
+    env.standard_setup();
+    let (phone, _) = issue(&env, "phone1");
+    let upstream = Upstream::start(&env);
+    let server = env.serve(&["--upstream", &upstream.url(), "--gateway-threads", "1"]);
+    let q = query("FolderSync", "alice@corp.example", "PHONE1");
+    let answer = |kind: &str| {
+        let header = format!("X-Test-Answer: {kind}");
+        curl(
+            &env,
+            &server,
+            &q,
+            Some(&phone),
+            &["--http1.1", "-H", &header, "--data-binary", "x"],
+        )
+    };
+    let last_port = || upstream.requests().last().unwrap()["peer_port"].as_u64().unwrap();
+
+    assert_eq!(answer("chunked"), (200, b"hello, chunked world".to_vec()));
+    let chunked_port = last_port();
+    assert_eq!(answer("interim"), (200, b"final".to_vec()));
+    assert_eq!(answer("no-content"), (204, Vec::new()));
+    assert_eq!(
+        last_port(),
+        chunked_port,
+        "chunked, interim and empty answers leave the connection reusable"
+    );
+    let (status, body) = answer("big");
+    assert_eq!(status, 200);
+    assert_eq!(body.len(), 1 << 20);
+    assert!(body.iter().all(|b| *b == b'b'));
+    assert_eq!(
+        answer("close"),
+        (200, b"until the connection closes".to_vec())
+    );
+    let closed_port = last_port();
+    assert_eq!(answer("chunked").0, 200);
+    assert_ne!(
+        last_port(),
+        closed_port,
+        "a connection the upstream closed is not reused"
+    );
+
+    // Cut short: the device gets an error (a short body at most), never a whole answer.
+    let (status, body) = answer("truncated");
+    assert!(
+        matches!((status, body.as_slice()), (0, b"") | (200, b"short")),
+        "{status} {body:?}"
+    );
+    // Not HTTP: 502, logged with the upstream tag.
+    assert_eq!(answer("garbage").0, 502);
+    assert!(eventually(2.0, || server
+        .log_text()
+        .contains("malformed response head")));
+    // The next request still works (on a new connection).
+    assert_eq!(answer("chunked").0, 200);
+
+    // Request bodies: chunked from the device (no length) goes upstream chunked, whole.
+    let big = env.path("big-request");
+    std::fs::write(&big, vec![b'r'; 300_000]).unwrap();
+    let data = format!("@{}", big.display());
+    let (status, _) = curl(
+        &env,
+        &server,
+        &q,
+        Some(&phone),
+        &[
+            "--http1.1",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            &data,
+        ],
+    );
+    assert_eq!(status, 200);
+    let last = upstream.requests().last().unwrap().clone();
+    assert_eq!(last["body_len"], 300_000);
+    assert_eq!(Upstream::header(&last, "transfer-encoding"), ["chunked"]);
+    // With a length (here over HTTP/2) it goes with that Content-Length.
+    let (status, _) = curl(
+        &env,
+        &server,
+        &q,
+        Some(&phone),
+        &["--http2", "--data-binary", &data],
+    );
+    assert_eq!(status, 200);
+    let last = upstream.requests().last().unwrap().clone();
+    assert_eq!(last["body_len"], 300_000);
+    assert_eq!(Upstream::header(&last, "content-length"), ["300000"]);
+    assert!(Upstream::header(&last, "transfer-encoding").is_empty());
 }

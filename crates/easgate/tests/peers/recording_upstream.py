@@ -7,6 +7,12 @@ to RECORD.jsonl as {"method", "path", "version", "headers": [[name, value], ...]
 "peer_port"} and answered 200 `ok`, except GET /files/NAME, which serves FILES_DIR/NAME (404 if
 absent) and is not recorded (that is how tests publish a CRL). Keep-alive connections stay open
 until the client closes them, or IDLE_SECONDS without a request.
+
+A request header `X-Test-Answer` picks another HTTP/1.1 framing for the answer (the gateway's
+upstream client must read each): `chunked` (two chunks and a trailer), `close` (no length, the
+connection closes after the body), `interim` (100 Continue and 103 Early Hints first),
+`no-content` (204), `big` (1 MiB with Content-Length), `truncated` (Content-Length 100, 5 bytes,
+then close), `garbage` (not HTTP).
 """
 import http.server
 import json
@@ -63,7 +69,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         }
         with lock, open(record_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
+        special = self.headers.get("x-test-answer")
+        if special:
+            return self._special(special)
         self._answer(200, b"ok")
+
+    def _special(self, kind):
+        raw = {
+            "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"7;ext=1\r\nhello, \r\nd\r\nchunked world\r\n0\r\nX-Trailer: t\r\n\r\n",
+            "close": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the connection closes",
+            "interim": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal",
+            "no-content": b"HTTP/1.1 204 No Content\r\n\r\n",
+            "big": b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" + b"b" * 1048576,
+            "truncated": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
+            "garbage": b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+        }[kind]
+        self.wfile.write(raw)
+        self.wfile.flush()
+        if kind in ("close", "truncated", "garbage"):
+            self.close_connection = True
 
     do_GET = do_POST = do_OPTIONS = _handle
 

@@ -277,11 +277,11 @@ pub fn spawn_workers(
 ) -> Result<(Vec<Worker>, Vec<std::thread::JoinHandle<()>>), ServeError> {
     let mut workers = Vec::new();
     let mut handles = Vec::new();
+    let mut tls = proxy::outbound_tls(app.gateway.config.upstream_ca.as_deref())?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls = Arc::new(tls);
     for index in 0..app.gateway.config.threads.max(1) {
-        let client = UpstreamPool::new(
-            proxy::upstream_connector(app.gateway.config.upstream_ca.as_deref())?,
-            app.gateway.config.upstream.clone().unwrap_or_default(),
-        );
+        let client = UpstreamPool::new(app.gateway.config.upstream.as_ref(), Arc::clone(&tls));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

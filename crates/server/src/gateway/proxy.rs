@@ -20,7 +20,21 @@ use tokio::sync::oneshot;
 
 use crate::error::ServeError;
 
-pub type GatewayBody = BoxBody<Bytes, hyper::Error>;
+/// Why a body passed through the gateway failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The device's request body (reset stream, bad chunking, ...).
+    #[error("device: {0}")]
+    Device(#[from] hyper::Error),
+    /// Reading the upstream's answer.
+    #[error("upstream: {0}")]
+    Upstream(#[from] std::io::Error),
+    /// The upstream's answer is not well-formed HTTP/1.1.
+    #[error("upstream: {0}")]
+    UpstreamFraming(#[from] easgate_http1::Http1Error),
+}
+
+pub type GatewayBody = BoxBody<Bytes, BodyError>;
 pub type OutboundClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, GatewayBody>;
 
 pub fn full_body(bytes: impl Into<Bytes>) -> GatewayBody {
@@ -41,14 +55,13 @@ pub const DEVICE_INFO_LIMIT: usize = 64 * 1024;
 pub fn http_client(extra_ca: Option<&std::path::Path>) -> Result<OutboundClient, ServeError> {
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .build(upstream_connector(extra_ca)?))
+        .build(outbound_connector(extra_ca)?))
 }
 
-/// How the gateway connects to the upstream (HTTP, or HTTPS trusting the system's roots plus
-/// `extra_ca`).
-pub fn upstream_connector(
+/// TLS for outbound connections: the system's roots plus `extra_ca`.
+pub fn outbound_tls(
     extra_ca: Option<&std::path::Path>,
-) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, ServeError> {
+) -> Result<rustls::ClientConfig, ServeError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs_roots();
     roots.add_parsable_certificates(native);
@@ -73,6 +86,14 @@ pub fn upstream_connector(
     .map_err(|e| ServeError::Config(format!("upstream TLS setup: {e}")))?
     .with_root_certificates(roots)
     .with_no_client_auth();
+    Ok(tls)
+}
+
+/// How easgate's own fetches connect (HTTP, or HTTPS with [`outbound_tls`]).
+fn outbound_connector(
+    extra_ca: Option<&std::path::Path>,
+) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, ServeError> {
+    let tls = outbound_tls(extra_ca)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -216,14 +237,14 @@ impl FinishOnDrop {
 
 impl Body for FinishOnDrop {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.inner.as_mut() {
-            Some(inner) => Pin::new(inner).poll_frame(cx),
+            Some(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
             None => Poll::Ready(None),
         }
     }

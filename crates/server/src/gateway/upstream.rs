@@ -1,43 +1,56 @@
-//! HTTP/1.1 connections to the upstream mail server: one small pool per gateway thread.
+//! HTTP/1.1 connections to the upstream mail server: one small pool per gateway thread, and
+//! the exchange of one request on one of them.
 //!
-//! hyper-util's pooled client is built for many hosts: every request hashes the scheme and
-//! authority, builds a lazy connect future and boxes its response future. The gateway has one
-//! upstream and each thread its own pool, so the pool here is a list of idle connections
-//! (hyper's own `client::conn::http1`, TLS from hyper-rustls). A connection goes back to the
-//! list when the response body has been passed on whole; one whose response was abandoned is
-//! closed. A request that hyper hands back unsent (the upstream closed an idle connection just
-//! then) is sent again on a new connection. hyper-util's client cost about a sixth of the
-//! gateway's CPU per proxied request (docs/BENCHMARKS.md). Idle connections are closed after
-//! [`IDLE_TIMEOUT`]; at most [`MAX_IDLE`] are kept.
+//! The wire format is `easgate-http1` (its module doc says why not hyper's client); this
+//! module owns the sockets. A request's head and the body bytes already at hand go out in one
+//! write, the rest of the body streams after it, then the response head is read and its body
+//! streams back to the device from the same connection, which returns to the pool once that
+//! body has been read whole (a response abandoned half-way closes it). While a long poll waits
+//! for its answer the exchange holds the socket and no buffer: the read buffer is allocated
+//! when the upstream's first bytes are readable.
+//!
+//! A pooled connection the upstream has closed is noticed before use (its socket reads as
+//! closed) and dropped. If the upstream closes a reused connection while the request is being
+//! written, the request is sent again on a new connection; if it closes one after the request
+//! has gone out but before any answer, only GET, HEAD and OPTIONS are sent again (RFC 9112
+//! §9.3.1: a POST such as SendMail must not be repeated blindly), others get 502. Idle
+//! connections are closed after [`IDLE_TIMEOUT`]; at most [`MAX_IDLE`] are kept.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use easgate_http1::{
+    encode_chunk, encode_request_head, parse_response_head, request_framing, BodyDecoder, Decoded,
+    Http1Error, RequestFraming, LAST_CHUNK,
+};
 use futures_util::FutureExt;
-use http::header::{HeaderValue, HOST};
-use http::{Request, Response, Uri};
+use http::header::HeaderValue;
+use http::{Method, Request, Response, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::client::legacy::connect::HttpConnector;
-use tower_service::Service;
-use tracing::debug;
+use http_body_util::BodyExt;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
-use crate::gateway::proxy::GatewayBody;
-
-type Sender = SendRequest<GatewayBody>;
-/// Idle connections, the longest idle first, with when each became idle.
-type Idle = Arc<Mutex<VecDeque<(Instant, Sender)>>>;
+use crate::gateway::proxy::{BodyError, GatewayBody};
 
 /// Most idle connections a thread keeps.
 const MAX_IDLE: usize = 1024;
 /// An idle connection older than this is closed rather than reused (the upstream may have
-/// forgotten it; hyper-util's client uses the same figure).
+/// forgotten it; hyper's and nginx's clients use similar figures).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a TCP connect (and TLS handshake) to the upstream may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request bytes gathered before a write (head plus the body already received).
+const WRITE_BATCH: usize = 64 * 1024;
+/// Bytes read from the upstream at a time.
+const READ_SIZE: usize = 8 * 1024;
 
 /// Why a request did not get the upstream's answer.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +58,15 @@ pub enum UpstreamError {
     #[error("cannot connect: {0}")]
     Connect(String),
     #[error("{0}")]
-    Protocol(#[from] hyper::Error),
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Response(#[from] Http1Error),
+    #[error("the upstream closed the connection without answering")]
+    ClosedBeforeAnswer,
+    #[error("the request cannot be sent: {0}")]
+    Request(String),
+    #[error("the device's request body failed: {0}")]
+    RequestBody(BodyError),
 }
 
 impl UpstreamError {
@@ -54,114 +75,191 @@ impl UpstreamError {
     }
 }
 
+/// Where the upstream is and how to reach it.
+struct Target {
+    host: String,
+    port: u16,
+    /// The `Host` header requests carry (the authority of `--upstream`).
+    host_header: HeaderValue,
+    /// TLS for an `https` upstream.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
 /// One gateway thread's connections to the upstream.
 #[derive(Clone)]
 pub struct UpstreamPool {
-    connector: hyper_rustls::HttpsConnector<HttpConnector>,
-    /// Where to connect (scheme and authority of `--upstream`).
-    target: Uri,
-    /// The `Host` header requests carry.
-    host: Option<HeaderValue>,
+    /// `None` without a usable `--upstream` (requests are answered 502 before they get here).
+    target: Option<Arc<Target>>,
     idle: Idle,
 }
 
+/// Idle connections, the longest idle first, with when each became idle.
+type Idle = Arc<Mutex<VecDeque<(Instant, Connection)>>>;
+
 impl UpstreamPool {
-    pub fn new(connector: hyper_rustls::HttpsConnector<HttpConnector>, target: Uri) -> Self {
-        let host = target
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    pub fn new(upstream: Option<&Uri>, tls: Arc<rustls::ClientConfig>) -> Self {
+        let target = upstream.and_then(|uri| {
+            let authority = uri.authority()?;
+            let https = uri.scheme_str() == Some("https");
+            let host = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+            let tls = if https {
+                let name = ServerName::try_from(host.to_string()).ok()?;
+                Some((TlsConnector::from(tls), name))
+            } else {
+                None
+            };
+            Some(Arc::new(Target {
+                host: host.to_string(),
+                port,
+                host_header: HeaderValue::from_str(authority.as_str()).ok()?,
+                tls,
+            }))
+        });
         UpstreamPool {
-            connector,
             target,
-            host,
             idle: Arc::new(Mutex::new(VecDeque::new())),
         }
     }
 
-    /// Send `request` (its URI in origin form, path and query) and return the response
-    /// head; its body streams from the connection.
+    /// Send `request` (its URI in origin form, path and query; hop-by-hop headers already
+    /// removed) and return the response head; its body streams from the connection.
     pub async fn send(
         &self,
         request: Request<GatewayBody>,
     ) -> Result<Response<GatewayBody>, UpstreamError> {
-        let mut request = request;
-        if let Some(host) = &self.host {
-            request.headers_mut().insert(HOST, host.clone());
-        }
-        // A pooled connection the upstream closed meanwhile hands the request back unsent.
-        while let Some(mut sender) = self.checkout() {
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.pooled(sender, response)),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(UpstreamError::Protocol(e.into_error())),
-                },
+        let target = self
+            .target
+            .as_ref()
+            .ok_or_else(|| UpstreamError::Connect("no upstream configured".into()))?;
+        let (parts, mut body) = request.into_parts();
+        let framing = request_framing(
+            &parts.method,
+            &parts.headers,
+            body.is_end_stream(),
+            body.size_hint().exact(),
+        )?;
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut first = Vec::with_capacity(1024);
+        encode_request_head(
+            &parts.method,
+            path,
+            Some(target.host_header.as_bytes()),
+            &parts.headers,
+            framing,
+            &mut first,
+        );
+        let mut writer = BodyWriter::new(framing);
+        writer.gather(&mut body, &mut first)?;
+        let retry_after_silence =
+            matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && writer.ended;
+        let request_was_head = parts.method == Method::HEAD;
+        drop(parts);
+
+        let (mut connection, mut reused) = match self.checkout() {
+            Some(c) => (c, true),
+            None => (Box::pin(self.connect(target)).await?, false),
+        };
+        loop {
+            match connection.io.write_all(&first).await {
+                Ok(()) => {}
+                // The upstream closed a pooled connection as the request went out: it has not
+                // seen the whole request, so send it on a new one.
+                Err(_) if reused => {
+                    connection = Box::pin(self.connect(target)).await?;
+                    reused = false;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            writer.stream_rest(&mut body, &mut connection.io).await?;
+            connection.io.flush().await?;
+            match connection.read_head(request_was_head).await {
+                Err(UpstreamError::ClosedBeforeAnswer) if reused && retry_after_silence => {
+                    connection = Box::pin(self.connect(target)).await?;
+                    reused = false;
+                }
+                Err(e) => return Err(e),
+                Ok(head) => return Ok(self.respond(connection, head)),
             }
         }
-        // Boxed: the connect state (TLS stream, handshake) is large and needed only now, not
-        // in every request's future while it waits.
-        let mut sender = Box::pin(self.connect(self.target.clone())).await?;
-        let response = sender.send_request(request).await?;
-        Ok(self.pooled(sender, response))
     }
 
     /// An idle connection ready for a request, if there is one.
-    fn checkout(&self) -> Option<Sender> {
+    fn checkout(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         // The most recently used first: it is the likeliest to be still open.
-        while let Some((since, sender)) = idle.pop_back() {
-            if sender.is_ready() && since.elapsed() < IDLE_TIMEOUT {
-                return Some(sender);
+        while let Some((since, mut connection)) = idle.pop_back() {
+            if since.elapsed() < IDLE_TIMEOUT && connection.still_open() {
+                return Some(connection);
             }
-            // Closed, too old, or still finishing its last exchange: let it go.
         }
         None
     }
 
-    async fn connect(&self, uri: Uri) -> Result<Sender, UpstreamError> {
-        let mut connector = self.connector.clone();
-        std::future::poll_fn(|cx| connector.poll_ready(cx))
-            .await
-            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        let stream = connector
-            .call(uri)
-            .await
-            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        let (sender, connection) = http1::Builder::new()
-            .handshake(stream)
-            .await
-            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        // `map`, not an async block, which would hold the connection twice while it lives.
-        tokio::spawn(connection.map(|ended| {
-            if let Err(e) = ended {
-                debug!(error = %e, "upstream connection ended with an error");
+    async fn connect(&self, target: &Target) -> Result<Connection, UpstreamError> {
+        let connect = TcpStream::connect((target.host.as_str(), target.port));
+        let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(UpstreamError::Connect(e.to_string())),
+            Err(_) => return Err(UpstreamError::Connect("timed out".into())),
+        };
+        let _ = tcp.set_nodelay(true);
+        let io = match &target.tls {
+            None => Io::Plain(tcp),
+            Some((connector, name)) => {
+                let handshake = connector.connect(name.clone(), tcp);
+                match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+                    Ok(Ok(tls)) => Io::Tls(Box::new(tls)),
+                    Ok(Err(e)) => return Err(UpstreamError::Connect(format!("TLS: {e}"))),
+                    Err(_) => return Err(UpstreamError::Connect("TLS handshake timed out".into())),
+                }
             }
-        }));
-        Ok(sender)
+        };
+        Ok(Connection {
+            io,
+            buf: BytesMut::new(),
+        })
     }
 
-    /// The response with a body that returns the connection to the pool once read whole.
-    fn pooled(&self, sender: Sender, response: Response<Incoming>) -> Response<GatewayBody> {
-        let (parts, body) = response.into_parts();
-        let body = if body.is_end_stream() {
-            // No body to wait for (hyper will not even poll it).
-            give_back(&self.idle, sender);
-            http_body_util::BodyExt::boxed(body)
-        } else {
-            http_body_util::BodyExt::boxed(PooledBody {
-                inner: body,
-                sender: Some(sender),
-                idle: Arc::clone(&self.idle),
-            })
-        };
-        Response::from_parts(parts, body)
+    /// The response, its body read from `connection`, which returns to the pool at its end.
+    fn respond(
+        &self,
+        connection: Connection,
+        head: easgate_http1::ResponseHead,
+    ) -> Response<GatewayBody> {
+        let mut response = Response::new(crate::gateway::proxy::empty_body());
+        *response.status_mut() = head.status;
+        *response.headers_mut() = head.headers;
+        *response.version_mut() = Version::HTTP_11;
+        let decoder = BodyDecoder::new(head.framing);
+        if decoder.is_done() {
+            if head.keep_alive {
+                give_back(&self.idle, connection);
+            }
+            return response;
+        }
+        *response.body_mut() = UpstreamBody {
+            connection: Some(connection),
+            decoder,
+            keep_alive: head.keep_alive,
+            idle: Arc::clone(&self.idle),
+        }
+        .boxed();
+        response
     }
 }
 
-fn give_back(idle: &Idle, sender: Sender) {
-    if sender.is_closed() {
+fn give_back(idle: &Idle, mut connection: Connection) {
+    if !connection.buf.is_empty() {
+        // The upstream sent more than the response: the connection is out of step.
         return;
     }
+    // Idle connections keep no buffer.
+    connection.buf = BytesMut::new();
     let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
     let now = Instant::now();
     while idle
@@ -171,49 +269,290 @@ fn give_back(idle: &Idle, sender: Sender) {
         idle.pop_front();
     }
     if idle.len() < MAX_IDLE {
-        idle.push_back((now, sender));
+        idle.push_back((now, connection));
     }
 }
 
-/// A response body that gives its connection back when it ends.
-struct PooledBody {
-    inner: Incoming,
-    sender: Option<Sender>,
+/// Writes a request body in the framing its head announced, checking a declared length.
+struct BodyWriter {
+    framing: RequestFraming,
+    written: u64,
+    ended: bool,
+}
+
+impl BodyWriter {
+    fn new(framing: RequestFraming) -> Self {
+        BodyWriter {
+            framing,
+            written: 0,
+            ended: matches!(framing, RequestFraming::None | RequestFraming::Length(0)),
+        }
+    }
+
+    /// Append to `out` the body frames that are ready now, up to [`WRITE_BATCH`] bytes.
+    fn gather(&mut self, body: &mut GatewayBody, out: &mut Vec<u8>) -> Result<(), UpstreamError> {
+        while !self.ended && out.len() < WRITE_BATCH {
+            match body.frame().now_or_never() {
+                None => break,
+                Some(frame) => self.encode(frame, out)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Stream what is left of the body, batching frames that are ready together.
+    async fn stream_rest(
+        &mut self,
+        body: &mut GatewayBody,
+        io: &mut Io,
+    ) -> Result<(), UpstreamError> {
+        let mut out = Vec::new();
+        while !self.ended {
+            let frame = body.frame().await;
+            self.encode(frame, &mut out)?;
+            self.gather(body, &mut out)?;
+            io.write_all(&out).await?;
+            out.clear();
+        }
+        Ok(())
+    }
+
+    fn encode(
+        &mut self,
+        frame: Option<Result<Frame<Bytes>, BodyError>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), UpstreamError> {
+        let data = match frame {
+            None => {
+                if let RequestFraming::Length(n) = self.framing {
+                    if self.written != n {
+                        return Err(UpstreamError::Request(format!(
+                            "the body ended after {} of its {n} bytes",
+                            self.written
+                        )));
+                    }
+                }
+                if self.framing == RequestFraming::Chunked {
+                    out.extend_from_slice(LAST_CHUNK);
+                }
+                self.ended = true;
+                return Ok(());
+            }
+            Some(Err(e)) => return Err(UpstreamError::RequestBody(e)),
+            // Trailers are not passed on.
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => return Ok(()),
+            },
+        };
+        self.written += data.len() as u64;
+        match self.framing {
+            RequestFraming::Chunked => encode_chunk(&data, out),
+            RequestFraming::Length(n) if self.written > n => {
+                return Err(UpstreamError::Request(format!(
+                    "the body is longer than its Content-Length {n}"
+                )))
+            }
+            RequestFraming::Length(n) => {
+                out.extend_from_slice(&data);
+                // The body has all its bytes: its end need not be waited for.
+                self.ended = self.written == n;
+            }
+            RequestFraming::None => {
+                if !data.is_empty() {
+                    return Err(UpstreamError::Request(
+                        "a body on a bodiless request".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A connection to the upstream and the bytes read from it but not yet used.
+struct Connection {
+    io: Io,
+    buf: BytesMut,
+}
+
+impl Connection {
+    /// An idle connection is usable when reading it would wait: no end of stream, no stray
+    /// bytes. Polled without a waker: the readiness the event loop last saw decides.
+    fn still_open(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        let mut read = ReadBuf::new(&mut probe);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(
+            Pin::new(&mut self.io).poll_read(&mut cx, &mut read),
+            Poll::Pending
+        )
+    }
+
+    /// Read until a final response head is complete.
+    async fn read_head(
+        &mut self,
+        request_was_head: bool,
+    ) -> Result<easgate_http1::ResponseHead, UpstreamError> {
+        loop {
+            if let Some(head) = parse_response_head(&mut self.buf, request_was_head)? {
+                return Ok(head);
+            }
+            if self.buf.is_empty() {
+                // A long poll waits here for minutes: allocate only once there is an answer.
+                self.io.readable().await?;
+            }
+            self.buf.reserve(READ_SIZE);
+            let read = std::future::poll_fn(|cx| {
+                tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
+            })
+            .await?;
+            if read == 0 {
+                return Err(UpstreamError::ClosedBeforeAnswer);
+            }
+        }
+    }
+}
+
+/// Plain TCP or TLS to the upstream.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Io {
+    /// Wait until the upstream has sent something (or closed). A TLS stream may hold
+    /// decrypted bytes already, so it does not wait here.
+    async fn readable(&self) -> std::io::Result<()> {
+        match self {
+            Io::Plain(tcp) => tcp.readable().await,
+            Io::Tls(_) => Ok(()),
+        }
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A response body read from its connection; the connection goes back to the pool at the
+/// body's end when the upstream allows, and is closed if the body is dropped before.
+struct UpstreamBody {
+    connection: Option<Connection>,
+    decoder: BodyDecoder,
+    keep_alive: bool,
     idle: Idle,
 }
 
-impl Body for PooledBody {
+impl UpstreamBody {
+    fn finish(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            if self.keep_alive {
+                give_back(&self.idle, connection);
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        let ended = match &polled {
-            Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
-            Poll::Ready(Some(Err(_))) => {
-                this.sender = None;
-                false
+        loop {
+            let Some(connection) = this.connection.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.decoder.decode(&mut connection.buf) {
+                Ok(Decoded::Data(data)) => {
+                    if this.decoder.is_done() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Decoded::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::NeedMore) => {}
+                Err(e) => {
+                    this.connection = None;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
             }
-            Poll::Pending => false,
-        };
-        if ended {
-            if let Some(sender) = this.sender.take() {
-                give_back(&this.idle, sender);
+            if connection.buf.capacity() - connection.buf.len() < READ_SIZE / 4 {
+                connection.buf.reserve(READ_SIZE);
+            }
+            let read = tokio_util::io::poll_read_buf(
+                Pin::new(&mut connection.io),
+                cx,
+                &mut connection.buf,
+            );
+            match ready!(read) {
+                Ok(0) => {
+                    this.connection = None;
+                    return match this.decoder.closed() {
+                        Ok(()) => Poll::Ready(None),
+                        Err(e) => Poll::Ready(Some(Err(e.into()))),
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.connection = None;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
             }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.connection.is_none() || self.decoder.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
     }
 }
