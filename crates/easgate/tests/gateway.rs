@@ -511,7 +511,11 @@ fn upstream_answers_in_every_http11_framing_reach_the_device() {
             &["--http1.1", "-H", &header, "--data-binary", "x"],
         )
     };
-    let last_port = || upstream.requests().last().unwrap()["peer_port"].as_u64().unwrap();
+    let last_port = || {
+        upstream.requests().last().unwrap()["peer_port"]
+            .as_u64()
+            .unwrap()
+    };
 
     assert_eq!(answer("chunked"), (200, b"hello, chunked world".to_vec()));
     let chunked_port = last_port();

@@ -44,17 +44,31 @@ pub fn parse_response_head(
     request_was_head: bool,
 ) -> Result<Option<ResponseHead>, Http1Error> {
     loop {
-        let (length, code) = {
+        // Where each field's name and value sit in the head, so that the head can be split
+        // off and frozen once and the values share it.
+        let mut places = [FieldPlace::default(); MAX_HEADERS];
+        let (length, code, version, count) = {
             let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut response = httparse::Response::new(&mut fields);
-            match response.parse(buf) {
-                Ok(httparse::Status::Complete(length)) => (length, response.code.unwrap_or(0)),
+            let length = match response.parse(buf) {
+                Ok(httparse::Status::Complete(length)) => length,
                 Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                     return Err(Http1Error::HeadTooLarge)
                 }
                 Ok(httparse::Status::Partial) => return Ok(None),
                 Err(e) => return Err(Http1Error::MalformedHead(e.to_string())),
+            };
+            let start = buf.as_ptr() as usize;
+            for (place, field) in places.iter_mut().zip(response.headers.iter()) {
+                let name = field.name.as_ptr() as usize - start;
+                let value = field.value.as_ptr() as usize - start;
+                *place = FieldPlace {
+                    name: (name, name + field.name.len()),
+                    value: (value, value + field.value.len()),
+                };
             }
+            let count = response.headers.len();
+            (length, response.code.unwrap_or(0), response.version, count)
         };
         if length > MAX_HEAD {
             return Err(Http1Error::HeadTooLarge);
@@ -68,37 +82,43 @@ pub fn parse_response_head(
             _ => {}
         }
         let head = buf.split_to(length).freeze();
-        return read_final_head(&head, request_was_head).map(Some);
+        let status = StatusCode::from_u16(code).map_err(|_| Http1Error::BadStatus(code))?;
+        let http11 = version == Some(1);
+        return read_fields(&head, &places[..count], status, http11, request_was_head).map(Some);
     }
 }
 
-/// The head in `head` (complete, known to parse) as status, fields and framing.
-fn read_final_head(head: &Bytes, request_was_head: bool) -> Result<ResponseHead, Http1Error> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
-    response
-        .parse(head)
-        .map_err(|e| Http1Error::MalformedHead(e.to_string()))?;
-    let code = response.code.unwrap_or(0);
-    let status = StatusCode::from_u16(code).map_err(|_| Http1Error::BadStatus(code))?;
-    let http11 = response.version == Some(1);
+/// Where one field's name and value are in the head.
+#[derive(Debug, Default, Clone, Copy)]
+struct FieldPlace {
+    name: (usize, usize),
+    value: (usize, usize),
+}
 
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
+/// The fields of a complete head, and the framing and persistence they say.
+fn read_fields(
+    head: &Bytes,
+    places: &[FieldPlace],
+    status: StatusCode,
+    http11: bool,
+    request_was_head: bool,
+) -> Result<ResponseHead, Http1Error> {
+    let mut headers = HeaderMap::with_capacity(places.len());
     let mut chunked = None;
     let mut length = None;
     let mut close = false;
     let mut keep_alive_asked = false;
-    for field in response.headers.iter() {
-        let name =
-            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| Http1Error::BadHeader {
-                name: field.name.to_string(),
-                why: "not a valid field name",
-            })?;
+    for place in places {
+        let raw_name = head.get(place.name.0..place.name.1).unwrap_or_default();
         let bad = |why| Http1Error::BadHeader {
-            name: field.name.to_string(),
+            name: String::from_utf8_lossy(raw_name).into_owned(),
             why,
         };
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(field.value))
+        let name = HeaderName::from_bytes(raw_name).map_err(|_| bad("not a valid field name"))?;
+        if place.value.1 > head.len() {
+            return Err(bad("outside the head"));
+        }
+        let value = HeaderValue::from_maybe_shared(head.slice(place.value.0..place.value.1))
             .map_err(|_| bad("control characters in the value"))?;
         if name == header::TRANSFER_ENCODING {
             let text = value.to_str().map_err(|_| bad("not ASCII"))?;

@@ -604,7 +604,12 @@ async fn forward(
     } else {
         gw.config.upstream_timeout
     };
-    let result = tokio::time::timeout(limit, conn.upstream.send(upstream_request)).await;
+    let result = tokio::time::timeout(
+        limit,
+        conn.upstream
+            .send(upstream_request, matches!(command, Command::Ping)),
+    )
+    .await;
     let upstream_error = |kind: &'static str| {
         app.metrics
             .gateway_upstream_errors

@@ -127,9 +127,12 @@ impl UpstreamPool {
 
     /// Send `request` (its URI in origin form, path and query; hop-by-hop headers already
     /// removed) and return the response head; its body streams from the connection.
+    /// `long_wait`: the answer usually takes minutes (a Ping), so wait for it without holding
+    /// a read buffer (other requests keep their connection's buffer: fewer allocations).
     pub async fn send(
         &self,
         request: Request<GatewayBody>,
+        long_wait: bool,
     ) -> Result<Response<GatewayBody>, UpstreamError> {
         let target = self
             .target
@@ -177,7 +180,7 @@ impl UpstreamPool {
             }
             writer.stream_rest(&mut body, &mut connection.io).await?;
             connection.io.flush().await?;
-            match connection.read_head(request_was_head).await {
+            match connection.read_head(request_was_head, long_wait).await {
                 Err(UpstreamError::ClosedBeforeAnswer) if reused && retry_after_silence => {
                     connection = Box::pin(self.connect(target)).await?;
                     reused = false;
@@ -253,13 +256,11 @@ impl UpstreamPool {
     }
 }
 
-fn give_back(idle: &Idle, mut connection: Connection) {
+fn give_back(idle: &Idle, connection: Connection) {
     if !connection.buf.is_empty() {
         // The upstream sent more than the response: the connection is out of step.
         return;
     }
-    // Idle connections keep no buffer.
-    connection.buf = BytesMut::new();
     let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
     let now = Instant::now();
     while idle
@@ -389,17 +390,21 @@ impl Connection {
         )
     }
 
-    /// Read until a final response head is complete.
+    /// Read until a final response head is complete. With `long_wait` the buffer is given up
+    /// while waiting (for minutes) and a new one taken when the answer comes.
     async fn read_head(
         &mut self,
         request_was_head: bool,
+        long_wait: bool,
     ) -> Result<easgate_http1::ResponseHead, UpstreamError> {
         loop {
             if let Some(head) = parse_response_head(&mut self.buf, request_was_head)? {
                 return Ok(head);
             }
             if self.buf.is_empty() {
-                // A long poll waits here for minutes: allocate only once there is an answer.
+                if long_wait {
+                    self.buf = BytesMut::new();
+                }
                 self.io.readable().await?;
             }
             self.buf.reserve(READ_SIZE);
