@@ -10,13 +10,16 @@
 //! `gateway::upstream` owns the sockets, so a waiting request holds no buffer at all.
 //!
 //! Everything here reads bytes an upstream sent and must never panic on them; a fuzz target
-//! (`fuzz/fuzz_targets/upstream_response.rs`) and `tests/garbage.rs` check that.
+//! (`crates/http1/fuzz`, run by `scripts/fuzz-smoke`) and `tests/garbage.rs` check that through
+//! [`read_response`].
 
 mod body;
+mod read;
 mod request;
 mod response;
 
 pub use body::{BodyDecoder, Decoded};
+pub use read::read_response;
 pub use request::{encode_chunk, encode_request_head, request_framing, RequestFraming, LAST_CHUNK};
 pub use response::{parse_response_head, Framing, ResponseHead, MAX_HEAD};
 
