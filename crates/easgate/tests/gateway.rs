@@ -23,16 +23,27 @@ struct Upstream {
 
 impl Upstream {
     fn start(env: &Env) -> Self {
-        Self::start_closing_idle_after(env, None)
+        Self::start_with(env, None, None)
     }
 
     /// With `idle`, the upstream closes a keep-alive connection after that many seconds
     /// without a request.
     fn start_closing_idle_after(env: &Env, idle: Option<f64>) -> Self {
+        Self::start_with(env, idle, None)
+    }
+
+    /// `tls`: speak HTTPS with this (certificate, key).
+    fn start_with(env: &Env, idle: Option<f64>, tls: Option<(&Path, &Path)>) -> Self {
         let record = env.path("upstream.jsonl");
         let files = env.path("files");
         std::fs::create_dir_all(&files).unwrap();
-        let mut child = Command::new("python3")
+        let mut command = Command::new("python3");
+        if let Some((cert, key)) = tls {
+            command
+                .env("UPSTREAM_TLS_CERT", cert)
+                .env("UPSTREAM_TLS_KEY", key);
+        }
+        let mut child = command
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/recording_upstream.py"))
             .arg(&record)
             .arg(&files)
@@ -55,6 +66,13 @@ impl Upstream {
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}/Microsoft-Server-ActiveSync", self.port)
+    }
+
+    fn https_url(&self) -> String {
+        format!(
+            "https://localhost:{}/Microsoft-Server-ActiveSync",
+            self.port
+        )
     }
 
     fn requests(&self) -> Vec<Value> {
@@ -590,4 +608,94 @@ fn upstream_answers_in_every_http11_framing_reach_the_device() {
     assert_eq!(last["body_len"], 300_000);
     assert_eq!(Upstream::header(&last, "content-length"), ["300000"]);
     assert!(Upstream::header(&last, "transfer-encoding").is_empty());
+}
+
+/// An HTTPS upstream (the gateway's own TLS client): its certificate is verified against
+/// `--upstream-ca`; without that CA the handshake fails and nothing reaches it.
+#[test]
+fn an_https_upstream_is_verified_against_the_upstream_ca() {
+    let env = Env::new();
+    env.standard_setup();
+    let (phone, _) = issue(&env, "phone1");
+    // A CA of the upstream's own and its server certificate for localhost.
+    let p = |name: &str| env.path(name).to_str().unwrap().to_string();
+    let (ca, cert, key) = (p("upstream-ca.pem"), p("upstream.pem"), p("upstream.key"));
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509", "-subj", "/CN=upstream CA", "-days", "2"],
+            &ec[..],
+            &["-keyout", &p("upstream-ca.key"), "-out", &ca],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-new"],
+            &ec[..],
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                &key,
+                "-out",
+                &p("up.csr"),
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(env.path("up.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        &p("up.csr"),
+        "-CA",
+        &ca,
+        "-CAkey",
+        &p("upstream-ca.key"),
+        "-extfile",
+        &p("up.ext"),
+        "-out",
+        &cert,
+    ]);
+    let (cert, key) = (Path::new(&cert), Path::new(&key));
+    let upstream = Upstream::start_with(&env, None, Some((cert, key)));
+    let q = query("FolderSync", "alice@corp.example", "PHONE1");
+    let ask = |server: &Server, kind: &str| {
+        let header = format!("X-Test-Answer: {kind}");
+        curl(&env, server, &q, Some(&phone), &["-H", &header, "-d", "x"])
+    };
+
+    let server = env.serve(&["--upstream", &upstream.https_url(), "--upstream-ca", &ca]);
+    assert_eq!(
+        ask(&server, "chunked"),
+        (200, b"hello, chunked world".to_vec()),
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(ask(&server, "interim"), (200, b"final".to_vec()));
+    assert_eq!(upstream.requests().len(), 2);
+    drop(server);
+
+    // Without the upstream's CA the TLS handshake fails: 502, nothing reaches the upstream.
+    let server = env.serve(&["--upstream", &upstream.https_url()]);
+    assert_eq!(ask(&server, "chunked").0, 502);
+    assert!(eventually(2.0, || {
+        let log = server.log_text();
+        log.contains("upstream failed") && log.contains("TLS")
+    }));
+    assert_eq!(upstream.requests().len(), 2);
 }

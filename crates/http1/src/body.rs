@@ -67,29 +67,9 @@ impl BodyDecoder {
         loop {
             match self.state {
                 State::Done => return Ok(Decoded::End),
-                State::Length(n) => {
-                    let Some(data) = take(buf, n) else {
-                        return Ok(Decoded::NeedMore);
-                    };
-                    let left = n - data.len() as u64;
-                    self.state = if left == 0 {
-                        State::Done
-                    } else {
-                        State::Length(left)
-                    };
-                    return Ok(Decoded::Data(data));
-                }
+                State::Length(n) => return Ok(self.take_part(buf, n, State::Done, State::Length)),
                 State::ChunkData(n) => {
-                    let Some(data) = take(buf, n) else {
-                        return Ok(Decoded::NeedMore);
-                    };
-                    let left = n - data.len() as u64;
-                    self.state = if left == 0 {
-                        State::ChunkDataEnd
-                    } else {
-                        State::ChunkData(left)
-                    };
-                    return Ok(Decoded::Data(data));
+                    return Ok(self.take_part(buf, n, State::ChunkDataEnd, State::ChunkData))
                 }
                 State::UntilClose => {
                     if buf.is_empty() {
@@ -134,6 +114,23 @@ impl BodyDecoder {
                 }
             }
         }
+    }
+
+    /// Up to `n` bytes of the body (`Length` or a chunk's data); then `after` if they were all
+    /// there, else `rest` of what is still to come.
+    fn take_part(
+        &mut self,
+        buf: &mut BytesMut,
+        n: u64,
+        after: State,
+        rest: fn(u64) -> State,
+    ) -> Decoded {
+        let Some(data) = take(buf, n) else {
+            return Decoded::NeedMore;
+        };
+        let left = n - data.len() as u64;
+        self.state = if left == 0 { after } else { rest(left) };
+        Decoded::Data(data)
     }
 
     /// The connection has closed: the end of a body read until close, else an error.

@@ -119,7 +119,7 @@ impl Metrics {
         let gateway_upstream_errors = Family::<KindLabels, Counter>::default();
         registry.register(
             "gateway_upstream_errors",
-            "Upstream failures by kind (connect, timeout, protocol, none)",
+            "Upstream failures by kind (connect, timeout, protocol, request, none)",
             gateway_upstream_errors.clone(),
         );
         let gateway_cert_rejections = Family::<KindLabels, Counter>::default();

@@ -369,8 +369,8 @@ impl Env {
                 admin = addr(&line);
             } else if line.contains("gateway listening on") {
                 gateway = line
-                    .rsplit("https://")
-                    .next()
+                    .split("listening on https://")
+                    .nth(1)
                     .and_then(|a| a.split_whitespace().next())
                     .and_then(|a| a.parse().ok());
             }

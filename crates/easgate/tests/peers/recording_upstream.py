@@ -8,6 +8,9 @@ to RECORD.jsonl as {"method", "path", "version", "headers": [[name, value], ...]
 absent) and is not recorded (that is how tests publish a CRL). Keep-alive connections stay open
 until the client closes them, or IDLE_SECONDS without a request.
 
+With the environment variables UPSTREAM_TLS_CERT and UPSTREAM_TLS_KEY (PEM files) it speaks
+HTTPS instead.
+
 A request header `X-Test-Answer` picks another HTTP/1.1 framing for the answer (the gateway's
 upstream client must read each): `chunked` (two chunks and a trailer), `close` (no length, the
 connection closes after the body), `interim` (100 Continue and 103 Early Hints first),
@@ -95,5 +98,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if os.environ.get("UPSTREAM_TLS_CERT"):
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.environ["UPSTREAM_TLS_CERT"], os.environ["UPSTREAM_TLS_KEY"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print(f"port {server.server_address[1]}", flush=True)
 server.serve_forever()

@@ -628,11 +628,7 @@ async fn forward(
             response
         }
         Ok(Err(e)) => {
-            let kind = if e.is_connect() {
-                "connect"
-            } else {
-                "protocol"
-            };
+            let kind = e.kind();
             upstream_error(kind);
             warn!(upstream = %base, kind, error = %e, cmd = command.name(), "gateway: upstream failed");
             plain(

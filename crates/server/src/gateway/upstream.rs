@@ -70,8 +70,17 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    pub fn is_connect(&self) -> bool {
-        matches!(self, UpstreamError::Connect(_))
+    /// The `kind` label of `easgate_gateway_upstream_errors_total`: `connect`, `protocol`
+    /// (the upstream's side of an exchange) or `request` (the device's body failed or did not
+    /// match its length; the upstream is not at fault).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect(_) => "connect",
+            UpstreamError::Request(_) | UpstreamError::RequestBody(_) => "request",
+            UpstreamError::Io(_)
+            | UpstreamError::Response(_)
+            | UpstreamError::ClosedBeforeAnswer => "protocol",
+        }
     }
 }
 
