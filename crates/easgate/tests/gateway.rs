@@ -699,3 +699,39 @@ fn an_https_upstream_is_verified_against_the_upstream_ca() {
     }));
     assert_eq!(upstream.requests().len(), 2);
 }
+
+/// An upstream that does not answer within `--upstream-timeout`: 504, logged with the upstream
+/// tag and counted; a Ping is not cut by that timeout (it may wait up to an hour).
+#[test]
+fn an_upstream_that_does_not_answer_in_time_is_504() {
+    let env = Env::new();
+    env.standard_setup();
+    let (phone, _) = issue(&env, "phone1");
+    let upstream = Upstream::start(&env);
+    let server = env.serve(&["--upstream", &upstream.url(), "--upstream-timeout", "1s"]);
+    let ask = |cmd: &str| {
+        let q = query(cmd, "alice@corp.example", "PHONE1");
+        let started = std::time::Instant::now();
+        let answer = curl(
+            &env,
+            &server,
+            &q,
+            Some(&phone),
+            &["-H", "X-Test-Answer: stall", "-d", "x"],
+        );
+        (answer, started.elapsed())
+    };
+    let ((status, body), _) = ask("FolderSync");
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+    assert!(eventually(2.0, || server
+        .log_text()
+        .contains("upstream did not answer in time")));
+    let (code, _, metrics) = common::http(server.admin, "GET", "/metrics", b"");
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&metrics)
+        .contains("easgate_gateway_upstream_errors_total{kind=\"timeout\"} 1"));
+    // A Ping waits for the upstream's late answer.
+    let ((status, body), waited) = ask("Ping");
+    assert_eq!((status, body.as_slice()), (200, b"late".as_slice()));
+    assert!(waited >= std::time::Duration::from_secs(9), "{waited:?}");
+}

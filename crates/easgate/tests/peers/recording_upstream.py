@@ -15,13 +15,14 @@ A request header `X-Test-Answer` picks another HTTP/1.1 framing for the answer (
 upstream client must read each): `chunked` (two chunks and a trailer), `close` (no length, the
 connection closes after the body), `interim` (100 Continue and 103 Early Hints first),
 `no-content` (204), `big` (1 MiB with Content-Length), `truncated` (Content-Length 100, 5 bytes,
-then close), `garbage` (not HTTP).
+then close), `garbage` (not HTTP), `stall` (no answer for 10 s, then 200).
 """
 import http.server
 import json
 import os
 import sys
 import threading
+import time
 
 record_path, files_dir = sys.argv[1], sys.argv[2]
 idle_seconds = float(sys.argv[3]) if len(sys.argv) > 3 else None
@@ -78,6 +79,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._answer(200, b"ok")
 
     def _special(self, kind):
+        if kind == "stall":
+            time.sleep(10)
+            return self._answer(200, b"late")
         raw = {
             "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"7;ext=1\r\nhello, \r\nd\r\nchunked world\r\n0\r\nX-Trailer: t\r\n\r\n",
