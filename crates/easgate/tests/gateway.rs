@@ -148,6 +148,21 @@ fn sync_status(env: &Env, server: &Server, phone: &(PathBuf, PathBuf), device: &
     curl(env, server, &q, Some(phone), &["-d", "x"]).0
 }
 
+/// alice's `cmd` from PHONE1 over HTTP/1.1 with a small body, the recording upstream answering
+/// as `kind` (its `X-Test-Answer`): (HTTP status, body).
+fn answered(
+    env: &Env,
+    server: &Server,
+    phone: &(PathBuf, PathBuf),
+    cmd: &str,
+    kind: &str,
+) -> (u16, Vec<u8>) {
+    let header = format!("X-Test-Answer: {kind}");
+    let q = query(cmd, "alice@corp.example", "PHONE1");
+    let extra = ["--http1.1", "-H", &header, "--data-binary", "x"];
+    curl(env, server, &q, Some(phone), &extra)
+}
+
 /// A device of alice's with its certificate: ((certificate, key), serial).
 fn issue(env: &Env, uid: &str) -> ((PathBuf, PathBuf), String) {
     let (cert, key, serial) = env.issue_device_cert("alice@corp.example", uid);
@@ -519,16 +534,7 @@ fn upstream_answers_in_every_http11_framing_reach_the_device() {
     let upstream = Upstream::start(&env);
     let server = env.serve(&["--upstream", &upstream.url(), "--gateway-threads", "1"]);
     let q = query("FolderSync", "alice@corp.example", "PHONE1");
-    let answer = |kind: &str| {
-        let header = format!("X-Test-Answer: {kind}");
-        curl(
-            &env,
-            &server,
-            &q,
-            Some(&phone),
-            &["--http1.1", "-H", &header, "--data-binary", "x"],
-        )
-    };
+    let answer = |kind: &str| answered(&env, &server, &phone, "FolderSync", kind);
     let last_port = || {
         upstream.requests().last().unwrap()["peer_port"]
             .as_u64()
@@ -673,11 +679,7 @@ fn an_https_upstream_is_verified_against_the_upstream_ca() {
     ]);
     let (cert, key) = (Path::new(&cert), Path::new(&key));
     let upstream = Upstream::start_with(&env, None, Some((cert, key)));
-    let q = query("FolderSync", "alice@corp.example", "PHONE1");
-    let ask = |server: &Server, kind: &str| {
-        let header = format!("X-Test-Answer: {kind}");
-        curl(&env, server, &q, Some(&phone), &["-H", &header, "-d", "x"])
-    };
+    let ask = |server: &Server, kind: &str| answered(&env, server, &phone, "FolderSync", kind);
 
     let server = env.serve(&["--upstream", &upstream.https_url(), "--upstream-ca", &ca]);
     assert_eq!(
@@ -710,15 +712,8 @@ fn an_upstream_that_does_not_answer_in_time_is_504() {
     let upstream = Upstream::start(&env);
     let server = env.serve(&["--upstream", &upstream.url(), "--upstream-timeout", "1s"]);
     let ask = |cmd: &str| {
-        let q = query(cmd, "alice@corp.example", "PHONE1");
         let started = std::time::Instant::now();
-        let answer = curl(
-            &env,
-            &server,
-            &q,
-            Some(&phone),
-            &["-H", "X-Test-Answer: stall", "-d", "x"],
-        );
+        let answer = answered(&env, &server, &phone, cmd, "stall");
         (answer, started.elapsed())
     };
     let ((status, body), _) = ask("FolderSync");
