@@ -8,6 +8,7 @@
 use easgate_store::{ExpiringCertificate, NewRenewal};
 use serde::Serialize;
 
+use crate::certs::check_active;
 use crate::devices::{EnrollmentSecrets, DEFAULT_CHALLENGE_DAYS};
 use crate::error::Result;
 use crate::Easgate;
@@ -58,7 +59,7 @@ impl Easgate {
             let Some((device, user)) = self.store.get_device_with_owner(&uid).await? else {
                 continue;
             };
-            if device.state != "enrolled" || user.disabled {
+            if check_active(&device, &user, "renewal").is_err() {
                 continue;
             }
             // At least a week to act on it, or as long as the renewal window is.

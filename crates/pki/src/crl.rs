@@ -5,10 +5,11 @@
 //! entries must be built in well under a second — this writer emits each entry directly.
 
 use time::OffsetDateTime;
-use yasna::models::{GeneralizedTime, ObjectIdentifier, UTCTime};
+use yasna::models::{GeneralizedTime, ObjectIdentifier};
 use yasna::{DERWriter, Tag};
 
 use crate::ca::CertificateAuthority;
+use crate::der_writing::write_time;
 use crate::revocation::RevocationReason;
 use crate::{PkiError, Serial};
 
@@ -46,16 +47,6 @@ pub struct CrlParams<'a> {
     pub entries: &'a [RevokedEntry],
     /// For a full CRL: where the delta CRL is (FreshestCRL extension).
     pub freshest_crl_url: Option<&'a str>,
-}
-
-/// UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §5.1.2.4).
-fn write_time(w: DERWriter<'_>, t: OffsetDateTime) {
-    let t = t.replace_nanosecond(0).unwrap_or(t);
-    if t.year() < 2050 {
-        w.write_utctime(&UTCTime::from_datetime(t));
-    } else {
-        w.write_generalized_time(&GeneralizedTime::from_datetime(t));
-    }
 }
 
 fn write_extension(w: DERWriter<'_>, oid: &[u64], critical: bool, value: Vec<u8>) {

@@ -12,6 +12,7 @@ pub mod client_cert;
 pub mod crl;
 pub mod crl_check;
 pub mod csr;
+pub mod der_writing;
 pub mod dn;
 pub mod doctor;
 mod error;

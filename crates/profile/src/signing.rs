@@ -7,9 +7,9 @@
 //! signer types, and easgate's keys live in aws-lc-rs; the signature itself comes from the
 //! caller.
 
-use der::Encode;
+use easgate_pki::der_writing::{issuer_and_serial, write_time};
 use time::OffsetDateTime;
-use yasna::models::{GeneralizedTime, ObjectIdentifier, UTCTime};
+use yasna::models::ObjectIdentifier;
 use yasna::{DERWriter, Tag};
 
 use crate::ProfileError;
@@ -37,31 +37,6 @@ fn oid(w: DERWriter<'_>, arcs: &[u64]) {
     w.write_oid(&ObjectIdentifier::from_slice(arcs));
 }
 
-/// RFC 5652 Time: UTCTime for 1950-2049, GeneralizedTime otherwise; whole seconds.
-fn write_time(w: DERWriter<'_>, now: OffsetDateTime) {
-    let seconds = now.replace_nanosecond(0).unwrap_or(now);
-    if (1950..2050).contains(&seconds.year()) {
-        w.write_utctime(&UTCTime::from_datetime(seconds));
-    } else {
-        w.write_generalized_time(&GeneralizedTime::from_datetime(seconds));
-    }
-}
-
-/// issuerAndSerialNumber of a certificate.
-fn issuer_and_serial(cert_der: &[u8]) -> Result<Vec<u8>, ProfileError> {
-    use der::Decode;
-    let bad = |e: der::Error| ProfileError::Sign(format!("signing certificate: {e}"));
-    let cert = x509_cert::Certificate::from_der(cert_der).map_err(bad)?;
-    let issuer = cert.tbs_certificate.issuer.to_der().map_err(bad)?;
-    let serial = cert.tbs_certificate.serial_number.to_der().map_err(bad)?;
-    Ok(yasna::construct_der(|w| {
-        w.write_sequence(|w| {
-            w.next().write_der(&issuer);
-            w.next().write_der(&serial);
-        })
-    }))
-}
-
 /// Wrap `content` in SignedData signed at `now` by `signer`; returns the DER ContentInfo.
 pub fn sign(
     content: &[u8],
@@ -69,7 +44,8 @@ pub fn sign(
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, ProfileError> {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, content);
-    let sid = issuer_and_serial(signer.cert_der)?;
+    let sid = issuer_and_serial(signer.cert_der)
+        .map_err(|e| ProfileError::Sign(format!("signing certificate: {e}")))?;
     let attribute = |w: DERWriter<'_>, id: &[u64], value: &dyn Fn(DERWriter<'_>)| {
         w.write_sequence(|w| {
             oid(w.next(), id);

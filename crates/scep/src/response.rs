@@ -49,24 +49,8 @@ fn write_text(w: DERWriter<'_>, s: &str) {
 
 /// IssuerAndSerialNumber of a certificate.
 fn issuer_and_serial(cert_der: &[u8]) -> Result<Vec<u8>, ScepError> {
-    let cert = x509_cert::Certificate::from_der(cert_der)
-        .map_err(|e| ScepError::Build(format!("certificate: {e}")))?;
-    let issuer = cert
-        .tbs_certificate
-        .issuer
-        .to_der()
-        .map_err(|e| ScepError::Build(e.to_string()))?;
-    let serial = cert
-        .tbs_certificate
-        .serial_number
-        .to_der()
-        .map_err(|e| ScepError::Build(e.to_string()))?;
-    Ok(yasna::construct_der(|w| {
-        w.write_sequence(|w| {
-            w.next().write_der(&issuer);
-            w.next().write_der(&serial);
-        })
-    }))
+    easgate_pki::der_writing::issuer_and_serial(cert_der)
+        .map_err(|e| ScepError::Build(format!("certificate: {e}")))
 }
 
 fn spki_of(cert_der: &[u8]) -> Result<Vec<u8>, ScepError> {
