@@ -163,6 +163,14 @@ fn answered(
     curl(env, server, &q, Some(phone), &extra)
 }
 
+/// The standard setup and alice's device `phone1` with its certificate (certificate, key).
+fn alice_with_a_phone() -> (Env, (PathBuf, PathBuf)) {
+    let env = Env::new();
+    env.standard_setup();
+    let (phone, _) = issue(&env, "phone1");
+    (env, phone)
+}
+
 /// A device of alice's with its certificate: ((certificate, key), serial).
 fn issue(env: &Env, uid: &str) -> ((PathBuf, PathBuf), String) {
     let (cert, key, serial) = env.issue_device_cert("alice@corp.example", uid);
@@ -273,9 +281,7 @@ fn trusted_external_ca_passes_until_its_crl_revokes_and_fails_closed_without_a_c
 
 #[test]
 fn what_reaches_the_upstream_in_each_auth_mode() {
-    let env = Env::new();
-    env.standard_setup();
-    let (phone, _) = issue(&env, "phone1");
+    let (env, phone) = alice_with_a_phone();
     let upstream = Upstream::start(&env);
     let mut server = env.serve(&["--upstream", &upstream.url()]);
     let q = query("FolderSync", "alice@corp.example", "PHONE1");
@@ -393,9 +399,7 @@ fn what_reaches_the_upstream_in_each_auth_mode() {
 /// not used again.
 #[test]
 fn upstream_connections_are_reused_until_the_upstream_closes_them() {
-    let env = Env::new();
-    env.standard_setup();
-    let (phone, _) = issue(&env, "phone1");
+    let (env, phone) = alice_with_a_phone();
     let upstream = Upstream::start_closing_idle_after(&env, Some(1.5));
     let server = env.serve(&["--upstream", &upstream.url(), "--gateway-threads", "1"]);
     let q = query("FolderSync", "alice@corp.example", "PHONE1");
@@ -428,9 +432,7 @@ fn upstream_connections_are_reused_until_the_upstream_closes_them() {
 
 #[test]
 fn device_information_is_recorded_and_upstream_failures_are_502() {
-    let env = Env::new();
-    env.standard_setup();
-    let (phone, _) = issue(&env, "phone1");
+    let (env, phone) = alice_with_a_phone();
     let upstream = Upstream::start(&env);
 
     // A Settings request made by libwbxml2 from the corpus: the gateway reads the device's
@@ -528,9 +530,7 @@ fn device_information_is_recorded_and_upstream_failures_are_502() {
 /// the upstream's answer is not HTTP.
 #[test]
 fn upstream_answers_in_every_http11_framing_reach_the_device() {
-    let env = Env::new();
-    env.standard_setup();
-    let (phone, _) = issue(&env, "phone1");
+    let (env, phone) = alice_with_a_phone();
     let upstream = Upstream::start(&env);
     let server = env.serve(&["--upstream", &upstream.url(), "--gateway-threads", "1"]);
     let q = query("FolderSync", "alice@corp.example", "PHONE1");
@@ -620,9 +620,7 @@ fn upstream_answers_in_every_http11_framing_reach_the_device() {
 /// `--upstream-ca`; without that CA the handshake fails and nothing reaches it.
 #[test]
 fn an_https_upstream_is_verified_against_the_upstream_ca() {
-    let env = Env::new();
-    env.standard_setup();
-    let (phone, _) = issue(&env, "phone1");
+    let (env, phone) = alice_with_a_phone();
     // A CA of the upstream's own and its server certificate for localhost.
     let p = |name: &str| env.path(name).to_str().unwrap().to_string();
     let (ca, cert, key) = (p("upstream-ca.pem"), p("upstream.pem"), p("upstream.key"));
@@ -706,9 +704,7 @@ fn an_https_upstream_is_verified_against_the_upstream_ca() {
 /// tag and counted; a Ping is not cut by that timeout (it may wait up to an hour).
 #[test]
 fn an_upstream_that_does_not_answer_in_time_is_504() {
-    let env = Env::new();
-    env.standard_setup();
-    let (phone, _) = issue(&env, "phone1");
+    let (env, phone) = alice_with_a_phone();
     let upstream = Upstream::start(&env);
     let server = env.serve(&["--upstream", &upstream.url(), "--upstream-timeout", "1s"]);
     let ask = |cmd: &str| {

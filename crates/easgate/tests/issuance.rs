@@ -252,16 +252,7 @@ fn every_ca_key_type_makes_a_lint_clean_ca_certificate() {
         "--email",
         "bob@corp.example",
     ]);
-    env.ok(&[
-        "device",
-        "enroll",
-        "--user",
-        "bob@corp.example",
-        "--platform",
-        "android",
-        "--uid",
-        "bobphone",
-    ]);
+    env.enroll("bob@corp.example", "android", "bobphone", &[]);
     let cert = dir.join("bob.pem");
     env.ok(&[
         "cert",

@@ -71,16 +71,7 @@ fn setup(env: &Env) {
 }
 
 fn enroll(env: &Env, uid: &str, platform: &str) -> Value {
-    env.json(&[
-        "device",
-        "enroll",
-        "--user",
-        "alice@corp.example",
-        "--platform",
-        platform,
-        "--uid",
-        uid,
-    ])
+    env.enroll("alice@corp.example", platform, uid, &[])
 }
 
 /// `profile create NAME --platform P --template T --eas-host HOST --account-name 'Corp Mail'`
@@ -703,18 +694,7 @@ fn bad_profiles_and_renders_are_refused_and_change_nothing() {
         "--email",
         "bob@mail.example",
     ]);
-    env.ok(&[
-        "device",
-        "enroll",
-        "--user",
-        "bob@corp.example",
-        "--platform",
-        "ios",
-        "--uid",
-        "bob1",
-        "--template",
-        "phones",
-    ]);
+    env.enroll("bob@corp.example", "ios", "bob1", &["--template", "phones"]);
     env.ok(&profile_create(
         "ios-named",
         "ios",

@@ -11,18 +11,7 @@ use std::path::Path;
 use common::{http, lint_clean, openssl_ok, peers_python, scepclient, Env};
 
 fn enroll(env: &Env, uid: &str) -> String {
-    env.json(&[
-        "device",
-        "enroll",
-        "--user",
-        "alice@corp.example",
-        "--platform",
-        "ios",
-        "--uid",
-        uid,
-        "--template",
-        "phones",
-    ])["challenge"]
+    env.enroll("alice@corp.example", "ios", uid, &["--template", "phones"])["challenge"]
         .as_str()
         .unwrap()
         .to_string()

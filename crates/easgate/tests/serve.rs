@@ -172,16 +172,7 @@ fn crls_and_ocsp_satisfy_openssl_and_pkilint() {
     let dir = env.dir.path();
     env.phones_template("default", "CN={DeviceUid}");
     env.add_alice();
-    env.ok(&[
-        "device",
-        "enroll",
-        "--user",
-        "alice@corp.example",
-        "--platform",
-        "ios",
-        "--uid",
-        "dev1",
-    ]);
+    env.enroll("alice@corp.example", "ios", "dev1", &[]);
     let ca = env.export_ca("default");
     let (in_base, in_base_serial) = issue(&env, "in-base");
     let (in_delta, in_delta_serial) = issue(&env, "in-delta");

@@ -132,31 +132,39 @@ impl Env {
         self.ok(&["ca", "create", "default"]);
         self.phones_template("default", "CN={DeviceUid}");
         self.add_alice();
-        self.ok(&[
-            "device",
-            "enroll",
-            "--user",
-            "alice@corp.example",
-            "--platform",
-            "ios",
-            "--uid",
-            "dev1",
-        ]);
+        self.enroll("alice@corp.example", "ios", "dev1", &[]);
+    }
+
+    /// `device enroll --user USER --platform PLATFORM --uid UID` and `extra`: its JSON output
+    /// (challenge, profile URL, …).
+    pub fn enroll(
+        &self,
+        user: &str,
+        platform: &str,
+        uid: &str,
+        extra: &[&str],
+    ) -> serde_json::Value {
+        let args = [
+            &[
+                "device",
+                "enroll",
+                "--user",
+                user,
+                "--platform",
+                platform,
+                "--uid",
+                uid,
+            ][..],
+            extra,
+        ]
+        .concat();
+        self.json(&args)
     }
 
     /// Enroll device `uid` (iOS) for `user` and issue its certificate from template `phones`
     /// with the CLI: (certificate, key, serial), the files named after `uid`.
     pub fn issue_device_cert(&self, user: &str, uid: &str) -> (PathBuf, PathBuf, String) {
-        self.ok(&[
-            "device",
-            "enroll",
-            "--user",
-            user,
-            "--platform",
-            "ios",
-            "--uid",
-            uid,
-        ]);
+        self.enroll(user, "ios", uid, &[]);
         let cert = self.path(&format!("{uid}.pem"));
         let key = self.path(&format!("{uid}.key"));
         let issued = self.json(&[
