@@ -47,12 +47,6 @@ fn write_text(w: DERWriter<'_>, s: &str) {
     }
 }
 
-/// IssuerAndSerialNumber of a certificate.
-fn issuer_and_serial(cert_der: &[u8]) -> Result<Vec<u8>, ScepError> {
-    easgate_pki::der_writing::issuer_and_serial(cert_der)
-        .map_err(|e| ScepError::Build(format!("certificate: {e}")))
-}
-
 fn spki_of(cert_der: &[u8]) -> Result<Vec<u8>, ScepError> {
     let cert = x509_cert::Certificate::from_der(cert_der)
         .map_err(|e| ScepError::Build(format!("certificate: {e}")))?;
@@ -74,7 +68,8 @@ fn envelope(
         ciphertext,
     } = cipher.encrypt(content)?;
     let encrypted_key = crypto::rsa_encrypt(&spki_of(recipient_cert_der)?, &key)?;
-    let rid = issuer_and_serial(recipient_cert_der)?;
+    let rid = easgate_pki::der_writing::issuer_and_serial(recipient_cert_der)
+        .map_err(|e| ScepError::Build(format!("recipient certificate: {e}")))?;
     Ok(yasna::construct_der(|w| {
         w.write_sequence(|w| {
             write_oid(w.next(), oid::ENVELOPED_DATA);
@@ -163,52 +158,13 @@ pub fn cert_rep(
         })
     });
     let signature = (signer.sign)(&signed_attrs).map_err(ScepError::Build)?;
-    let sid = issuer_and_serial(signer.cert_der)?;
-    // signed_attrs starts with the SET tag (0x31); under [0] IMPLICIT it becomes 0xA0.
-    let mut implicit_attrs = signed_attrs.clone();
-    if let Some(tag) = implicit_attrs.first_mut() {
-        *tag = 0xA0;
-    }
-    let sha256 = |w: DERWriter<'_>| {
-        w.write_sequence(|w| {
-            write_oid(w.next(), oid::SHA256);
-            w.next().write_null();
-        })
-    };
-    Ok(yasna::construct_der(|w| {
-        w.write_sequence(|w| {
-            write_oid(w.next(), oid::SIGNED_DATA);
-            w.next().write_tagged(Tag::context(0), |w| {
-                w.write_sequence(|w| {
-                    w.next().write_u8(1);
-                    w.next().write_set(|w| sha256(w.next()));
-                    w.next().write_sequence(|w| {
-                        write_oid(w.next(), oid::DATA);
-                        if let Some(content) = &content {
-                            w.next()
-                                .write_tagged(Tag::context(0), |w| w.write_bytes(content));
-                        }
-                    });
-                    w.next().write_tagged_implicit(Tag::context(0), |w| {
-                        w.write_set_of(|w| w.next().write_der(signer.cert_der))
-                    });
-                    w.next().write_set(|w| {
-                        w.next().write_sequence(|w| {
-                            w.next().write_u8(1);
-                            w.next().write_der(&sid);
-                            sha256(w.next());
-                            w.next().write_der(&implicit_attrs);
-                            w.next().write_sequence(|w| {
-                                write_oid(w.next(), oid::RSA);
-                                w.next().write_null();
-                            });
-                            w.next().write_bytes(&signature);
-                        })
-                    });
-                })
-            });
-        })
-    }))
+    easgate_pki::der_writing::rsa_signed_data(
+        content.as_deref(),
+        &[signer.cert_der],
+        &signed_attrs,
+        &signature,
+    )
+    .map_err(|e| ScepError::Build(format!("signer certificate: {e}")))
 }
 
 /// A degenerate ("certs-only") PKCS#7 SignedData carrying `certs`: no content, no signers.
