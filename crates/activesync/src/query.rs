@@ -179,7 +179,7 @@ pub struct EasRequest {
 }
 
 fn percent_decode(s: &str) -> Result<std::borrow::Cow<'_, str>, QueryError> {
-    if !s.contains(['%', '+']) {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
         return Ok(std::borrow::Cow::Borrowed(s));
     }
     let bytes = s.as_bytes();

@@ -48,9 +48,17 @@ pub fn parse_response_head(
         // off and frozen once and the values share it.
         let mut places = [FieldPlace::default(); MAX_HEADERS];
         let (length, code, version, count) = {
-            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut fields);
-            let length = match response.parse(buf) {
+            // Uninitialised field slots: httparse fills what it uses, and the 4 KiB of slots
+            // are not zeroed for every answer.
+            let mut fields =
+                [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut []);
+            let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut response,
+                buf,
+                &mut fields,
+            );
+            let length = match parsed {
                 Ok(httparse::Status::Complete(length)) => length,
                 Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                     return Err(Http1Error::HeadTooLarge)
@@ -60,11 +68,12 @@ pub fn parse_response_head(
             };
             let start = buf.as_ptr() as usize;
             for (place, field) in places.iter_mut().zip(response.headers.iter()) {
-                let name = field.name.as_ptr() as usize - start;
-                let value = field.value.as_ptr() as usize - start;
+                // Offsets within a head of at most MAX_HEAD bytes fit in u32.
+                let offset = |part: &[u8]| (part.as_ptr() as usize - start) as u32;
+                let (name, value) = (offset(field.name.as_bytes()), offset(field.value));
                 *place = FieldPlace {
-                    name: (name, name + field.name.len()),
-                    value: (value, value + field.value.len()),
+                    name: (name, name + field.name.len() as u32),
+                    value: (value, value + field.value.len() as u32),
                 };
             }
             let count = response.headers.len();
@@ -88,11 +97,16 @@ pub fn parse_response_head(
     }
 }
 
-/// Where one field's name and value are in the head.
+/// Where one field's name and value are in the head (byte offsets; a head is at most
+/// [`MAX_HEAD`] bytes, and the places of a whole head are zeroed for every answer, so small).
 #[derive(Debug, Default, Clone, Copy)]
 struct FieldPlace {
-    name: (usize, usize),
-    value: (usize, usize),
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+fn span((start, end): (u32, u32)) -> std::ops::Range<usize> {
+    start as usize..end as usize
 }
 
 /// The fields of a complete head, and the framing and persistence they say.
@@ -109,16 +123,17 @@ fn read_fields(
     let mut close = false;
     let mut keep_alive_asked = false;
     for place in places {
-        let raw_name = head.get(place.name.0..place.name.1).unwrap_or_default();
+        let (name_at, value_at) = (span(place.name), span(place.value));
+        let raw_name = head.get(name_at.clone()).unwrap_or_default();
         let bad = |why| Http1Error::BadHeader {
             name: String::from_utf8_lossy(raw_name).into_owned(),
             why,
         };
         let name = HeaderName::from_bytes(raw_name).map_err(|_| bad("not a valid field name"))?;
-        if place.value.1 > head.len() {
+        if value_at.end > head.len() {
             return Err(bad("outside the head"));
         }
-        let value = HeaderValue::from_maybe_shared(head.slice(place.value.0..place.value.1))
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at))
             .map_err(|_| bad("control characters in the value"))?;
         if name == header::TRANSFER_ENCODING {
             let text = value.to_str().map_err(|_| bad("not ASCII"))?;

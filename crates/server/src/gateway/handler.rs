@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use easgate_activesync::device::reported_device_information;
-use easgate_activesync::{classify, Command, EasRequest};
+use easgate_activesync::{classify, Client, Command, EasRequest, Platform};
 use easgate_policy::{Action, DeviceState, Matched, Subject};
 use easgate_store::Ctx;
 use http::header::{self, HeaderName, HeaderValue, FORWARDED};
@@ -34,6 +34,42 @@ pub struct Connection {
     pub forwarded_for: HeaderValue,
     /// This thread's upstream connection pool.
     pub upstream: crate::gateway::upstream::UpstreamPool,
+    /// The platform and client of the connection's last request.
+    pub classified: ClassifyCache,
+}
+
+/// What [`classify`] said for the DeviceType and User-Agent of a connection's last request: a
+/// device sends the same two on every request of a connection, and classifying them is a few
+/// dozen case-insensitive substring searches.
+#[derive(Default)]
+pub struct ClassifyCache(std::sync::Mutex<Option<Classified>>);
+
+struct Classified {
+    device_type: Option<String>,
+    user_agent: Option<String>,
+    platform: Platform,
+    client: Client,
+}
+
+impl ClassifyCache {
+    fn classify(&self, device_type: Option<&str>, user_agent: Option<&str>) -> (Platform, Client) {
+        let Ok(mut last) = self.0.lock() else {
+            return classify(device_type, user_agent);
+        };
+        if let Some(c) = last.as_ref() {
+            if c.device_type.as_deref() == device_type && c.user_agent.as_deref() == user_agent {
+                return (c.platform, c.client);
+            }
+        }
+        let (platform, client) = classify(device_type, user_agent);
+        *last = Some(Classified {
+            device_type: device_type.map(str::to_string),
+            user_agent: user_agent.map(str::to_string),
+            platform,
+            client,
+        });
+        (platform, client)
+    }
 }
 
 const EAS_PATH: &str = "/Microsoft-Server-ActiveSync";
@@ -238,7 +274,9 @@ fn decide(
     let gw = &app.gateway;
     let directory = gw.directory();
     let request_user = eas.user.as_deref().unwrap_or_default();
-    let (platform, client) = classify(eas.device_type.as_deref(), eas.user_agent.as_deref());
+    let (platform, client) = conn
+        .classified
+        .classify(eas.device_type.as_deref(), eas.user_agent.as_deref());
 
     // Who the request is for, in which state, and any refusal that comes before the rules.
     let mut refusal: Option<Refusal> = None;
@@ -552,9 +590,18 @@ async fn options(
 }
 
 /// The upstream request's target in origin form: the upstream's path and the device's query.
-fn upstream_uri(base: &Uri, query: Option<&str>) -> Option<Uri> {
+/// When the two paths are the same (the usual `/Microsoft-Server-ActiveSync`), the device's
+/// already-parsed target is reused as it is.
+fn upstream_uri(base: &Uri, device: &Uri) -> Option<Uri> {
     let path = base.path();
-    let path_and_query = match query {
+    if device.path() == path && device.query() != Some("") {
+        if let Some(target) = device.path_and_query() {
+            let mut parts = http::uri::Parts::default();
+            parts.path_and_query = Some(target.clone());
+            return Uri::from_parts(parts).ok();
+        }
+    }
+    let path_and_query = match device.query() {
         Some(q) if !q.is_empty() => format!("{path}?{q}"),
         _ => path.to_string(),
     };
@@ -616,12 +663,14 @@ async fn forward(
             .get_or_create(&KindLabels { kind })
             .inc();
     };
-    let base = gw
-        .config
-        .upstream
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    // For the log lines of failures only (formatting it is not free).
+    let base = || {
+        gw.config
+            .upstream
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    };
     match result {
         Ok(Ok(mut response)) => {
             strip_hop_by_hop(response.headers_mut());
@@ -630,7 +679,7 @@ async fn forward(
         Ok(Err(e)) => {
             let kind = e.kind();
             upstream_error(kind);
-            warn!(upstream = %base, kind, error = %e, cmd = command.name(), "gateway: upstream failed");
+            warn!(upstream = %base(), kind, error = %e, cmd = command.name(), "gateway: upstream failed");
             plain(
                 StatusCode::BAD_GATEWAY,
                 "bad gateway: the mail server could not be reached",
@@ -638,7 +687,7 @@ async fn forward(
         }
         Err(_) => {
             upstream_error("timeout");
-            warn!(upstream = %base, kind = "timeout", after = ?limit, cmd = command.name(), "gateway: upstream did not answer in time");
+            warn!(upstream = %base(), kind = "timeout", after = ?limit, cmd = command.name(), "gateway: upstream did not answer in time");
             plain(
                 StatusCode::GATEWAY_TIMEOUT,
                 "gateway timeout: the mail server did not answer in time",
@@ -676,7 +725,7 @@ fn prepare(
     };
     let (mut parts, body) = req.into_parts();
     let body = FinishOnDrop::new(body);
-    let Some(uri) = upstream_uri(base, parts.uri.query()) else {
+    let Some(uri) = upstream_uri(base, &parts.uri) else {
         return Prepared::Answer(plain(
             StatusCode::BAD_GATEWAY,
             "bad gateway: cannot form the upstream URL",
@@ -732,7 +781,71 @@ fn prepare(
 
 #[cfg(test)]
 mod tests {
-    use super::user_matches;
+    use super::{upstream_uri, user_matches, ClassifyCache};
+    use easgate_activesync::{Client, Platform};
+    use http::Uri;
+
+    #[test]
+    fn the_upstream_target_is_the_upstream_path_with_the_device_query() {
+        let uri = |s: &str| s.parse::<Uri>().expect("uri");
+        let base = uri("http://mail.internal:8080/SOGo/Microsoft-Server-ActiveSync");
+        let device = uri("/Microsoft-Server-ActiveSync?Cmd=Sync&User=a%40b&DeviceId=X1");
+        assert_eq!(
+            upstream_uri(&base, &device).expect("target").to_string(),
+            "/SOGo/Microsoft-Server-ActiveSync?Cmd=Sync&User=a%40b&DeviceId=X1"
+        );
+        // The same path: the device's target as it is (HTTP/2 gives it in absolute form).
+        let base = uri("https://mail.internal/Microsoft-Server-ActiveSync");
+        let device = uri("https://gw.example/Microsoft-Server-ActiveSync?Cmd=Ping&DeviceId=X1");
+        let target = upstream_uri(&base, &device).expect("target");
+        assert_eq!(
+            target.to_string(),
+            "/Microsoft-Server-ActiveSync?Cmd=Ping&DeviceId=X1"
+        );
+        assert!(target.authority().is_none());
+        // No query, or an empty one: the path alone.
+        for device in [
+            "/Microsoft-Server-ActiveSync",
+            "/Microsoft-Server-ActiveSync?",
+        ] {
+            assert_eq!(
+                upstream_uri(&base, &uri(device))
+                    .expect("target")
+                    .to_string(),
+                "/Microsoft-Server-ActiveSync",
+                "{device}"
+            );
+        }
+        // A path that differs only in case is replaced by the upstream's.
+        let device = uri("/microsoft-server-activesync?Cmd=Sync");
+        assert_eq!(
+            upstream_uri(&base, &device).expect("target").to_string(),
+            "/Microsoft-Server-ActiveSync?Cmd=Sync"
+        );
+    }
+
+    #[test]
+    fn a_connection_reclassifies_when_its_device_type_or_user_agent_changes() {
+        let cache = ClassifyCache::default();
+        let iphone = (Some("iPhone"), Some("Apple-iPhone14C2/2104.96"));
+        assert_eq!(
+            cache.classify(iphone.0, iphone.1),
+            (Platform::Ios, Client::Native)
+        );
+        assert_eq!(
+            cache.classify(iphone.0, iphone.1),
+            (Platform::Ios, Client::Native)
+        );
+        assert_eq!(
+            cache.classify(Some("Outlook"), Some("Outlook-Android/2.0")),
+            (Platform::Android, Client::Outlook)
+        );
+        assert_eq!(
+            cache.classify(Some("iPhone"), None),
+            (Platform::Ios, Client::Other)
+        );
+        assert_eq!(cache.classify(None, None), (Platform::Other, Client::Other));
+    }
 
     #[test]
     fn the_request_user_must_name_the_certificate_user() {

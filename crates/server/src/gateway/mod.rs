@@ -408,6 +408,7 @@ async fn serve_connection(
         forwarded_for: http::HeaderValue::from_str(&peer.ip().to_string())
             .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
         upstream,
+        classified: handler::ClassifyCache::default(),
     });
     let service = service_fn(move |req| {
         // `map`, not an async block: a block awaiting the handler's future would hold it twice

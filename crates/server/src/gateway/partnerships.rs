@@ -28,9 +28,12 @@ fn key(user: &str, eas_device_id: &str) -> Key {
 }
 
 fn push_key(k: &mut String, user: &str, eas_device_id: &str) {
-    k.extend(user.chars().map(|c| c.to_ascii_lowercase()));
+    let start = k.len();
+    k.reserve(user.len() + eas_device_id.len() + 1);
+    k.push_str(user);
     k.push('\n');
-    k.extend(eas_device_id.chars().map(|c| c.to_ascii_lowercase()));
+    k.push_str(eas_device_id);
+    k[start..].make_ascii_lowercase();
 }
 
 fn key_device(k: &str) -> &str {

@@ -113,6 +113,16 @@ fn rustls_native_certs_roots() -> Vec<rustls::pki_types::CertificateDer<'static>
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus any the
 /// `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them: one pass over the names (standard names compare as
+    // enum tags) instead of a hashed removal per name, on every request and every answer.
+    let hop_by_hop = |name: &HeaderName| {
+        HOP_BY_HOP.contains(name)
+            || name.as_str() == "keep-alive"
+            || name.as_str() == "proxy-connection"
+    };
+    if !headers.keys().any(hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -123,20 +133,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
 }
+
+/// The standard hop-by-hop headers (`Keep-Alive` and `Proxy-Connection` have no constant).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
 
 pub fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
@@ -275,6 +288,69 @@ impl Drop for FinishOnDrop {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), limited.collect())
                     .await;
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(fields: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in fields {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        map
+    }
+
+    fn names(map: &HeaderMap) -> Vec<&str> {
+        map.keys().map(HeaderName::as_str).collect()
+    }
+
+    #[test]
+    fn a_message_without_hop_by_hop_headers_keeps_them_all() {
+        let mut map = headers(&[
+            ("content-type", "application/vnd.ms-sync.wbxml"),
+            ("ms-asprotocolversion", "16.1"),
+            ("x-ms-policykey", "1"),
+        ]);
+        strip_hop_by_hop(&mut map);
+        assert_eq!(
+            names(&map),
+            ["content-type", "ms-asprotocolversion", "x-ms-policykey"]
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut map = headers(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("content-type", "text/plain"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("trailer", "x-checksum"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic eA=="),
+            ("proxy-authenticate", "Basic"),
+            ("proxy-connection", "keep-alive"),
+            ("ms-asprotocolversion", "16.1"),
+        ]);
+        strip_hop_by_hop(&mut map);
+        assert_eq!(names(&map), ["content-type", "ms-asprotocolversion"]);
+    }
+
+    #[test]
+    fn a_lone_keep_alive_or_proxy_connection_header_is_dropped() {
+        for name in ["keep-alive", "proxy-connection", "te"] {
+            let mut map = headers(&[(name, "x"), ("content-length", "0")]);
+            strip_hop_by_hop(&mut map);
+            assert_eq!(names(&map), ["content-length"], "{name}");
         }
     }
 }
