@@ -16,6 +16,7 @@
 //! §9.3.1: a POST such as SendMail must not be repeated blindly), others get 502. Idle
 //! connections are closed after [`IDLE_TIMEOUT`]; at most [`MAX_IDLE`] are kept.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,66 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_BATCH: usize = 64 * 1024;
 /// Bytes read from the upstream at a time.
 const READ_SIZE: usize = 8 * 1024;
+
+/// Most request-head buffers a gateway thread keeps for reuse, and the largest it keeps.
+const KEPT_HEAD_BUFFERS: usize = 64;
+const KEPT_HEAD_CAPACITY: usize = 16 * 1024;
+
+thread_local! {
+    /// This thread's spare request-head buffers.
+    static HEAD_BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The buffer a request's head (and the body bytes at hand) are gathered in, taken from the
+/// thread's spares and given back when done. Reused rather than allocated per request: a
+/// head needs 1 KiB or more, and glibc's malloc tidies all its small free lists on every
+/// allocation that large.
+struct HeadBuffer(Vec<u8>);
+
+impl HeadBuffer {
+    fn take() -> Self {
+        let spare = HEAD_BUFFERS.with(|spares| spares.borrow_mut().pop());
+        HeadBuffer(spare.unwrap_or_else(|| Vec::with_capacity(1024)))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Give the buffer back now; what it held is gone.
+    fn release(&mut self) {
+        let mut buffer = std::mem::take(&mut self.0);
+        if buffer.capacity() == 0 || buffer.capacity() > KEPT_HEAD_CAPACITY {
+            return;
+        }
+        buffer.clear();
+        HEAD_BUFFERS.with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.len() < KEPT_HEAD_BUFFERS {
+                spares.push(buffer);
+            }
+        });
+    }
+}
+
+impl std::ops::Deref for HeadBuffer {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for HeadBuffer {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for HeadBuffer {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
 
 /// Why a request did not get the upstream's answer.
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +216,7 @@ impl UpstreamPool {
             body.size_hint().exact(),
         )?;
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut first = Vec::with_capacity(1024);
+        let mut first = HeadBuffer::take();
         encode_request_head(
             &parts.method,
             path,
@@ -176,7 +237,7 @@ impl UpstreamPool {
             None => (Box::pin(self.connect(target)).await?, false),
         };
         loop {
-            match connection.io.write_all(&first).await {
+            match connection.io.write_all(first.bytes()).await {
                 Ok(()) => {}
                 // The upstream closed a pooled connection as the request went out: it has not
                 // seen the whole request, so send it on a new one.
@@ -189,6 +250,10 @@ impl UpstreamPool {
             }
             writer.stream_rest(&mut body, &mut connection.io).await?;
             connection.io.flush().await?;
+            if !retry_after_silence {
+                // Not sent again from here on: a held Ping keeps no head buffer.
+                first.release();
+            }
             match connection.read_head(request_was_head, long_wait).await {
                 Err(UpstreamError::ClosedBeforeAnswer) if reused && retry_after_silence => {
                     connection = Box::pin(self.connect(target)).await?;
@@ -568,5 +633,34 @@ impl Body for UpstreamBody {
             Some(n) => SizeHint::with_exact(n),
             None => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_buffers_are_reused_empty_and_big_ones_are_not_kept() {
+        let mut head = HeadBuffer::take();
+        head.extend_from_slice(b"POST /Microsoft-Server-ActiveSync?Cmd=Ping HTTP/1.1\r\n");
+        let address = head.as_ptr();
+        head.release();
+        assert!(head.bytes().is_empty(), "released: nothing left to send");
+        drop(head);
+        let again = HeadBuffer::take();
+        assert_eq!(again.as_ptr(), address, "the thread's spare is reused");
+        assert!(again.bytes().is_empty());
+
+        let mut big = HeadBuffer::take();
+        big.resize(KEPT_HEAD_CAPACITY + 1, b'x');
+        drop(big);
+        drop(again);
+        let spares =
+            HEAD_BUFFERS.with(|s| s.borrow().iter().map(Vec::capacity).collect::<Vec<_>>());
+        assert!(
+            spares.iter().all(|&c| c <= KEPT_HEAD_CAPACITY),
+            "{spares:?}"
+        );
     }
 }
