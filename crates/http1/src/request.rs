@@ -1,5 +1,7 @@
 //! The request head the gateway sends upstream and the framing of the body after it.
 
+use std::io::Write as _;
+
 use http::header::{self, HeaderMap};
 use http::Method;
 
@@ -95,7 +97,8 @@ pub fn encode_request_head(
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
             out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
+            // Written in place: `Vec<u8>` as `io::Write` cannot fail.
+            let _ = write!(out, "{n}");
             out.extend_from_slice(b"\r\n");
         }
         RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
