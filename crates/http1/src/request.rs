@@ -183,6 +183,21 @@ mod tests {
             "POST /Microsoft-Server-ActiveSync?Cmd=Sync HTTP/1.1\r\nhost: mail.example:8080\r\n\
              ms-asprotocolversion: 16.1\r\ntransfer-encoding: chunked\r\n\r\n"
         );
+        // A sized body: the length we send, not the device's.
+        let mut out = Vec::new();
+        encode_request_head(
+            &Method::POST,
+            "/Microsoft-Server-ActiveSync?Cmd=Sync",
+            None,
+            &h,
+            RequestFraming::Length(300),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /Microsoft-Server-ActiveSync?Cmd=Sync HTTP/1.1\r\n\
+             ms-asprotocolversion: 16.1\r\ncontent-length: 300\r\n\r\n"
+        );
         let mut out = Vec::new();
         encode_chunk(b"hello, world", &mut out);
         encode_chunk(b"", &mut out);
