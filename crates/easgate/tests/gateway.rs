@@ -304,6 +304,10 @@ fn what_reaches_the_upstream_in_each_auth_mode() {
             "-H",
             "X-Forwarded-For: 6.6.6.6",
             "-H",
+            "X-Forwarded-Host: evil.example",
+            "-H",
+            "Forwarded: for=6.6.6.6",
+            "-H",
             "X-Remote-User: mallory@corp.example",
             "--data-binary",
             "0123456789",
@@ -321,6 +325,14 @@ fn what_reaches_the_upstream_in_each_auth_mode() {
     assert!(Upstream::header(last, "x-secret").is_empty());
     assert_eq!(Upstream::header(last, "x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(Upstream::header(last, "x-forwarded-proto"), ["https"]);
+    // The host the device asked for, not its own copy of the field.
+    let forwarded_host = Upstream::header(last, "x-forwarded-host");
+    assert_eq!(forwarded_host.len(), 1, "{forwarded_host:?}");
+    assert!(
+        forwarded_host[0].ends_with(&format!(":{}", server.gateway.port())),
+        "{forwarded_host:?}"
+    );
+    assert!(Upstream::header(last, "forwarded").is_empty());
 
     // HTTP/2 from the device (chosen by ALPN) arrives as HTTP/1.1 with its body.
     let head = env.path("h2-head");

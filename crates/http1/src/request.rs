@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 
 use crate::Http1Error;
@@ -63,12 +63,14 @@ pub(crate) fn parse_length(text: &str) -> Option<u64> {
 
 /// Append the request line and headers to `out`: `target` in origin form (path and query),
 /// `host` as the `Host` header, then `headers` except any Host or framing header of their own,
+/// then the `added` fields (the proxy's own, kept out of `headers` so that it need not grow),
 /// then the framing header for `framing`, then the blank line.
 pub fn encode_request_head(
     method: &Method,
     target: &str,
     host: Option<&[u8]>,
     headers: &HeaderMap,
+    added: &[(HeaderName, HeaderValue)],
     framing: RequestFraming,
     out: &mut Vec<u8>,
 ) {
@@ -81,13 +83,12 @@ pub fn encode_request_head(
         out.extend_from_slice(host);
         out.extend_from_slice(b"\r\n");
     }
-    for (name, value) in headers {
-        if name == header::HOST
-            || name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
-        {
-            continue;
-        }
+    let own = headers.iter().filter(|(name, _)| {
+        *name != header::HOST
+            && *name != header::CONTENT_LENGTH
+            && *name != header::TRANSFER_ENCODING
+    });
+    for (name, value) in own.chain(added.iter().map(|(name, value)| (name, value))) {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -123,7 +124,6 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use http::HeaderValue;
 
     #[test]
     fn framing_follows_content_length_then_size_then_chunked() {
@@ -175,13 +175,18 @@ mod tests {
             "/Microsoft-Server-ActiveSync?Cmd=Sync",
             Some(b"mail.example:8080"),
             &h,
+            &[(
+                HeaderName::from_static("x-forwarded-proto"),
+                HeaderValue::from_static("https"),
+            )],
             RequestFraming::Chunked,
             &mut out,
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /Microsoft-Server-ActiveSync?Cmd=Sync HTTP/1.1\r\nhost: mail.example:8080\r\n\
-             ms-asprotocolversion: 16.1\r\ntransfer-encoding: chunked\r\n\r\n"
+             ms-asprotocolversion: 16.1\r\nx-forwarded-proto: https\r\n\
+             transfer-encoding: chunked\r\n\r\n"
         );
         // A sized body: the length we send, not the device's.
         let mut out = Vec::new();
@@ -190,6 +195,7 @@ mod tests {
             "/Microsoft-Server-ActiveSync?Cmd=Sync",
             None,
             &h,
+            &[],
             RequestFraming::Length(300),
             &mut out,
         );

@@ -76,6 +76,8 @@ const EAS_PATH: &str = "/Microsoft-Server-ActiveSync";
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// The fields [`Forwarded`] writes.
+const FORWARDING: [HeaderName; 3] = [X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST];
 const WBXML: &str = "application/vnd.ms-sync.wbxml";
 /// Largest body a quarantined device's FolderSync or Sync may send (read whole, not proxied).
 const QUARANTINE_BODY_LIMIT: usize = 1024 * 1024;
@@ -617,9 +619,39 @@ impl Drop for LongPoll<'_> {
     }
 }
 
+/// The `X-Forwarded-*` fields of an upstream request. The upstream client writes them after
+/// the request's own fields: inserted into the request's header map they would make it grow
+/// (a reallocation and a rehash of every field) on most requests.
+struct Forwarded {
+    fields: [(HeaderName, HeaderValue); 3],
+    /// `X-Forwarded-Host` is left out when the device gave no host.
+    count: usize,
+}
+
+impl Forwarded {
+    fn new(forwarded_for: HeaderValue, host: Option<HeaderValue>) -> Self {
+        let count = if host.is_some() { 3 } else { 2 };
+        Forwarded {
+            fields: [
+                (X_FORWARDED_FOR, forwarded_for),
+                (X_FORWARDED_PROTO, HeaderValue::from_static("https")),
+                (
+                    X_FORWARDED_HOST,
+                    host.unwrap_or_else(|| HeaderValue::from_static("")),
+                ),
+            ],
+            count,
+        }
+    }
+
+    fn fields(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.fields[..self.count]
+    }
+}
+
 /// A request made ready for the upstream, or the answer instead.
 enum Prepared {
-    Send(Request<GatewayBody>),
+    Send(Request<GatewayBody>, Forwarded),
     Answer(Response<GatewayBody>),
     AnswerUnread(Request<Incoming>, Response<GatewayBody>),
 }
@@ -633,8 +665,8 @@ async fn forward(
     device_id: Option<&str>,
 ) -> Response<GatewayBody> {
     // Prepared without awaiting, so that a held long poll keeps only the upstream exchange.
-    let upstream_request = match prepare(app, conn, req, command, user, device_id) {
-        Prepared::Send(request) => request,
+    let (upstream_request, forwarded) = match prepare(app, conn, req, command, user, device_id) {
+        Prepared::Send(request, forwarded) => (request, forwarded),
         Prepared::Answer(response) => return response,
         Prepared::AnswerUnread(req, response) => {
             return Box::pin(answer_unread(req, response)).await
@@ -653,8 +685,11 @@ async fn forward(
     };
     let result = tokio::time::timeout(
         limit,
-        conn.upstream
-            .send(upstream_request, matches!(command, Command::Ping)),
+        conn.upstream.send(
+            upstream_request,
+            forwarded.fields(),
+            matches!(command, Command::Ping),
+        ),
     )
     .await;
     let upstream_error = |kind: &'static str| {
@@ -739,13 +774,15 @@ fn prepare(
     });
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
-    headers.remove(FORWARDED);
-    headers.insert(X_FORWARDED_FOR, conn.forwarded_for.clone());
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-    match original_host {
-        Some(host) => headers.insert(X_FORWARDED_HOST, host),
-        None => headers.remove(X_FORWARDED_HOST),
-    };
+    // The device's own forwarding fields never pass (ours are added by the upstream client).
+    let forwarding = |name: &HeaderName| name == FORWARDED || FORWARDING.contains(name);
+    if headers.keys().any(forwarding) {
+        headers.remove(FORWARDED);
+        for name in FORWARDING {
+            headers.remove(name);
+        }
+    }
+    let forwarded = Forwarded::new(conn.forwarded_for.clone(), original_host);
     if let UpstreamAuth::TrustedHeader { header: name } = &gw.config.upstream_auth {
         headers.remove(name);
         headers.remove(header::AUTHORIZATION);
@@ -776,7 +813,7 @@ fn prepare(
         }
         _ => body.boxed(),
     };
-    Prepared::Send(Request::from_parts(parts, body))
+    Prepared::Send(Request::from_parts(parts, body), forwarded)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use easgate_http1::{
     Http1Error, RequestFraming, LAST_CHUNK,
 };
 use futures_util::FutureExt;
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -196,12 +196,14 @@ impl UpstreamPool {
     }
 
     /// Send `request` (its URI in origin form, path and query; hop-by-hop headers already
-    /// removed) and return the response head; its body streams from the connection.
+    /// removed) with the `added` header fields after its own, and return the response head;
+    /// its body streams from the connection.
     /// `long_wait`: the answer usually takes minutes (a Ping), so wait for it without holding
     /// a read buffer (other requests keep their connection's buffer: fewer allocations).
     pub async fn send(
         &self,
         request: Request<GatewayBody>,
+        added: &[(HeaderName, HeaderValue)],
         long_wait: bool,
     ) -> Result<Response<GatewayBody>, UpstreamError> {
         let target = self
@@ -222,6 +224,7 @@ impl UpstreamPool {
             path,
             Some(target.host_header.as_bytes()),
             &parts.headers,
+            added,
             framing,
             &mut first,
         );
