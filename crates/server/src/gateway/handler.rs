@@ -664,13 +664,22 @@ async fn forward(
     user: Option<&str>,
     device_id: Option<&str>,
 ) -> Response<GatewayBody> {
-    // Prepared without awaiting, so that a held long poll keeps only the upstream exchange.
-    let (upstream_request, forwarded) = match prepare(app, conn, req, command, user, device_id) {
-        Prepared::Send(request, forwarded) => (request, forwarded),
-        Prepared::Answer(response) => return response,
-        Prepared::AnswerUnread(req, response) => {
-            return Box::pin(answer_unread(req, response)).await
-        }
+    // Prepared and encoded without awaiting, in a block of its own, so that a held long poll
+    // keeps only the upstream exchange (not the request's parts or its forwarding fields).
+    let sending = {
+        let (upstream_request, forwarded) = match prepare(app, conn, req, command, user, device_id)
+        {
+            Prepared::Send(request, forwarded) => (request, forwarded),
+            Prepared::Answer(response) => return response,
+            Prepared::AnswerUnread(req, response) => {
+                return Box::pin(answer_unread(req, response)).await
+            }
+        };
+        conn.upstream.send(
+            upstream_request,
+            forwarded.fields(),
+            matches!(command, Command::Ping),
+        )
     };
     let gw = &app.gateway;
     let long_poll = matches!(command, Command::Ping | Command::Sync);
@@ -683,15 +692,7 @@ async fn forward(
     } else {
         gw.config.upstream_timeout
     };
-    let result = tokio::time::timeout(
-        limit,
-        conn.upstream.send(
-            upstream_request,
-            forwarded.fields(),
-            matches!(command, Command::Ping),
-        ),
-    )
-    .await;
+    let result = tokio::time::timeout(limit, sending).await;
     let upstream_error = |kind: &'static str| {
         app.metrics
             .gateway_upstream_errors

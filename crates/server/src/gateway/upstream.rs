@@ -200,16 +200,28 @@ impl UpstreamPool {
     /// its body streams from the connection.
     /// `long_wait`: the answer usually takes minutes (a Ping), so wait for it without holding
     /// a read buffer (other requests keep their connection's buffer: fewer allocations).
-    pub async fn send(
-        &self,
+    ///
+    /// The head is encoded before this returns, so the future borrows nothing of the caller's
+    /// but the pool: what the caller built the request from need not stay alive (and take room
+    /// in every held Ping) while the answer is awaited.
+    pub fn send<'a>(
+        &'a self,
         request: Request<GatewayBody>,
         added: &[(HeaderName, HeaderValue)],
         long_wait: bool,
-    ) -> Result<Response<GatewayBody>, UpstreamError> {
-        let target = self
-            .target
-            .as_ref()
-            .ok_or_else(|| UpstreamError::Connect("no upstream configured".into()))?;
+    ) -> impl std::future::Future<Output = Result<Response<GatewayBody>, UpstreamError>> + Send + 'a
+    {
+        let outgoing = self.outgoing(request, added);
+        async move { self.exchange(outgoing?, long_wait).await }
+    }
+
+    /// The request's head and the body bytes already at hand, encoded.
+    fn outgoing(
+        &self,
+        request: Request<GatewayBody>,
+        added: &[(HeaderName, HeaderValue)],
+    ) -> Result<Outgoing, UpstreamError> {
+        let target = self.target()?;
         let (parts, mut body) = request.into_parts();
         let framing = request_framing(
             &parts.method,
@@ -230,11 +242,38 @@ impl UpstreamPool {
         );
         let mut writer = BodyWriter::new(framing);
         writer.gather(&mut body, &mut first)?;
-        let retry_after_silence =
-            matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && writer.ended;
-        let request_was_head = parts.method == Method::HEAD;
-        drop(parts);
+        Ok(Outgoing {
+            retry_after_silence: matches!(
+                parts.method,
+                Method::GET | Method::HEAD | Method::OPTIONS
+            ) && writer.ended,
+            request_was_head: parts.method == Method::HEAD,
+            first,
+            writer,
+            body,
+        })
+    }
 
+    fn target(&self) -> Result<&Target, UpstreamError> {
+        self.target
+            .as_deref()
+            .ok_or_else(|| UpstreamError::Connect("no upstream configured".into()))
+    }
+
+    /// Write `outgoing` on a pooled or new connection and read the answer's head.
+    async fn exchange(
+        &self,
+        outgoing: Outgoing,
+        long_wait: bool,
+    ) -> Result<Response<GatewayBody>, UpstreamError> {
+        let target = self.target()?;
+        let Outgoing {
+            mut first,
+            mut writer,
+            mut body,
+            retry_after_silence,
+            request_was_head,
+        } = outgoing;
         let (mut connection, mut reused) = match self.checkout() {
             Some(c) => (c, true),
             None => (Box::pin(self.connect(target)).await?, false),
@@ -349,6 +388,17 @@ fn give_back(idle: &Idle, connection: Connection) {
     if idle.len() < MAX_IDLE {
         idle.push_back((now, connection));
     }
+}
+
+/// A request ready to go: its encoded head (with the body bytes that were at hand) and the
+/// rest of its body.
+struct Outgoing {
+    first: HeadBuffer,
+    writer: BodyWriter,
+    body: GatewayBody,
+    /// It may be sent again if a reused connection closes before any answer.
+    retry_after_silence: bool,
+    request_was_head: bool,
 }
 
 /// Writes a request body in the framing its head announced, checking a declared length.
