@@ -19,8 +19,8 @@ use crate::gateway::certcheck::{check_now, Chained, ConnectionCertificate, Rejec
 use crate::gateway::config::{UpstreamAuth, LONG_POLL_LIMIT};
 use crate::gateway::partnerships::{Binding, Sighting};
 use crate::gateway::proxy::{
-    empty_body, full_body, set_header, strip_hop_by_hop, FinishOnDrop, GatewayBody, TeeBody,
-    DEVICE_INFO_LIMIT,
+    empty_body, full_body, remove_fields, set_header, strip_hop_by_hop, FinishOnDrop, GatewayBody,
+    TeeBody, DEVICE_INFO_LIMIT,
 };
 use crate::gateway::quarantine;
 use crate::metrics::{DecisionLabels, KindLabels};
@@ -76,8 +76,13 @@ const EAS_PATH: &str = "/Microsoft-Server-ActiveSync";
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-/// The fields [`Forwarded`] writes.
-const FORWARDING: [HeaderName; 3] = [X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST];
+/// The forwarding fields a device may not set: [`Forwarded`] writes the gateway's own.
+const FORWARDING: [HeaderName; 4] = [
+    FORWARDED,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+];
 const WBXML: &str = "application/vnd.ms-sync.wbxml";
 /// Largest body a quarantined device's FolderSync or Sync may send (read whole, not proxied).
 const QUARANTINE_BODY_LIMIT: usize = 1024 * 1024;
@@ -775,14 +780,7 @@ fn prepare(
     });
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
-    // The device's own forwarding fields never pass (ours are added by the upstream client).
-    let forwarding = |name: &HeaderName| name == FORWARDED || FORWARDING.contains(name);
-    if headers.keys().any(forwarding) {
-        headers.remove(FORWARDED);
-        for name in FORWARDING {
-            headers.remove(name);
-        }
-    }
+    remove_fields(headers, &FORWARDING);
     let forwarded = Forwarded::new(conn.forwarded_for.clone(), original_host);
     if let UpstreamAuth::TrustedHeader { header: name } = &gw.config.upstream_auth {
         headers.remove(name);

@@ -113,14 +113,7 @@ fn rustls_native_certs_roots() -> Vec<rustls::pki_types::CertificateDer<'static>
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus any the
 /// `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none of them: one pass over the names (standard names compare as
-    // enum tags) instead of a hashed removal per name, on every request and every answer.
-    let hop_by_hop = |name: &HeaderName| {
-        HOP_BY_HOP.contains(name)
-            || name.as_str() == "keep-alive"
-            || name.as_str() == "proxy-connection"
-    };
-    if !headers.keys().any(hop_by_hop) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -133,15 +126,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+    remove_fields(headers, &HOP_BY_HOP);
 }
 
-/// The standard hop-by-hop headers (`Keep-Alive` and `Proxy-Connection` have no constant).
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// Remove every field named in `names`. Most messages carry none of them: one pass over the
+/// message's names (standard names compare as enum tags) comes first, instead of a hashed
+/// removal per name on every request and every answer.
+pub fn remove_fields(headers: &mut HeaderMap, names: &[HeaderName]) {
+    if headers.keys().any(|name| names.contains(name)) {
+        for name in names {
+            headers.remove(name);
+        }
+    }
+}
+
+/// The hop-by-hop headers.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
@@ -149,6 +149,8 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
 ];
 
 pub fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {

@@ -34,10 +34,11 @@ use http::{Method, Request, Response, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+use tokio_util::either::Either;
 
 use crate::gateway::proxy::{BodyError, GatewayBody};
 
@@ -72,10 +73,6 @@ impl HeadBuffer {
     fn take() -> Self {
         let spare = HEAD_BUFFERS.with(|spares| spares.borrow_mut().pop());
         HeadBuffer(spare.unwrap_or_else(|| Vec::with_capacity(1024)))
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.0
     }
 
     /// Give the buffer back now; what it held is gone.
@@ -279,7 +276,7 @@ impl UpstreamPool {
             None => (Box::pin(self.connect(target)).await?, false),
         };
         loop {
-            match connection.io.write_all(first.bytes()).await {
+            match connection.io.write_all(&first).await {
                 Ok(()) => {}
                 // The upstream closed a pooled connection as the request went out: it has not
                 // seen the whole request, so send it on a new one.
@@ -328,11 +325,11 @@ impl UpstreamPool {
         };
         let _ = tcp.set_nodelay(true);
         let io = match &target.tls {
-            None => Io::Plain(tcp),
+            None => Either::Left(tcp),
             Some((connector, name)) => {
                 let handshake = connector.connect(name.clone(), tcp);
                 match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
-                    Ok(Ok(tls)) => Io::Tls(Box::new(tls)),
+                    Ok(Ok(tls)) => Either::Right(Box::new(tls)),
                     Ok(Err(e)) => return Err(UpstreamError::Connect(format!("TLS: {e}"))),
                     Err(_) => return Err(UpstreamError::Connect("TLS handshake timed out".into())),
                 }
@@ -532,7 +529,11 @@ impl Connection {
                 if long_wait {
                     self.buf = BytesMut::new();
                 }
-                self.io.readable().await?;
+                // Wait until the upstream has sent something (or closed). A TLS stream may
+                // hold decrypted bytes already, so it does not wait here.
+                if let Either::Left(tcp) = &self.io {
+                    tcp.readable().await?;
+                }
             }
             self.buf.reserve(READ_SIZE);
             let read = std::future::poll_fn(|cx| {
@@ -547,61 +548,7 @@ impl Connection {
 }
 
 /// Plain TCP or TLS to the upstream.
-enum Io {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl Io {
-    /// Wait until the upstream has sent something (or closed). A TLS stream may hold
-    /// decrypted bytes already, so it does not wait here.
-    async fn readable(&self) -> std::io::Result<()> {
-        match self {
-            Io::Plain(tcp) => tcp.readable().await,
-            Io::Tls(_) => Ok(()),
-        }
-    }
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+type Io = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// A response body read from its connection; the connection goes back to the pool at the
 /// body's end when the upstream allows, and is closed if the body is dropped before.
@@ -699,11 +646,11 @@ mod tests {
         head.extend_from_slice(b"POST /Microsoft-Server-ActiveSync?Cmd=Ping HTTP/1.1\r\n");
         let address = head.as_ptr();
         head.release();
-        assert!(head.bytes().is_empty(), "released: nothing left to send");
+        assert!(head.is_empty(), "released: nothing left to send");
         drop(head);
         let again = HeadBuffer::take();
         assert_eq!(again.as_ptr(), address, "the thread's spare is reused");
-        assert!(again.bytes().is_empty());
+        assert!(again.is_empty());
 
         let mut big = HeadBuffer::take();
         big.resize(KEPT_HEAD_CAPACITY + 1, b'x');
