@@ -626,6 +626,42 @@ fn upstream_answers_in_every_http11_framing_reach_the_device() {
     assert_eq!(last["body_len"], 300_000);
     assert_eq!(Upstream::header(&last, "content-length"), ["300000"]);
     assert!(Upstream::header(&last, "transfer-encoding").is_empty());
+
+    // An upstream that refuses a large body at once, unread, and closes: the device gets that
+    // answer (not a 502), over HTTP/1.1 and HTTP/2, with a length and chunked.
+    let huge = env.path("huge-request");
+    std::fs::write(&huge, vec![b'h'; 16 << 20]).unwrap();
+    let data = format!("@{}", huge.display());
+    for extra in [
+        &["--http1.1"][..],
+        &["--http2"][..],
+        &["--http1.1", "-H", "Transfer-Encoding: chunked"][..],
+    ] {
+        let requests_before = upstream.requests().len();
+        let mut args = extra.to_vec();
+        args.extend(["-H", "X-Test-Answer: reject-early", "--data-binary", &data]);
+        let got = curl(&env, &server, &q, Some(&phone), &args);
+        if got.0 != 413 {
+            eprintln!("DEBUGLOG {}", server.log_text());
+        }
+        assert_eq!(got, (413, b"too large".to_vec()), "{extra:?}");
+        assert_eq!(upstream.requests().len(), requests_before + 1);
+        assert_eq!(upstream.requests().last().unwrap()["body_len"], -1);
+    }
+    assert_eq!(answer("chunked").0, 200, "the next request still works");
+    // An interim answer while the body goes out is not an early answer: curl asks for
+    // 100 Continue above 1 MiB, the upstream sends it on, and the body still goes whole.
+    let (status, _) = curl(
+        &env,
+        &server,
+        &q,
+        Some(&phone),
+        &["--http1.1", "--data-binary", &data],
+    );
+    assert_eq!(status, 200);
+    let last = upstream.requests().last().unwrap().clone();
+    assert_eq!(Upstream::header(&last, "expect"), ["100-continue"]);
+    assert_eq!(last["body_len"], 16 << 20);
 }
 
 /// An HTTPS upstream (the gateway's own TLS client): its certificate is verified against

@@ -15,7 +15,9 @@ A request header `X-Test-Answer` picks another HTTP/1.1 framing for the answer (
 upstream client must read each): `chunked` (two chunks and a trailer), `close` (no length, the
 connection closes after the body), `interim` (100 Continue and 103 Early Hints first),
 `no-content` (204), `big` (1 MiB with Content-Length), `truncated` (Content-Length 100, 5 bytes,
-then close), `garbage` (not HTTP), `stall` (no answer for 10 s, then 200).
+then close), `garbage` (not HTTP), `stall` (no answer for 10 s, then 200), `reject-early` (413
+`too large` at once, the body unread, and the connection closed without draining it, as servers
+with a size limit do; such a request is recorded with body_len -1).
 """
 import http.server
 import json
@@ -62,17 +64,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 with open(path, "rb") as f:
                     return self._answer(200, f.read(), "application/pkix-crl")
             return self._answer(404, b"not found")
-        body = self._body()
+        reject = self.headers.get("x-test-answer") == "reject-early"
+        body = b"" if reject else self._body()
         entry = {
             "method": self.command,
             "path": self.path,
             "version": self.request_version,
             "headers": [[k, v] for k, v in self.headers.items()],
-            "body_len": len(body),
+            "body_len": -1 if reject else len(body),
             "peer_port": self.client_address[1],
         }
         with lock, open(record_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
+        if reject:
+            self.send_response(413)
+            self.send_header("content-length", "9")
+            self.send_header("connection", "close")
+            self.end_headers()
+            self.wfile.write(b"too large")
+            self.wfile.flush()
+            self.close_connection = True
+            return
         special = self.headers.get("x-test-answer")
         if special:
             return self._special(special)

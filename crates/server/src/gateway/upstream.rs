@@ -3,11 +3,13 @@
 //!
 //! The wire format is `easgate-http1` (its module doc says why not hyper's client); this
 //! module owns the sockets. A request's head and the body bytes already at hand go out in one
-//! write, the rest of the body streams after it, then the response head is read and its body
-//! streams back to the device from the same connection, which returns to the pool once that
-//! body has been read whole (a response abandoned half-way closes it). While a long poll waits
-//! for its answer the exchange holds the socket and no buffer: the read buffer is allocated
-//! when the upstream's first bytes are readable.
+//! write, the rest of the body streams after it (the upstream's final answer, should it come
+//! before the body is through, ends the streaming: see `UpstreamPool::respond_early`), then
+//! the response head is read and its body streams back to the device from the same
+//! connection, which returns to the pool once that body has been read whole (a response
+//! abandoned half-way closes it). While a long poll waits for its answer the exchange holds the
+//! socket and no buffer: the read buffer is allocated when the upstream's first bytes are
+//! readable.
 //!
 //! A pooled connection the upstream has closed is noticed before use (its socket reads as
 //! closed) and dropped. If the upstream closes a reused connection while the request is being
@@ -18,6 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
@@ -34,7 +37,7 @@ use http::{Method, Request, Response, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -53,6 +56,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_BATCH: usize = 64 * 1024;
 /// Bytes read from the upstream at a time.
 const READ_SIZE: usize = 8 * 1024;
+/// How long the rest of a request body is read after the upstream answered without it.
+const LINGER: Duration = Duration::from_secs(30);
 
 /// Most request-head buffers a gateway thread keeps for reuse, and the largest it keeps.
 const KEPT_HEAD_BUFFERS: usize = 64;
@@ -287,8 +292,26 @@ impl UpstreamPool {
                 }
                 Err(e) => return Err(e.into()),
             }
-            writer.stream_rest(&mut body, &mut connection.io).await?;
-            connection.io.flush().await?;
+            let streamed = writer.stream_rest(&mut body, &mut connection, request_was_head);
+            let answered_early = match streamed.await {
+                Ok(Streamed::Whole) => {
+                    connection.io.flush().await?;
+                    None
+                }
+                Ok(Streamed::Answered(head)) => Some(head),
+                // The upstream may have answered and closed before taking the whole body (a
+                // 413, say): that answer, if it got here, is the device's.
+                Err(UpstreamError::Io(e)) => {
+                    match connection.read_head(request_was_head, false).await {
+                        Ok(head) => Some(head),
+                        Err(_) => return Err(UpstreamError::Io(e)),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(head) = answered_early {
+                return Ok(self.respond_early(connection, head, body));
+            }
             if !retry_after_silence {
                 // Not sent again from here on: a held Ping keeps no head buffer.
                 first.release();
@@ -339,6 +362,25 @@ impl UpstreamPool {
             io,
             buf: BytesMut::new(),
         })
+    }
+
+    /// Respond with an answer that came before the request went out whole: the connection is
+    /// out of step and closes after it, and the rest of the device's body is read and dropped
+    /// in the background for up to [`LINGER`]. Not reading it would make the device's side
+    /// reset the connection (HTTP/1.1) or the stream (HTTP/2) while it is still sending, often
+    /// before it has read the answer (nginx's lingering close is there for the same reason).
+    fn respond_early(
+        &self,
+        connection: Connection,
+        mut head: easgate_http1::ResponseHead,
+        mut rest: GatewayBody,
+    ) -> Response<GatewayBody> {
+        tokio::spawn(async move {
+            let drain = async { while let Some(Ok(_)) = rest.frame().await {} };
+            let _ = tokio::time::timeout(LINGER, drain).await;
+        });
+        head.keep_alive = false;
+        self.respond(connection, head)
     }
 
     /// The response, its body read from `connection`, which returns to the pool at its end.
@@ -425,21 +467,31 @@ impl BodyWriter {
         Ok(())
     }
 
-    /// Stream what is left of the body, batching frames that are ready together.
+    /// Stream what is left of the body, batching frames that are ready together, until it
+    /// ends or the upstream sends its final answer first (then the rest is not sent).
     async fn stream_rest(
         &mut self,
         body: &mut GatewayBody,
-        io: &mut Io,
-    ) -> Result<(), UpstreamError> {
+        connection: &mut Connection,
+        request_was_head: bool,
+    ) -> Result<Streamed, UpstreamError> {
         let mut out = Vec::new();
         while !self.ended {
-            let frame = body.frame().await;
+            let frame = tokio::select! {
+                frame = body.frame() => frame,
+                head = connection.early_answer(request_was_head) => {
+                    return Ok(Streamed::Answered(head?));
+                }
+            };
             self.encode(frame, &mut out)?;
             self.gather(body, &mut out)?;
-            io.write_all(&out).await?;
+            let written = connection.write_unless_answered(&out, request_was_head);
+            if let Streamed::Answered(head) = written.await? {
+                return Ok(Streamed::Answered(head));
+            }
             out.clear();
         }
-        Ok(())
+        Ok(Streamed::Whole)
     }
 
     fn encode(
@@ -495,6 +547,15 @@ impl BodyWriter {
     }
 }
 
+/// How streaming a request body ended.
+enum Streamed {
+    /// All of it went out.
+    Whole,
+    /// The upstream's final answer came first (interim ones such as 100 Continue do not
+    /// stop the body).
+    Answered(easgate_http1::ResponseHead),
+}
+
 /// A connection to the upstream and the bytes read from it but not yet used.
 struct Connection {
     io: Io,
@@ -512,6 +573,59 @@ impl Connection {
             Pin::new(&mut self.io).poll_read(&mut cx, &mut read),
             Poll::Pending
         )
+    }
+
+    /// Read what the upstream sends while the request is still going out: `Ready` with its
+    /// final answer's head (interim answers are skipped), or an error if it closed.
+    fn poll_early_answer(
+        &mut self,
+        cx: &mut Context<'_>,
+        request_was_head: bool,
+    ) -> Poll<Result<easgate_http1::ResponseHead, UpstreamError>> {
+        loop {
+            if let Some(head) = parse_response_head(&mut self.buf, request_was_head)? {
+                return Poll::Ready(Ok(head));
+            }
+            self.buf.reserve(READ_SIZE);
+            let read = ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut self.io),
+                cx,
+                &mut self.buf
+            ))?;
+            if read == 0 {
+                return Poll::Ready(Err(UpstreamError::ClosedBeforeAnswer));
+            }
+        }
+    }
+
+    async fn early_answer(
+        &mut self,
+        request_was_head: bool,
+    ) -> Result<easgate_http1::ResponseHead, UpstreamError> {
+        std::future::poll_fn(|cx| self.poll_early_answer(cx, request_was_head)).await
+    }
+
+    /// Write `bytes`, unless the upstream's final answer comes first: an upstream that refuses
+    /// the body may stop reading it, and the write would wait for ever.
+    async fn write_unless_answered(
+        &mut self,
+        bytes: &[u8],
+        request_was_head: bool,
+    ) -> Result<Streamed, UpstreamError> {
+        let mut written = 0;
+        std::future::poll_fn(|cx| {
+            while written < bytes.len() {
+                if let Poll::Ready(head) = self.poll_early_answer(cx, request_was_head) {
+                    return Poll::Ready(head.map(Streamed::Answered));
+                }
+                match ready!(Pin::new(&mut self.io).poll_write(cx, &bytes[written..]))? {
+                    0 => return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into())),
+                    n => written += n,
+                }
+            }
+            Poll::Ready(Ok(Streamed::Whole))
+        })
+        .await
     }
 
     /// Read until a final response head is complete. With `long_wait` the buffer is given up
