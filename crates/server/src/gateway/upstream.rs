@@ -292,22 +292,19 @@ impl UpstreamPool {
                 }
                 Err(e) => return Err(e.into()),
             }
-            let streamed = writer.stream_rest(&mut body, &mut connection, request_was_head);
-            let answered_early = match streamed.await {
-                Ok(Streamed::Whole) => {
-                    connection.io.flush().await?;
-                    None
-                }
-                Ok(Streamed::Answered(head)) => Some(head),
-                // The upstream may have answered and closed before taking the whole body (a
-                // 413, say): that answer, if it got here, is the device's.
-                Err(UpstreamError::Io(e)) => {
-                    match connection.read_head(request_was_head, false).await {
-                        Ok(head) => Some(head),
-                        Err(_) => return Err(UpstreamError::Io(e)),
-                    }
-                }
-                Err(e) => return Err(e),
+            let answered_early = if writer.ended {
+                connection.io.flush().await?;
+                None
+            } else {
+                // Boxed: a body that streams on is rare (large uploads), and its states
+                // would otherwise add to the size of every exchange, held Pings included.
+                Box::pin(send_rest(
+                    &mut writer,
+                    &mut body,
+                    &mut connection,
+                    request_was_head,
+                ))
+                .await?
             };
             if let Some(head) = answered_early {
                 return Ok(self.respond_early(connection, head, body));
@@ -544,6 +541,29 @@ impl BodyWriter {
             }
         }
         Ok(())
+    }
+}
+
+/// Send what is left of a request body: `Some` with the upstream's final answer if it came
+/// first. The upstream may also have answered and closed before taking the whole body (a 413,
+/// say): when writing fails, that answer, if it got here, is the device's.
+async fn send_rest(
+    writer: &mut BodyWriter,
+    body: &mut GatewayBody,
+    connection: &mut Connection,
+    request_was_head: bool,
+) -> Result<Option<easgate_http1::ResponseHead>, UpstreamError> {
+    match writer.stream_rest(body, connection, request_was_head).await {
+        Ok(Streamed::Whole) => {
+            connection.io.flush().await?;
+            Ok(None)
+        }
+        Ok(Streamed::Answered(head)) => Ok(Some(head)),
+        Err(UpstreamError::Io(e)) => match connection.read_head(request_was_head, false).await {
+            Ok(head) => Ok(Some(head)),
+            Err(_) => Err(UpstreamError::Io(e)),
+        },
+        Err(e) => Err(e),
     }
 }
 
