@@ -15,7 +15,8 @@ A request header `X-Test-Answer` picks another HTTP/1.1 framing for the answer (
 upstream client must read each): `chunked` (two chunks and a trailer), `close` (no length, the
 connection closes after the body), `interim` (100 Continue and 103 Early Hints first),
 `no-content` (204), `big` (1 MiB with Content-Length), `truncated` (Content-Length 100, 5 bytes,
-then close), `garbage` (not HTTP), `stall` (no answer for 10 s, then 200), `reject-early` (413
+then close), `garbage` (not HTTP), `stall` (no answer for 10 s, then 200 `late`), `slow` (the
+same after 1 s), `reject-early` (413
 `too large` at once, the body unread, and the connection closed without draining it, as servers
 with a size limit do; such a request is recorded with body_len -1).
 """
@@ -91,8 +92,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._answer(200, b"ok")
 
     def _special(self, kind):
-        if kind == "stall":
-            time.sleep(10)
+        if kind in ("stall", "slow"):
+            time.sleep(10 if kind == "stall" else 1)
             return self._answer(200, b"late")
         raw = {
             "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -648,6 +648,33 @@ impl Connection {
         .await
     }
 
+    /// Wait, holding no buffer of ours, until the upstream has sent bytes of its answer, or
+    /// closed, or failed (the read that follows reports which). Over TLS the socket's bytes go
+    /// to rustls first: a session ticket or another post-handshake message makes the socket
+    /// readable without any answer (TLS 1.3 servers send tickets after the handshake, so a
+    /// Ping on a new connection gets them while it waits), and the wait goes on until rustls
+    /// holds plaintext.
+    async fn wait_for_answer(&mut self) -> io::Result<()> {
+        let tls = match &mut self.io {
+            Either::Left(tcp) => return tcp.readable().await,
+            Either::Right(tls) => tls,
+        };
+        let (tcp, session) = tls.get_mut();
+        loop {
+            match session.process_new_packets() {
+                Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {}
+                _ => return Ok(()),
+            }
+            tcp.readable().await?;
+            match session.read_tls(&mut TryRead(tcp)) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
     /// Read until a final response head is complete. With `long_wait` the buffer is given up
     /// while waiting (for minutes) and a new one taken when the answer comes.
     async fn read_head(
@@ -663,11 +690,7 @@ impl Connection {
                 if long_wait {
                     self.buf = BytesMut::new();
                 }
-                // Wait until the upstream has sent something (or closed). A TLS stream may
-                // hold decrypted bytes already, so it does not wait here.
-                if let Either::Left(tcp) = &self.io {
-                    tcp.readable().await?;
-                }
+                self.wait_for_answer().await?;
             }
             self.buf.reserve(READ_SIZE);
             let read = std::future::poll_fn(|cx| {
@@ -678,6 +701,16 @@ impl Connection {
                 return Err(UpstreamError::ClosedBeforeAnswer);
             }
         }
+    }
+}
+
+/// `std::io::Read` over a tokio socket's non-blocking read (which clears the socket's
+/// readiness when it would block), for rustls's `read_tls`.
+struct TryRead<'a>(&'a TcpStream);
+
+impl io::Read for TryRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
     }
 }
 
