@@ -76,8 +76,9 @@ const EAS_PATH: &str = "/Microsoft-Server-ActiveSync";
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-/// The forwarding fields a device may not set: [`Forwarded`] writes the gateway's own.
-const FORWARDING: [HeaderName; 4] = [
+/// The forwarding fields a device may not set: [`Forwarded`] writes the gateway's own. A
+/// `static`, like `proxy::HOP_BY_HOP`: not built and dropped at every use.
+static FORWARDING: [HeaderName; 4] = [
     FORWARDED,
     X_FORWARDED_FOR,
     X_FORWARDED_PROTO,

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use easgate_http1::{
     encode_chunk, encode_request_head, parse_response_head, request_framing, BodyDecoder, Decoded,
-    Http1Error, RequestFraming, LAST_CHUNK,
+    Http1Error, RequestFraming, ResponseHead, LAST_CHUNK,
 };
 use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue};
@@ -292,23 +292,15 @@ impl UpstreamPool {
                 }
                 Err(e) => return Err(e.into()),
             }
-            let answered_early = if writer.ended {
-                connection.io.flush().await?;
-                None
-            } else {
+            if !writer.ended {
                 // Boxed: a body that streams on is rare (large uploads), and its states
                 // would otherwise add to the size of every exchange, held Pings included.
-                Box::pin(send_rest(
-                    &mut writer,
-                    &mut body,
-                    &mut connection,
-                    request_was_head,
-                ))
-                .await?
-            };
-            if let Some(head) = answered_early {
-                return Ok(self.respond_early(connection, head, body));
+                let rest = send_rest(&mut writer, &mut body, &mut connection, request_was_head);
+                if let Some(head) = Box::pin(rest).await? {
+                    return Ok(self.respond_early(connection, head, body));
+                }
             }
+            connection.io.flush().await?;
             if !retry_after_silence {
                 // Not sent again from here on: a held Ping keeps no head buffer.
                 first.release();
@@ -369,7 +361,7 @@ impl UpstreamPool {
     fn respond_early(
         &self,
         connection: Connection,
-        mut head: easgate_http1::ResponseHead,
+        mut head: ResponseHead,
         mut rest: GatewayBody,
     ) -> Response<GatewayBody> {
         tokio::spawn(async move {
@@ -381,11 +373,7 @@ impl UpstreamPool {
     }
 
     /// The response, its body read from `connection`, which returns to the pool at its end.
-    fn respond(
-        &self,
-        connection: Connection,
-        head: easgate_http1::ResponseHead,
-    ) -> Response<GatewayBody> {
+    fn respond(&self, connection: Connection, head: ResponseHead) -> Response<GatewayBody> {
         let mut response = Response::new(crate::gateway::proxy::empty_body());
         *response.status_mut() = head.status;
         *response.headers_mut() = head.headers;
@@ -465,30 +453,31 @@ impl BodyWriter {
     }
 
     /// Stream what is left of the body, batching frames that are ready together, until it
-    /// ends or the upstream sends its final answer first (then the rest is not sent).
+    /// ends (`None`) or the upstream's final answer comes first (then the rest is not sent;
+    /// interim answers such as 100 Continue do not stop the body).
     async fn stream_rest(
         &mut self,
         body: &mut GatewayBody,
         connection: &mut Connection,
         request_was_head: bool,
-    ) -> Result<Streamed, UpstreamError> {
+    ) -> Result<Option<ResponseHead>, UpstreamError> {
         let mut out = Vec::new();
         while !self.ended {
             let frame = tokio::select! {
                 frame = body.frame() => frame,
-                head = connection.early_answer(request_was_head) => {
-                    return Ok(Streamed::Answered(head?));
-                }
+                head = connection.early_answer(request_was_head) => return head.map(Some),
             };
             self.encode(frame, &mut out)?;
             self.gather(body, &mut out)?;
-            let written = connection.write_unless_answered(&out, request_was_head);
-            if let Streamed::Answered(head) = written.await? {
-                return Ok(Streamed::Answered(head));
+            let answered = connection
+                .write_unless_answered(&out, request_was_head)
+                .await?;
+            if answered.is_some() {
+                return Ok(answered);
             }
             out.clear();
         }
-        Ok(Streamed::Whole)
+        Ok(None)
     }
 
     fn encode(
@@ -552,28 +541,14 @@ async fn send_rest(
     body: &mut GatewayBody,
     connection: &mut Connection,
     request_was_head: bool,
-) -> Result<Option<easgate_http1::ResponseHead>, UpstreamError> {
+) -> Result<Option<ResponseHead>, UpstreamError> {
     match writer.stream_rest(body, connection, request_was_head).await {
-        Ok(Streamed::Whole) => {
-            connection.io.flush().await?;
-            Ok(None)
-        }
-        Ok(Streamed::Answered(head)) => Ok(Some(head)),
         Err(UpstreamError::Io(e)) => match connection.read_head(request_was_head, false).await {
             Ok(head) => Ok(Some(head)),
             Err(_) => Err(UpstreamError::Io(e)),
         },
-        Err(e) => Err(e),
+        sent => sent,
     }
-}
-
-/// How streaming a request body ended.
-enum Streamed {
-    /// All of it went out.
-    Whole,
-    /// The upstream's final answer came first (interim ones such as 100 Continue do not
-    /// stop the body).
-    Answered(easgate_http1::ResponseHead),
 }
 
 /// A connection to the upstream and the bytes read from it but not yet used.
@@ -601,7 +576,7 @@ impl Connection {
         &mut self,
         cx: &mut Context<'_>,
         request_was_head: bool,
-    ) -> Poll<Result<easgate_http1::ResponseHead, UpstreamError>> {
+    ) -> Poll<Result<ResponseHead, UpstreamError>> {
         loop {
             if let Some(head) = parse_response_head(&mut self.buf, request_was_head)? {
                 return Poll::Ready(Ok(head));
@@ -621,7 +596,7 @@ impl Connection {
     async fn early_answer(
         &mut self,
         request_was_head: bool,
-    ) -> Result<easgate_http1::ResponseHead, UpstreamError> {
+    ) -> Result<ResponseHead, UpstreamError> {
         std::future::poll_fn(|cx| self.poll_early_answer(cx, request_was_head)).await
     }
 
@@ -631,19 +606,19 @@ impl Connection {
         &mut self,
         bytes: &[u8],
         request_was_head: bool,
-    ) -> Result<Streamed, UpstreamError> {
+    ) -> Result<Option<ResponseHead>, UpstreamError> {
         let mut written = 0;
         std::future::poll_fn(|cx| {
             while written < bytes.len() {
                 if let Poll::Ready(head) = self.poll_early_answer(cx, request_was_head) {
-                    return Poll::Ready(head.map(Streamed::Answered));
+                    return Poll::Ready(head.map(Some));
                 }
                 match ready!(Pin::new(&mut self.io).poll_write(cx, &bytes[written..]))? {
                     0 => return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into())),
                     n => written += n,
                 }
             }
-            Poll::Ready(Ok(Streamed::Whole))
+            Poll::Ready(Ok(None))
         })
         .await
     }
@@ -681,7 +656,7 @@ impl Connection {
         &mut self,
         request_was_head: bool,
         long_wait: bool,
-    ) -> Result<easgate_http1::ResponseHead, UpstreamError> {
+    ) -> Result<ResponseHead, UpstreamError> {
         loop {
             if let Some(head) = parse_response_head(&mut self.buf, request_was_head)? {
                 return Ok(head);
