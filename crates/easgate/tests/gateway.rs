@@ -592,37 +592,26 @@ fn upstream_answers_in_every_http11_framing_reach_the_device() {
     // The next request still works (on a new connection).
     assert_eq!(answer("chunked").0, 200);
 
-    // Request bodies: chunked from the device (no length) goes upstream chunked, whole.
+    // Request bodies: `upload` sends a file's bytes with more curl arguments and returns the
+    // status and what the upstream recorded of the last request.
+    let upload = |file: &Path, args: &[&str]| {
+        let data = format!("@{}", file.display());
+        let mut args = args.to_vec();
+        args.extend(["--data-binary", &data]);
+        let (status, body) = curl(&env, &server, &q, Some(&phone), &args);
+        let last = upstream.requests().last().unwrap().clone();
+        (status, body, last)
+    };
+    // Chunked from the device (no length) goes upstream chunked, whole.
     let big = env.path("big-request");
     std::fs::write(&big, vec![b'r'; 300_000]).unwrap();
-    let data = format!("@{}", big.display());
-    let (status, _) = curl(
-        &env,
-        &server,
-        &q,
-        Some(&phone),
-        &[
-            "--http1.1",
-            "-H",
-            "Transfer-Encoding: chunked",
-            "--data-binary",
-            &data,
-        ],
-    );
+    let (status, _, last) = upload(&big, &["--http1.1", "-H", "Transfer-Encoding: chunked"]);
     assert_eq!(status, 200);
-    let last = upstream.requests().last().unwrap().clone();
     assert_eq!(last["body_len"], 300_000);
     assert_eq!(Upstream::header(&last, "transfer-encoding"), ["chunked"]);
     // With a length (here over HTTP/2) it goes with that Content-Length.
-    let (status, _) = curl(
-        &env,
-        &server,
-        &q,
-        Some(&phone),
-        &["--http2", "--data-binary", &data],
-    );
+    let (status, _, last) = upload(&big, &["--http2"]);
     assert_eq!(status, 200);
-    let last = upstream.requests().last().unwrap().clone();
     assert_eq!(last["body_len"], 300_000);
     assert_eq!(Upstream::header(&last, "content-length"), ["300000"]);
     assert!(Upstream::header(&last, "transfer-encoding").is_empty());
@@ -631,7 +620,6 @@ fn upstream_answers_in_every_http11_framing_reach_the_device() {
     // answer (not a 502), over HTTP/1.1 and HTTP/2, with a length and chunked.
     let huge = env.path("huge-request");
     std::fs::write(&huge, vec![b'h'; 16 << 20]).unwrap();
-    let data = format!("@{}", huge.display());
     for extra in [
         &["--http1.1"][..],
         &["--http2"][..],
@@ -639,27 +627,21 @@ fn upstream_answers_in_every_http11_framing_reach_the_device() {
     ] {
         let requests_before = upstream.requests().len();
         let mut args = extra.to_vec();
-        args.extend(["-H", "X-Test-Answer: reject-early", "--data-binary", &data]);
-        let got = curl(&env, &server, &q, Some(&phone), &args);
-        if got.0 != 413 {
-            eprintln!("DEBUGLOG {}", server.log_text());
-        }
-        assert_eq!(got, (413, b"too large".to_vec()), "{extra:?}");
+        args.extend(["-H", "X-Test-Answer: reject-early"]);
+        let (status, body, last) = upload(&huge, &args);
+        assert_eq!(
+            (status, body.as_slice()),
+            (413, &b"too large"[..]),
+            "{extra:?}"
+        );
         assert_eq!(upstream.requests().len(), requests_before + 1);
-        assert_eq!(upstream.requests().last().unwrap()["body_len"], -1);
+        assert_eq!(last["body_len"], -1);
     }
     assert_eq!(answer("chunked").0, 200, "the next request still works");
     // An interim answer while the body goes out is not an early answer: curl asks for
     // 100 Continue above 1 MiB, the upstream sends it on, and the body still goes whole.
-    let (status, _) = curl(
-        &env,
-        &server,
-        &q,
-        Some(&phone),
-        &["--http1.1", "--data-binary", &data],
-    );
+    let (status, _, last) = upload(&huge, &["--http1.1"]);
     assert_eq!(status, 200);
-    let last = upstream.requests().last().unwrap().clone();
     assert_eq!(Upstream::header(&last, "expect"), ["100-continue"]);
     assert_eq!(last["body_len"], 16 << 20);
 }
