@@ -429,10 +429,8 @@ impl EasRequest {
             return Err(QueryError::Empty);
         }
         // Base64 has `=` only as trailing padding and never `&`: anything else is the plain form.
-        let unpadded = query
-            .trim_end_matches("%3D")
-            .trim_end_matches("%3d")
-            .trim_end_matches('=');
+        // (Padding sent percent-encoded, `%3D`, has neither character.)
+        let unpadded = query.trim_end_matches('=');
         let mut request = if unpadded.contains(['=', '&']) {
             parse_plain(query)?
         } else {

@@ -144,10 +144,11 @@ impl TrustedRevocation {
     }
 }
 
-/// Every trusted CA's revocation state, by name.
+/// Every trusted CA's revocation state, by name (foldhash: looked up on every request, keyed
+/// by the admin's CA names only).
 #[derive(Default)]
 pub struct TrustedCrls {
-    pub by_ca: RwLock<HashMap<String, Arc<TrustedRevocation>>>,
+    pub by_ca: RwLock<foldhash::HashMap<String, Arc<TrustedRevocation>>>,
 }
 
 impl TrustedCrls {
