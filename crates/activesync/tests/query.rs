@@ -127,7 +127,10 @@ fn base64_attachment_item_and_collection_parameters() {
         .replace('+', "%2B")
         .replace('/', "%2F")
         .replace('=', "%3D");
-    assert!(encoded.ends_with("%3D"), "padding sent percent-encoded: {encoded}");
+    assert!(
+        encoded.ends_with("%3D"),
+        "padding sent percent-encoded: {encoded}"
+    );
     let request = EasRequest::parse(&encoded, [("MS-ASProtocolVersion", "16.1")]).unwrap();
     assert_eq!(request.command, Command::GetAttachment);
     assert_eq!(
