@@ -109,9 +109,11 @@ fn curl(
     cert: Option<&(PathBuf, PathBuf)>,
     extra: &[&str],
 ) -> (u16, Vec<u8>) {
+    // A file of its own per call: tests run curl from several threads at once.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let port = server.gateway.port();
-    let body = env.path("curl-body");
-    let _ = std::fs::remove_file(&body);
+    let body = env.path(&format!("curl-body-{call}"));
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-o"])
         .arg(&body)
@@ -727,7 +729,8 @@ fn an_https_upstream_is_verified_against_the_upstream_ca() {
     });
     assert!(
         pings.iter().all(|p| *p == (200, b"late".to_vec())),
-        "{pings:?}"
+        "{pings:?}\n{}",
+        server.log_text()
     );
     assert_eq!(upstream.requests().len(), 5);
     drop(server);
