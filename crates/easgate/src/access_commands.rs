@@ -70,6 +70,9 @@ pub async fn policy(e: &Easgate, cmd: PolicyCommand, as_json: bool) -> Result<()
         PolicyCommand::List => {
             let rules = e.list_rules().await?;
             let default = e.default_action().await?;
+            for warning in e.shadowed_rules().await? {
+                eprintln!("warning: {warning}");
+            }
             if as_json {
                 return json(&serde_json::json!({
                     "rules": rules,
@@ -106,22 +109,32 @@ pub async fn policy(e: &Easgate, cmd: PolicyCommand, as_json: bool) -> Result<()
             platform,
             client,
             device_state,
+            cert,
             ip,
             device_id,
         } => {
-            let (platform, client, state) = (word(&platform), word(&client), word(&device_state));
+            let (platform, client) = (word(&platform), word(&client));
+            let state = device_state.as_ref().map(word);
+            let cert = cert.as_ref().map(word);
             let answer = e
                 .policy_test(&WhatIf {
                     user: &user,
                     platform: Some(&platform),
                     client: Some(&client),
-                    device_state: Some(&state),
+                    device_state: state.as_deref(),
                     ip: ip.as_deref(),
                     eas_device_id: device_id.as_deref(),
+                    cert: cert.as_deref(),
                 })
                 .await?;
+            for warning in &answer.warnings {
+                eprintln!("warning: {warning}");
+            }
             if as_json {
                 return json(&answer);
+            }
+            if answer.suspect {
+                eprintln!("note: this DeviceId is bound to a certificate the request does not present: a possible spoof, which inherits no override");
             }
             fields(&[
                 ("decision", answer.action.clone()),
@@ -129,11 +142,12 @@ pub async fn policy(e: &Easgate, cmd: PolicyCommand, as_json: bool) -> Result<()
                 (
                     "request",
                     format!(
-                        "user {} groups [{}] platform {} client {} {}",
+                        "user {} groups [{}] platform {} client {} certificate {} ({})",
                         answer.user,
                         answer.groups.join(","),
                         answer.platform,
                         answer.client,
+                        answer.cert,
                         answer.device_state
                     ),
                 ),
@@ -147,6 +161,14 @@ fn time_or_dash(t: Option<i64>) -> String {
     t.map(rfc3339).unwrap_or_else(|| "-".into())
 }
 
+fn last_refusal(p: &Partnership) -> String {
+    match (&p.last_refusal_at, &p.last_refusal) {
+        (Some(at), Some(why)) => format!("{} {why}", rfc3339(*at)),
+        (Some(at), None) => rfc3339(*at),
+        _ => "-".into(),
+    }
+}
+
 fn model(p: &Partnership) -> String {
     p.model
         .clone()
@@ -158,6 +180,9 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
     let (id, action, reason) = match cmd {
         EasCommand::List { user } => {
             let list = e.list_partnerships(user.as_deref()).await?;
+            for o in e.unmanaged_overrides().await? {
+                eprintln!("warning: device {o} is allowed WITHOUT a certificate (eas allow --unmanaged): anyone who sends its DeviceId gets to the mail server's password prompt");
+            }
             if as_json {
                 return json(&list);
             }
@@ -166,12 +191,17 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
                 .map(|p| {
                     vec![
                         p.user.clone(),
-                        p.eas_device_id.clone(),
+                        if p.suspect {
+                            format!("{} (possible spoof)", p.eas_device_id)
+                        } else {
+                            p.eas_device_id.clone()
+                        },
                         model(p),
                         format!("{}/{}", p.platform, p.client),
                         p.device_state.clone(),
                         p.access_state.clone(),
                         time_or_dash(p.last_sync),
+                        last_refusal(p),
                         p.access_reason.clone(),
                     ]
                 })
@@ -185,6 +215,7 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
                     "STATE",
                     "ACCESS",
                     "LAST SYNC",
+                    "LAST REFUSAL",
                     "REASON",
                 ],
                 &rows,
@@ -202,9 +233,16 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
                 device
                     .override_
                     .as_ref()
-                    .map(|o| match &o.reason {
-                        Some(r) => format!("{} ({r})", o.action),
-                        None => o.action.clone(),
+                    .map(|o| {
+                        let action = if o.unmanaged {
+                            format!("{} WITHOUT a certificate (--unmanaged)", o.action)
+                        } else {
+                            o.action.clone()
+                        };
+                        match &o.reason {
+                            Some(r) => format!("{action} ({r})"),
+                            None => action,
+                        }
                     })
                     .unwrap_or_else(|| "none (rules decide)".into()),
             ));
@@ -221,6 +259,14 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
                 println!();
                 fields(&[
                     ("user", p.user.clone()),
+                    (
+                        "record",
+                        if p.suspect {
+                            "POSSIBLE SPOOF: requests that named this DeviceId without the certificate bound to it".into()
+                        } else {
+                            "the device".into()
+                        },
+                    ),
                     ("device type", p.device_type.clone().unwrap_or_default()),
                     ("model", p.model.clone().unwrap_or_default()),
                     ("os", p.os.clone().unwrap_or_default()),
@@ -242,6 +288,7 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
                         "access",
                         format!("{} ({})", p.access_state, p.access_reason),
                     ),
+                    ("last refusal", last_refusal(p)),
                 ]);
             }
             return Ok(());
@@ -254,7 +301,30 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
         EasCommand::Allow {
             eas_device_id,
             reason,
-        } => (eas_device_id, "allow", reason),
+            unmanaged,
+        } => {
+            e.set_eas_override(&eas_device_id, "allow", reason.as_deref(), unmanaged)
+                .await?;
+            if unmanaged {
+                println!("device {eas_device_id}: allow, with or without a certificate (applies to its next request)");
+                eprintln!("warning: device {eas_device_id} now reaches the mail server without a certificate; the mail server's own password check is all that stands in the way");
+            } else {
+                println!("device {eas_device_id}: allow with a valid certificate (applies to its next request)");
+                let seen = e.list_partnerships(None).await?;
+                let unmanaged_only = seen
+                    .iter()
+                    .filter(|p| p.eas_device_id.eq_ignore_ascii_case(&eas_device_id) && !p.suspect)
+                    .all(|p| p.device_state == "unmanaged");
+                if unmanaged_only
+                    && seen
+                        .iter()
+                        .any(|p| p.eas_device_id.eq_ignore_ascii_case(&eas_device_id))
+                {
+                    eprintln!("note: device {eas_device_id} has only been seen without a certificate; this allow needs one (enroll the device, or `eas allow {eas_device_id} --unmanaged` with passthrough authentication)");
+                }
+            }
+            return Ok(());
+        }
         EasCommand::Block {
             eas_device_id,
             reason,
@@ -264,7 +334,9 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
             reason,
         } => (eas_device_id, "quarantine", reason),
     };
-    let action = e.set_eas_override(&id, action, reason.as_deref()).await?;
+    let action = e
+        .set_eas_override(&id, action, reason.as_deref(), false)
+        .await?;
     println!("device {id}: {action} (applies to its next request)");
     Ok(())
 }

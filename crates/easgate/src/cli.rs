@@ -575,11 +575,14 @@ pub fn word<T: ValueEnum>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-/// Rules are evaluated by ascending priority (ties by name); the first rule whose every given
-/// condition holds decides; a condition given several times matches any of its values. A
-/// per-device override (`easgate eas allow|block|quarantine`) comes before every rule; the
-/// default action after them. A new install has one rule, `allow-managed` (priority 100), and
-/// the default `block`.
+/// Order of decision (docs/security.md): hard refusals first — a certificate that failed a
+/// check, a disabled user, a request `User` that is not the certificate's, a certificate bound
+/// to another DeviceId, and with --upstream-auth trusted-header any request without a valid
+/// certificate; no override, rule or default can allow those. Then a per-device override
+/// (`easgate eas allow|block|quarantine`), then the rules by ascending priority (ties by name;
+/// the first rule whose every given condition holds decides; a condition given several times
+/// matches any of its values), then the default action. A new install has one rule,
+/// `allow-managed` (priority 100), and the default `block`.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Add a rule.
@@ -606,7 +609,8 @@ pub enum PolicyCommand {
         #[arg(long = "client", value_enum)]
         clients: Vec<ClientArg>,
         /// managed = a valid certificate of an enrolled device (or of a trusted CA);
-        /// unmanaged = no certificate or a certificate that failed a check (repeatable).
+        /// unmanaged = no certificate (repeatable). A certificate that fails a check is
+        /// refused before any rule.
         #[arg(long = "device-state", value_enum)]
         device_states: Vec<DeviceStateArg>,
         /// The client's address is in this network, e.g. 10.0.0.0/8 (repeatable).
@@ -624,7 +628,12 @@ pub enum PolicyCommand {
         #[arg(value_enum)]
         action: ActionArg,
     },
-    /// What-if: the decision for a request like this, and the rule that made it.
+    /// What-if: the decision for a request like this, and what made it, in the gateway's
+    /// order (hard refusals, override, rules, default).
+    ///
+    /// Example: would alice's phone get in with its certificate revoked?
+    ///   easgate policy test --user alice@corp.example --cert revoked --device-id ApplF17XK2Q3
+    #[command(verbatim_doc_comment)]
     Test {
         /// The user (UPN) of the request; groups come from the directory.
         #[arg(long)]
@@ -633,12 +642,18 @@ pub enum PolicyCommand {
         platform: RulePlatformArg,
         #[arg(long, value_enum, default_value = "native")]
         client: ClientArg,
-        #[arg(long = "device-state", value_enum, default_value = "managed")]
-        device_state: DeviceStateArg,
+        /// managed = --cert valid; unmanaged = --cert none.
+        #[arg(long = "device-state", value_enum)]
+        device_state: Option<DeviceStateArg>,
+        /// The certificate the request presents: valid, none, or one that is revoked, expired
+        /// or of a foreign CA [default: valid, or none with --device-state unmanaged].
+        #[arg(long, value_enum)]
+        cert: Option<CertStateArg>,
         /// The client's IP address.
         #[arg(long)]
         ip: Option<String>,
-        /// An EAS DeviceId, to take its override into account.
+        /// An EAS DeviceId, to take its override into account (and, without a valid
+        /// certificate, whether the DeviceId is bound to one: a possible spoof).
         #[arg(long = "device-id", value_name = "EAS_DEVICE_ID")]
         device_id: Option<String>,
     },
@@ -654,11 +669,20 @@ pub enum EasCommand {
     },
     /// Everything known of one EAS DeviceId: partnerships, override, bound certificates.
     Show { eas_device_id: String },
-    /// Let this device through, whatever the rules say.
+    /// Let this device through, whatever the rules say — with a valid certificate only.
+    ///
+    /// Hard refusals still apply (revoked or failed certificate, retired device, disabled
+    /// user, another user's `User`). A request that names this DeviceId without the
+    /// certificate bound to it never inherits the override.
     Allow {
         eas_device_id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Also let it through without a certificate (a device not enrolled). Only with
+        /// --upstream-auth passthrough, where the mail server still asks for the user's own
+        /// password; listed with a warning in `eas list`.
+        #[arg(long)]
+        unmanaged: bool,
     },
     /// Refuse this device (HTTP 403, EAS status 129), whatever the rules say.
     Block {
@@ -674,6 +698,16 @@ pub enum EasCommand {
     },
     /// Forget the device's partnerships and override (the rules decide again).
     Clear { eas_device_id: String },
+}
+
+/// The certificate `policy test` simulates.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CertStateArg {
+    Valid,
+    None,
+    Revoked,
+    Expired,
+    Foreign,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

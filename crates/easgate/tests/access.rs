@@ -192,9 +192,34 @@ fn per_device_decisions_come_before_every_rule() {
     let show = env.json(&["eas", "show", "ApplDEADBEEF"]);
     assert_eq!(show["override"]["reason"], "reported lost");
     assert_eq!(show["partnerships"].as_array().unwrap().len(), 0);
+    // The unmanaged request was blocked by the override, as block holds with or without a
+    // certificate.
+    assert_eq!(unmanaged_what_if()["matched"], "override");
     env.ok(&["eas", "allow", "ApplDEADBEEF"]);
+    // An allow needs a valid certificate: without one the rules decide.
+    let unmanaged = unmanaged_what_if();
+    assert_eq!(
+        (unmanaged["action"].as_str(), unmanaged["matched"].as_str()),
+        (Some("block"), Some("default"))
+    );
+    let managed = env.json(&[
+        "policy",
+        "test",
+        "--user",
+        "alice@corp.example",
+        "--device-id",
+        "ApplDEADBEEF",
+    ]);
+    assert_eq!(managed["matched"], "override");
+    // Allowing it without a certificate is its own, explicit act.
+    env.ok(&["eas", "allow", "ApplDEADBEEF", "--unmanaged"]);
     let allowed = unmanaged_what_if();
     assert_eq!(allowed["action"], "allow");
+    assert_eq!(
+        env.run(&["eas", "block", "ApplDEADBEEF", "--unmanaged"])
+            .code,
+        2
+    );
     env.ok(&["eas", "clear", "ApplDEADBEEF"]);
     let after = unmanaged_what_if();
     assert_eq!(after["matched"], "default");

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use easgate_policy::analysis::UnmanagedAllowance;
 use easgate_policy::{
-    parse_action, parse_client, parse_device_state, parse_platform, Action, Decision, Override,
-    Policy, Rule, RuleWords,
+    parse_action, parse_client, parse_device_state, parse_platform, Action, Certificate, Decision,
+    DeviceState, Facts, Override, Policy, Rule, RuleWords,
 };
 use easgate_store::{AccessRule, EasOverride, Partnership};
 use serde::Serialize;
@@ -19,6 +20,14 @@ use crate::Easgate;
 
 /// Settings key of the default action (absent: block).
 pub const DEFAULT_ACTION_SETTING: &str = "policy.default";
+
+/// Settings key of the upstream authentication mode the server last started with
+/// (`passthrough` or `trusted-header`): what `policy add`, `policy default` and
+/// `eas allow --unmanaged` check before they let devices without a certificate in.
+pub const UPSTREAM_AUTH_SETTING: &str = "gateway.upstream_auth";
+
+/// The `--upstream-auth` word of trusted-header mode.
+pub const TRUSTED_HEADER: &str = "trusted-header";
 
 /// Priority a rule gets without `--priority`: after every existing rule.
 const PRIORITY_STEP: i32 = 10;
@@ -31,6 +40,9 @@ pub struct WhatIf<'a> {
     pub device_state: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub eas_device_id: Option<&'a str>,
+    /// `valid`, `none`, `revoked`, `expired` or `foreign`; default: from `device_state`, else
+    /// valid.
+    pub cert: Option<&'a str>,
 }
 
 /// `policy test` output: the decision and what it was made from.
@@ -46,6 +58,14 @@ pub struct WhatIfAnswer {
     pub platform: String,
     pub client: String,
     pub device_state: String,
+    /// `valid`, `none`, `revoked`, `expired` or `foreign`.
+    pub cert: String,
+    /// The hard refusal's cause when one decided (`matched` is then `refusal`).
+    pub refusal: Option<String>,
+    /// The DeviceId is bound to a certificate and the request has none: no override applies.
+    pub suspect: bool,
+    /// Rules that can never match, and why.
+    pub warnings: Vec<String>,
 }
 
 /// `eas show`: the partnerships of one DeviceId, its override and the certificates bound to it.
@@ -56,6 +76,33 @@ pub struct EasDevice {
     #[serde(rename = "override")]
     pub override_: Option<EasOverride>,
     pub bound_certificates: Vec<String>,
+}
+
+/// The certificate state `policy test` simulates, from its `--cert` word.
+fn simulated_certificate(word: &str) -> Result<Certificate> {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "valid" => Ok(Certificate::Valid),
+        "none" => Ok(Certificate::Absent),
+        "revoked" => Ok(Certificate::Failed("revoked")),
+        "expired" => Ok(Certificate::Failed("expired")),
+        "foreign" => Ok(Certificate::Failed("untrusted")),
+        other => Err(OpsError::Invalid(format!(
+            "unknown certificate state `{other}` (expected valid, none, revoked, expired or foreign)"
+        ))),
+    }
+}
+
+/// The error for a change that would let devices without a certificate in while the server
+/// runs in trusted-header mode.
+fn trusted_header_refusal(what: &str, allowances: &[UnmanagedAllowance]) -> OpsError {
+    let list = allowances
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    OpsError::Invalid(format!(
+        "{what} would let devices without a certificate through, and the server runs with --upstream-auth trusted-header, where the upstream trusts the gateway's user header: {list}"
+    ))
 }
 
 /// An EAS DeviceId as devices send it: up to 64 visible ASCII characters (the protocol says
@@ -72,6 +119,20 @@ pub fn check_eas_device_id(id: &str) -> Result<()> {
 
 fn invalid(e: impl std::fmt::Display) -> OpsError {
     OpsError::Invalid(e.to_string())
+}
+
+fn certificate_word(c: Certificate) -> &'static str {
+    match c {
+        Certificate::Valid => "valid",
+        Certificate::Absent => "none",
+        Certificate::Failed("revoked") => "revoked",
+        Certificate::Failed("expired") => "expired",
+        Certificate::Failed(_) => "foreign",
+    }
+}
+
+fn parsed_with(rule: &AccessRule) -> Result<Rule> {
+    Rule::from_words(&words(rule)).map_err(invalid)
 }
 
 fn words(rule: &AccessRule) -> RuleWords<'_> {
@@ -106,7 +167,7 @@ impl Easgate {
         lower(&mut rule.clients);
         lower(&mut rule.device_states);
         rule.action = rule.action.trim().to_ascii_lowercase();
-        let parsed = Rule::from_words(&words(&rule)).map_err(invalid)?;
+        let parsed = parsed_with(&rule)?;
         rule.networks = parsed.networks.iter().map(ToString::to_string).collect();
         for upn in &rule.users {
             self.get_user(upn).await?;
@@ -130,6 +191,22 @@ impl Easgate {
                 .max()
                 .map_or(PRIORITY_STEP * 10, |p| p.saturating_add(PRIORITY_STEP)),
         };
+        if self.trusted_header_recorded().await? {
+            let mut rules = self.load_policy().await?.rules().to_vec();
+            rules.push(parsed_with(&rule)?);
+            let policy = Policy::new(rules, self.default_action().await?, HashMap::new());
+            let new: Vec<UnmanagedAllowance> = policy
+                .unmanaged_allowances()
+                .into_iter()
+                .filter(|a| *a == UnmanagedAllowance::Rule(rule.name.clone()))
+                .collect();
+            if !new.is_empty() {
+                return Err(trusted_header_refusal(
+                    &format!("rule `{}`", rule.name),
+                    &new,
+                ));
+            }
+        }
         self.store.insert_rule(&self.ctx(), rule.clone()).await?;
         Ok(rule)
     }
@@ -154,6 +231,18 @@ impl Easgate {
 
     pub async fn set_default_action(&self, action: &str) -> Result<Action> {
         let action = parse_action(action).map_err(invalid)?;
+        if action == Action::Allow && self.trusted_header_recorded().await? {
+            let current = self.load_policy().await?;
+            let policy = Policy::new(current.rules().to_vec(), action, HashMap::new());
+            let new: Vec<UnmanagedAllowance> = policy
+                .unmanaged_allowances()
+                .into_iter()
+                .filter(|a| *a == UnmanagedAllowance::Default)
+                .collect();
+            if !new.is_empty() {
+                return Err(trusted_header_refusal("`policy default allow`", &new));
+            }
+        }
         self.store
             .set_setting(&self.ctx(), DEFAULT_ACTION_SETTING, action.as_str())
             .await?;
@@ -176,22 +265,64 @@ impl Easgate {
                 Override {
                     action: parse_action(&o.action).map_err(invalid)?,
                     reason: o.reason,
+                    unmanaged: o.unmanaged,
                 },
             );
         }
         Ok(Policy::new(rules, self.default_action().await?, overrides))
     }
 
-    /// What-if: the decision for a request with these properties, and why.
+    /// The upstream authentication mode the server last started with.
+    pub async fn recorded_upstream_auth(&self) -> Result<Option<String>> {
+        Ok(self.store.get_setting(UPSTREAM_AUTH_SETTING).await?)
+    }
+
+    /// Record the mode `serve` starts with (written only when it changed).
+    pub async fn record_upstream_auth(&self, mode: &str) -> Result<()> {
+        if self.recorded_upstream_auth().await?.as_deref() != Some(mode) {
+            self.store
+                .set_setting(&self.ctx(), UPSTREAM_AUTH_SETTING, mode)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn trusted_header_recorded(&self) -> Result<bool> {
+        Ok(self.recorded_upstream_auth().await?.as_deref() == Some(TRUSTED_HEADER))
+    }
+
+    /// What-if: the decision for a request with these properties, and why — in the gateway's
+    /// order: hard refusals, overrides, rules, default.
     pub async fn policy_test(&self, q: &WhatIf<'_>) -> Result<WhatIfAnswer> {
-        let groups = match self.store.get_user(q.user).await? {
-            Some(user) => user.groups,
-            None => Vec::new(),
+        let directory_user = self.store.get_user(q.user).await?;
+        let (groups, disabled) = match &directory_user {
+            Some(user) => (user.groups.clone(), user.disabled),
+            None => (Vec::new(), false),
         };
         let platform = parse_platform(q.platform.unwrap_or("other")).map_err(invalid)?;
         let client = parse_client(q.client.unwrap_or("native")).map_err(invalid)?;
-        let device_state =
-            parse_device_state(q.device_state.unwrap_or("managed")).map_err(invalid)?;
+        let state = q
+            .device_state
+            .map(|s| parse_device_state(s).map_err(invalid))
+            .transpose()?;
+        let certificate = match (q.cert, state) {
+            (Some(word), state) => {
+                let certificate = simulated_certificate(word)?;
+                let implied = match certificate {
+                    Certificate::Valid => DeviceState::Managed,
+                    _ => DeviceState::Unmanaged,
+                };
+                if state.is_some_and(|s| s != implied) {
+                    return Err(OpsError::Invalid(format!(
+                        "--cert {word} and --device-state {} contradict each other (a device is managed only with a valid certificate)",
+                        state.map_or("", DeviceState::as_str)
+                    )));
+                }
+                certificate
+            }
+            (None, Some(DeviceState::Unmanaged)) => Certificate::Absent,
+            (None, _) => Certificate::Valid,
+        };
         let ip =
             q.ip.map(|ip| {
                 ip.parse::<IpAddr>()
@@ -199,23 +330,54 @@ impl Easgate {
             })
             .transpose()?;
         let eas_device_id = q.eas_device_id.map(str::to_ascii_lowercase);
-        let policy = self.load_policy().await?;
+        if let Some(id) = &eas_device_id {
+            check_eas_device_id(id)?;
+        }
+        // A request without a valid certificate that names a DeviceId bound to a certificate
+        // is a possible spoof: no override of that DeviceId applies to it.
+        let suspect = match (&eas_device_id, certificate) {
+            (Some(id), Certificate::Absent | Certificate::Failed(_)) => self
+                .store
+                .list_bindings()
+                .await?
+                .iter()
+                .any(|b| b.eas_device_id.eq_ignore_ascii_case(id)),
+            _ => false,
+        };
+        let policy = self
+            .load_policy()
+            .await?
+            .with_certificate_required(self.trusted_header_recorded().await?);
         let decision: Decision = policy.evaluate(&easgate_policy::Subject {
             user: Some(q.user),
             groups: &groups,
             platform,
             client,
-            device_state,
             ip,
             eas_device_id: eas_device_id.as_deref(),
+            facts: Facts {
+                certificate,
+                identity_mismatch: false,
+                user_disabled: disabled,
+                bound_elsewhere: false,
+            },
+            suspect,
         });
         let (matched, rule) = match &decision.matched {
+            easgate_policy::Matched::Refused(_) => ("refusal", None),
             easgate_policy::Matched::Override { .. } => ("override", None),
             easgate_policy::Matched::Rule { name } => ("rule", Some(name.clone())),
             easgate_policy::Matched::Default => ("default", None),
         };
+        let device_state = match certificate {
+            Certificate::Valid => DeviceState::Managed,
+            _ => DeviceState::Unmanaged,
+        };
         Ok(WhatIfAnswer {
-            action: decision.action.to_string(),
+            action: match decision.refusal() {
+                Some(_) => "refuse".into(),
+                None => decision.action.to_string(),
+            },
             matched: matched.into(),
             rule,
             explanation: decision.to_string(),
@@ -224,7 +386,28 @@ impl Easgate {
             platform: platform.as_str().into(),
             client: client.as_str().into(),
             device_state: device_state.as_str().into(),
+            cert: certificate_word(certificate).into(),
+            refusal: decision.refusal().map(|r| r.cause().to_string()),
+            suspect,
+            warnings: policy.shadowed().iter().map(ToString::to_string).collect(),
         })
+    }
+
+    /// Rules that can never match (for `policy list`).
+    pub async fn shadowed_rules(&self) -> Result<Vec<String>> {
+        Ok(self
+            .load_policy()
+            .await?
+            .shadowed()
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    }
+
+    /// What lets devices without a certificate through; `serve` refuses trusted-header mode
+    /// while this is not empty.
+    pub async fn unmanaged_allowances(&self) -> Result<Vec<UnmanagedAllowance>> {
+        Ok(self.load_policy().await?.unmanaged_allowances())
     }
 
     /// `eas allow|block|quarantine`: decide for one DeviceId before any rule. The DeviceId
@@ -234,11 +417,31 @@ impl Easgate {
         eas_device_id: &str,
         action: &str,
         reason: Option<&str>,
+        unmanaged: bool,
     ) -> Result<Action> {
         check_eas_device_id(eas_device_id)?;
         let action = parse_action(action).map_err(invalid)?;
+        if unmanaged {
+            if action != Action::Allow {
+                return Err(OpsError::Invalid(
+                    "--unmanaged goes with `eas allow` only (block and quarantine hold with or without a certificate)".into(),
+                ));
+            }
+            if self.trusted_header_recorded().await? {
+                return Err(trusted_header_refusal(
+                    &format!("`eas allow {eas_device_id} --unmanaged`"),
+                    &[UnmanagedAllowance::Override(eas_device_id.to_string())],
+                ));
+            }
+        }
         self.store
-            .set_override(&self.ctx(), eas_device_id, action.as_str(), reason)
+            .set_override(
+                &self.ctx(),
+                eas_device_id,
+                action.as_str(),
+                reason,
+                unmanaged,
+            )
             .await?;
         Ok(action)
     }
@@ -250,6 +453,18 @@ impl Easgate {
             .clear_partnerships(&self.ctx(), eas_device_id)
             .await
             .map_err(|e| OpsError::from(e).hint_if_not_found("see `easgate eas list`"))
+    }
+
+    /// DeviceIds allowed without a certificate (`eas allow --unmanaged`).
+    pub async fn unmanaged_overrides(&self) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .list_overrides()
+            .await?
+            .into_iter()
+            .filter(|o| o.unmanaged && o.action == "allow")
+            .map(|o| o.eas_device_id)
+            .collect())
     }
 
     pub async fn list_partnerships(&self, user: Option<&str>) -> Result<Vec<Partnership>> {

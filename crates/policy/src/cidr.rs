@@ -35,6 +35,11 @@ impl Cidr {
             _ => false,
         }
     }
+
+    /// Whether every address of `other` is in this network.
+    pub fn covers(&self, other: &Cidr) -> bool {
+        self.prefix <= other.prefix && self.contains(other.network)
+    }
 }
 
 impl FromStr for Cidr {
@@ -65,6 +70,16 @@ impl fmt::Display for Cidr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_covers_its_subnets_only() {
+        let net = |s: &str| s.parse::<Cidr>().unwrap();
+        assert!(net("10.0.0.0/8").covers(&net("10.1.0.0/16")));
+        assert!(net("10.0.0.0/8").covers(&net("10.0.0.0/8")));
+        assert!(!net("10.1.0.0/16").covers(&net("10.0.0.0/8")));
+        assert!(!net("10.0.0.0/8").covers(&net("11.0.0.0/16")));
+        assert!(!net("10.0.0.0/8").covers(&net("::/0")));
+    }
 
     #[test]
     fn parse_and_contain() {

@@ -1,12 +1,27 @@
 //! Access rules for the EAS gateway, free of I/O: which devices reach the mailbox.
 //!
-//! Evaluation order, as DESIGN §2 says: a per-device override set by an admin
-//! (`eas allow|block|quarantine`) decides first; then the rules, by ascending priority (ties by
-//! name), first match wins; then the default action. A rule's empty condition lists match
-//! anything; a rule matches when every non-empty list matches. Every [`Decision`] names what
-//! decided it, which is what the decision log and `policy test` (what-if) show.
+//! Evaluation order (docs/security.md), all of it in [`Policy::evaluate`] so that the gateway
+//! and `policy test` cannot disagree:
+//!
+//! 1. **hard refusals** ([`refusal`]): a certificate that failed a check, `User=` that is not
+//!    the certificate's user, a disabled user, a certificate bound to another DeviceId, and in
+//!    trusted-header mode any request without a valid certificate. Nothing below can turn
+//!    these into allow.
+//! 2. a per-device **override** set by an admin (`eas allow|block|quarantine`). An allow
+//!    override applies only to requests with a valid certificate, unless the admin made it for
+//!    devices without one (`eas allow --unmanaged`); no override applies to a request that
+//!    names a DeviceId bound to a certificate it does not present (a possible spoof).
+//! 3. the **rules**, by ascending priority (ties by name), first match wins. A rule's empty
+//!    condition lists match anything; a rule matches when every non-empty list matches.
+//! 4. the **default** action.
+//!
+//! Every [`Decision`] names what decided it, which is what the decision log and `policy test`
+//! (what-if) show. [`analysis`] finds rules that can never match and what lets devices without
+//! a certificate in.
 
+pub mod analysis;
 mod cidr;
+pub mod refusal;
 mod words;
 
 use std::collections::HashMap;
@@ -18,6 +33,7 @@ use easgate_activesync::{Client, Platform};
 use serde::{Deserialize, Serialize};
 
 pub use cidr::{Cidr, CidrError};
+pub use refusal::{hard_refusal, Certificate, Facts, HardRefusal};
 pub use words::{
     parse_action, parse_client, parse_device_state, parse_platform, RuleError, RuleWords, WordError,
 };
@@ -62,7 +78,8 @@ impl fmt::Display for Action {
     }
 }
 
-/// Managed: a valid certificate of an enrolled, non-retired device. Anything else is unmanaged.
+/// Managed: a valid certificate of an enrolled, non-retired device. Unmanaged: no
+/// certificate (a certificate that fails a check is a hard refusal, never "unmanaged").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceState {
@@ -90,15 +107,28 @@ pub struct Rule {
 /// What is known about the request being decided.
 #[derive(Clone, Debug)]
 pub struct Subject<'a> {
-    /// The user the certificate (or, unmanaged, the request) names.
+    /// The user the certificate (or, without one, the request) names.
     pub user: Option<&'a str>,
     pub groups: &'a [String],
     pub platform: Platform,
     pub client: Client,
-    pub device_state: DeviceState,
     pub ip: Option<IpAddr>,
-    /// The EAS DeviceId, for per-device overrides.
+    /// The EAS DeviceId, lower case, for per-device overrides.
     pub eas_device_id: Option<&'a str>,
+    /// What the hard refusals are decided from; the certificate also gives the device state.
+    pub facts: Facts,
+    /// The DeviceId is bound to a certificate this request does not present: a new, unmanaged
+    /// device as far as the policy goes, which inherits no override of that DeviceId.
+    pub suspect: bool,
+}
+
+impl Subject<'_> {
+    pub fn device_state(&self) -> DeviceState {
+        match self.facts.certificate {
+            Certificate::Valid => DeviceState::Managed,
+            Certificate::Absent | Certificate::Failed(_) => DeviceState::Unmanaged,
+        }
+    }
 }
 
 /// An admin's decision for one EAS device.
@@ -106,11 +136,27 @@ pub struct Subject<'a> {
 pub struct Override {
     pub action: Action,
     pub reason: Option<String>,
+    /// An allow that also admits the device without a certificate (`eas allow --unmanaged`).
+    pub unmanaged: bool,
+}
+
+impl Override {
+    /// Whether this override decides `s` (which passed the hard refusals).
+    fn applies_to(&self, s: &Subject<'_>) -> bool {
+        if s.suspect {
+            return false;
+        }
+        match self.action {
+            Action::Allow => self.unmanaged || s.device_state() == DeviceState::Managed,
+            Action::Block | Action::Quarantine => true,
+        }
+    }
 }
 
 /// What decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Matched {
+    Refused(HardRefusal),
     Override { eas_device_id: String },
     Rule { name: String },
     Default,
@@ -123,9 +169,20 @@ pub struct Decision {
     pub matched: Matched,
 }
 
+impl Decision {
+    /// The hard refusal that decided, if one did.
+    pub fn refusal(&self) -> Option<HardRefusal> {
+        match self.matched {
+            Matched::Refused(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.matched {
+            Matched::Refused(r) => write!(f, "refuse ({r})"),
             Matched::Override { eas_device_id } => {
                 write!(f, "{} (override for device {eas_device_id})", self.action)
             }
@@ -141,13 +198,16 @@ pub struct Policy {
     rules: Vec<Rule>,
     default: Action,
     overrides: HashMap<String, Override>,
+    /// Trusted-header mode: a request without a valid certificate is a hard refusal.
+    certificate_required: bool,
 }
 
 /// Name of the rule a new install starts with.
 pub const ALLOW_MANAGED: &str = "allow-managed";
 
 impl Policy {
-    /// `rules` in any order; they are sorted by priority, then name.
+    /// `rules` in any order; they are sorted by priority, then name. `overrides` are keyed by
+    /// lower-case DeviceId.
     pub fn new(
         mut rules: Vec<Rule>,
         default: Action,
@@ -162,7 +222,15 @@ impl Policy {
             rules,
             default,
             overrides,
+            certificate_required: false,
         }
+    }
+
+    /// Refuse every request without a valid certificate, whatever rules and overrides say
+    /// (the upstream trusts the gateway's user header).
+    pub fn with_certificate_required(mut self, required: bool) -> Self {
+        self.certificate_required = required;
+        self
     }
 
     /// A new install: allow managed devices, block everything else.
@@ -192,10 +260,20 @@ impl Policy {
         self.default
     }
 
-    /// Decide one request.
+    pub fn overrides(&self) -> &HashMap<String, Override> {
+        &self.overrides
+    }
+
+    /// Decide one request: hard refusals, then overrides, then rules, then the default.
     pub fn evaluate(&self, subject: &Subject<'_>) -> Decision {
+        if let Some(refusal) = hard_refusal(&subject.facts, self.certificate_required) {
+            return Decision {
+                action: Action::Block,
+                matched: Matched::Refused(refusal),
+            };
+        }
         if let Some(id) = subject.eas_device_id {
-            if let Some(o) = self.overrides.get(id) {
+            if let Some(o) = self.overrides.get(id).filter(|o| o.applies_to(subject)) {
                 return Decision {
                     action: o.action,
                     matched: Matched::Override {
@@ -235,7 +313,7 @@ impl Rule {
         let platform_ok = self.platforms.is_empty() || self.platforms.contains(&s.platform);
         let client_ok = self.clients.is_empty() || self.clients.contains(&s.client);
         let state_ok =
-            self.device_states.is_empty() || self.device_states.contains(&s.device_state);
+            self.device_states.is_empty() || self.device_states.contains(&s.device_state());
         let network_ok = self.networks.is_empty()
             || s.ip
                 .is_some_and(|ip| self.networks.iter().any(|n| n.contains(ip)));
@@ -253,10 +331,33 @@ mod tests {
             groups,
             platform: Platform::Ios,
             client: Client::Native,
-            device_state: DeviceState::Managed,
             ip: Some("10.1.2.3".parse().unwrap()),
-            eas_device_id: Some("ABC"),
+            eas_device_id: Some("abc"),
+            facts: valid(),
+            suspect: false,
         }
+    }
+
+    fn valid() -> Facts {
+        Facts {
+            certificate: Certificate::Valid,
+            identity_mismatch: false,
+            user_disabled: false,
+            bound_elsewhere: false,
+        }
+    }
+
+    fn overrides(action: Action, unmanaged: bool) -> HashMap<String, Override> {
+        let mut o = HashMap::new();
+        o.insert(
+            "abc".to_string(),
+            Override {
+                action,
+                reason: None,
+                unmanaged,
+            },
+        );
+        o
     }
 
     fn rule(name: &str, priority: i32, action: Action) -> Rule {
@@ -285,7 +386,7 @@ mod tests {
                 name: ALLOW_MANAGED.into()
             }
         );
-        s.device_state = DeviceState::Unmanaged;
+        s.facts.certificate = Certificate::Absent;
         let d = p.evaluate(&s);
         assert_eq!((d.action, d.matched), (Action::Block, Matched::Default));
     }
@@ -313,19 +414,15 @@ mod tests {
         );
         let p = Policy::new(vec![quarantine_sales], Action::Allow, HashMap::new());
         assert_eq!(p.evaluate(&s).action, Action::Quarantine);
-        let mut overrides = HashMap::new();
-        overrides.insert(
-            "ABC".to_string(),
-            Override {
-                action: Action::Block,
-                reason: Some("lost".into()),
-            },
+        let p = Policy::new(
+            vec![allow_all],
+            Action::Allow,
+            overrides(Action::Block, false),
         );
-        let p = Policy::new(vec![allow_all], Action::Allow, overrides);
         let d = p.evaluate(&s);
         assert_eq!(
             (d.action, d.to_string()),
-            (Action::Block, "block (override for device ABC)".to_string())
+            (Action::Block, "block (override for device abc)".to_string())
         );
     }
 
@@ -350,5 +447,289 @@ mod tests {
         assert!(!r.matches(&s));
         s.user = Some("bob@corp.example");
         assert!(!r.matches(&s));
+    }
+
+    #[test]
+    fn a_hard_refusal_beats_every_override_rule_and_default() {
+        let groups = vec![];
+        let allow_all = rule("allow-all", 1, Action::Allow);
+        let p = Policy::new(
+            vec![allow_all],
+            Action::Allow,
+            overrides(Action::Allow, true),
+        );
+        let cases = [
+            (
+                Certificate::Failed("revoked"),
+                false,
+                false,
+                false,
+                "certificate-revoked",
+            ),
+            (
+                Certificate::Failed("expired"),
+                false,
+                false,
+                false,
+                "certificate-expired",
+            ),
+            (Certificate::Valid, true, false, false, "identity-mismatch"),
+            (Certificate::Valid, false, true, false, "user-disabled"),
+            (Certificate::Absent, false, true, false, "user-disabled"),
+            (
+                Certificate::Valid,
+                false,
+                false,
+                true,
+                "certificate-bound-elsewhere",
+            ),
+        ];
+        for (certificate, identity_mismatch, user_disabled, bound_elsewhere, cause) in cases {
+            let mut s = subject(&groups);
+            s.facts = Facts {
+                certificate,
+                identity_mismatch,
+                user_disabled,
+                bound_elsewhere,
+            };
+            let d = p.evaluate(&s);
+            assert_eq!(d.action, Action::Block, "{cause}");
+            assert_eq!(d.refusal().map(HardRefusal::cause), Some(cause));
+        }
+    }
+
+    #[test]
+    fn an_allow_override_needs_a_valid_certificate_unless_made_for_unmanaged_devices() {
+        let groups = vec![];
+        let mut s = subject(&groups);
+        s.facts.certificate = Certificate::Absent;
+        let p = Policy::new(vec![], Action::Block, overrides(Action::Allow, false));
+        let d = p.evaluate(&s);
+        assert_eq!((d.action, d.matched), (Action::Block, Matched::Default));
+        let p = Policy::new(vec![], Action::Block, overrides(Action::Allow, true));
+        assert_eq!(p.evaluate(&s).action, Action::Allow);
+        // A request naming a DeviceId bound to a certificate it does not present inherits
+        // nothing, not even a block.
+        s.suspect = true;
+        assert_eq!(p.evaluate(&s).matched, Matched::Default);
+        let p = Policy::new(vec![], Action::Allow, overrides(Action::Block, false));
+        assert_eq!(p.evaluate(&s).matched, Matched::Default);
+        // Block and quarantine overrides hold for the device with or without a certificate.
+        s.suspect = false;
+        assert_eq!(p.evaluate(&s).action, Action::Block);
+    }
+
+    #[test]
+    fn trusted_header_mode_refuses_every_request_without_a_valid_certificate() {
+        let groups = vec![];
+        let mut s = subject(&groups);
+        s.facts.certificate = Certificate::Absent;
+        let p = Policy::new(
+            vec![rule("allow-all", 1, Action::Allow)],
+            Action::Allow,
+            overrides(Action::Allow, true),
+        )
+        .with_certificate_required(true);
+        assert_eq!(
+            p.evaluate(&s).refusal(),
+            Some(HardRefusal::CertificateRequired)
+        );
+        s.facts.certificate = Certificate::Valid;
+        assert_eq!(p.evaluate(&s).action, Action::Allow);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! For any rules, overrides and default, a request with a hard refusal never evaluates to
+    //! allow, and neither does a request without a valid certificate in trusted-header mode.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            Just(Action::Allow),
+            Just(Action::Block),
+            Just(Action::Quarantine)
+        ]
+    }
+
+    fn platform() -> impl Strategy<Value = Platform> {
+        prop_oneof![
+            Just(Platform::Ios),
+            Just(Platform::Android),
+            Just(Platform::Windows),
+            Just(Platform::Other)
+        ]
+    }
+
+    fn client() -> impl Strategy<Value = Client> {
+        prop_oneof![
+            Just(Client::Native),
+            Just(Client::Outlook),
+            Just(Client::Other)
+        ]
+    }
+
+    fn state() -> impl Strategy<Value = DeviceState> {
+        prop_oneof![Just(DeviceState::Managed), Just(DeviceState::Unmanaged)]
+    }
+
+    fn network() -> impl Strategy<Value = Cidr> {
+        prop_oneof![
+            Just("0.0.0.0/0"),
+            Just("127.0.0.0/8"),
+            Just("10.0.0.0/8"),
+            Just("::/0")
+        ]
+        .prop_map(|n| n.parse().unwrap())
+    }
+
+    fn names() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("alice@corp.example"),
+                Just("sales"),
+                Just("bob@corp.example")
+            ]
+            .prop_map(String::from),
+            0..3,
+        )
+    }
+
+    fn rule() -> impl Strategy<Value = Rule> {
+        (
+            0..5i32,
+            names(),
+            names(),
+            proptest::collection::vec(platform(), 0..3),
+            proptest::collection::vec(client(), 0..3),
+            proptest::collection::vec(state(), 0..3),
+            proptest::collection::vec(network(), 0..3),
+            action(),
+            0..1000u32,
+        )
+            .prop_map(
+                |(
+                    priority,
+                    users,
+                    groups,
+                    platforms,
+                    clients,
+                    device_states,
+                    networks,
+                    action,
+                    n,
+                )| {
+                    Rule {
+                        name: format!("r{n}"),
+                        priority,
+                        users,
+                        groups,
+                        platforms,
+                        clients,
+                        device_states,
+                        networks,
+                        action,
+                    }
+                },
+            )
+    }
+
+    fn policy() -> impl Strategy<Value = Policy> {
+        (
+            proptest::collection::vec(rule(), 0..6),
+            action(),
+            proptest::collection::vec((action(), any::<bool>()), 0..2),
+        )
+            .prop_map(|(rules, default, overrides)| {
+                let overrides = overrides
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (action, unmanaged))| {
+                        let id = if i == 0 { "abc" } else { "other" };
+                        (
+                            id.to_string(),
+                            Override {
+                                action,
+                                reason: None,
+                                unmanaged,
+                            },
+                        )
+                    })
+                    .collect();
+                Policy::new(rules, default, overrides)
+            })
+    }
+
+    fn certificate() -> impl Strategy<Value = Certificate> {
+        prop_oneof![
+            Just(Certificate::Valid),
+            Just(Certificate::Absent),
+            Just(Certificate::Failed("revoked")),
+            Just(Certificate::Failed("expired")),
+            Just(Certificate::Failed("untrusted")),
+        ]
+    }
+
+    fn facts() -> impl Strategy<Value = Facts> {
+        (certificate(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+            |(certificate, identity_mismatch, user_disabled, bound_elsewhere)| Facts {
+                certificate,
+                identity_mismatch,
+                user_disabled,
+                bound_elsewhere,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn a_hard_refusal_never_evaluates_to_allow(
+            policy in policy(),
+            facts in facts(),
+            required in any::<bool>(),
+            suspect in any::<bool>(),
+            platform in platform(),
+            client in client(),
+            user in prop_oneof![Just("alice@corp.example"), Just("bob@corp.example")],
+            in_sales in any::<bool>(),
+            loopback in any::<bool>(),
+        ) {
+            let groups = if in_sales { vec!["sales".to_string()] } else { vec![] };
+            let ip: IpAddr = if loopback { "127.0.0.1" } else { "192.0.2.7" }.parse().unwrap();
+            let subject = Subject {
+                user: Some(user),
+                groups: &groups,
+                platform,
+                client,
+                ip: Some(ip),
+                eas_device_id: Some("abc"),
+                facts,
+                suspect,
+            };
+            let policy = policy.with_certificate_required(required);
+            let decision = policy.evaluate(&subject);
+            let refused = hard_refusal(&facts, required).is_some();
+            if refused {
+                prop_assert_ne!(decision.action, Action::Allow);
+                prop_assert!(decision.refusal().is_some());
+            } else {
+                prop_assert!(decision.refusal().is_none());
+            }
+            if required && facts.certificate != Certificate::Valid {
+                prop_assert_ne!(decision.action, Action::Allow);
+            }
+            if matches!(facts.certificate, Certificate::Failed(_)) {
+                prop_assert_ne!(decision.action, Action::Allow);
+            }
+            if suspect {
+                let from_override = matches!(decision.matched, Matched::Override { .. });
+                prop_assert!(!from_override);
+            }
+        }
     }
 }

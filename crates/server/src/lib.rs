@@ -128,8 +128,7 @@ pub async fn serve(
         stopped.clone(),
     ));
     let flusher = tokio::spawn(gateway::partnerships::flush_loop(
-        Arc::clone(&app.gateway.partnerships),
-        Arc::clone(&app.easgate.store),
+        Arc::clone(&app),
         stopped.clone(),
     ));
     let stopped_gateway = stopped.clone();

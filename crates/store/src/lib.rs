@@ -159,6 +159,7 @@ pub trait Store: Send + Sync {
         eas_device_id: &str,
         action: &str,
         reason: Option<&str>,
+        unmanaged: bool,
     ) -> Result<()>;
     async fn list_overrides(&self) -> Result<Vec<EasOverride>>;
 

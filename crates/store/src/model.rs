@@ -313,6 +313,8 @@ pub struct EasOverride {
     pub eas_device_id: String,
     pub action: String,
     pub reason: Option<String>,
+    /// An allow that admits the device without a certificate (`eas allow --unmanaged`).
+    pub unmanaged: bool,
     pub created_at: i64,
 }
 
@@ -322,6 +324,9 @@ pub struct EasOverride {
 pub struct Partnership {
     pub user: String,
     pub eas_device_id: String,
+    /// Requests that named this DeviceId without the certificate it is bound to: a possible
+    /// spoof, kept apart from the bound device's own partnership.
+    pub suspect: bool,
     pub device_type: Option<String>,
     pub model: Option<String>,
     pub os: Option<String>,
@@ -338,9 +343,12 @@ pub struct Partnership {
     pub cert_serial: Option<String>,
     /// `managed` or `unmanaged`, as of the last request.
     pub device_state: String,
-    /// `allow`, `block` or `quarantine`: the last decision.
+    /// `allow`, `block`, `quarantine` or `refuse` (a hard refusal): the last decision.
     pub access_state: String,
     pub access_reason: String,
+    /// The last refused request (blocked or refused) and why.
+    pub last_refusal_at: Option<i64>,
+    pub last_refusal: Option<String>,
 }
 
 /// A client certificate's first EAS DeviceId.

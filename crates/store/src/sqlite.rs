@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_gateway.sql"),
     include_str!("../migrations/sqlite/0006_profiles.sql"),
     include_str!("../migrations/sqlite/0007_scep_ra_service_key.sql"),
+    include_str!("../migrations/sqlite/0008_decision_order.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -1155,8 +1156,9 @@ impl Store for SqliteStore {
         eas_device_id: &str,
         action: &str,
         reason: Option<&str>,
+        unmanaged: bool,
     ) -> Result<()> {
-        self.write(|tx| gw::set_override(tx, ctx, eas_device_id, action, reason))
+        self.write(|tx| gw::set_override(tx, ctx, eas_device_id, action, reason, unmanaged))
     }
 
     async fn list_overrides(&self) -> Result<Vec<EasOverride>> {

@@ -69,19 +69,26 @@ pub(crate) fn set_override(
     eas_device_id: &str,
     action: &str,
     reason: Option<&str>,
+    unmanaged: bool,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO eas_overrides (eas_device_id, action, reason, created_at) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (eas_device_id) DO UPDATE SET action = excluded.action, reason = excluded.reason, created_at = excluded.created_at",
-        params![eas_device_id, action, reason, ctx.now],
+        "INSERT INTO eas_overrides (eas_device_id, action, reason, unmanaged, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (eas_device_id) DO UPDATE SET action = excluded.action, reason = excluded.reason, \
+         unmanaged = excluded.unmanaged, created_at = excluded.created_at",
+        params![eas_device_id, action, reason, unmanaged, ctx.now],
     )?;
+    let detail = match (unmanaged, reason) {
+        (true, Some(r)) => format!("without a certificate (--unmanaged); {r}"),
+        (true, None) => "without a certificate (--unmanaged)".to_string(),
+        (false, r) => r.unwrap_or("").to_string(),
+    };
     record(
         tx,
         ctx,
         &format!("eas.{action}"),
         "override",
         eas_device_id,
-        reason.unwrap_or(""),
+        &detail,
     )
 }
 
@@ -92,6 +99,7 @@ pub(crate) fn list_overrides(c: &Connection) -> Result<Vec<EasOverride>> {
             eas_device_id: r.get("eas_device_id")?,
             action: r.get("action")?,
             reason: r.get("reason")?,
+            unmanaged: r.get("unmanaged")?,
             created_at: r.get("created_at")?,
         })
     })?;
@@ -101,14 +109,16 @@ pub(crate) fn list_overrides(c: &Connection) -> Result<Vec<EasOverride>> {
 pub(crate) fn save_partnerships(tx: &Connection, partnerships: &[Partnership]) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO eas_partnerships (user, eas_device_id, device_type, model, os, friendly_name, user_agent, client, platform, protocol, \
-         first_seen, last_seen, last_sync, last_command, cert_serial, device_state, access_state, access_reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
-         ON CONFLICT (user, eas_device_id) DO UPDATE SET device_type = excluded.device_type, model = excluded.model, \
+         first_seen, last_seen, last_sync, last_command, cert_serial, device_state, access_state, access_reason, \
+         suspect, last_refusal_at, last_refusal) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
+         ON CONFLICT (user, eas_device_id, suspect) DO UPDATE SET device_type = excluded.device_type, model = excluded.model, \
          os = excluded.os, friendly_name = excluded.friendly_name, user_agent = excluded.user_agent, client = excluded.client, \
          platform = excluded.platform, protocol = excluded.protocol, first_seen = MIN(first_seen, excluded.first_seen), \
          last_seen = excluded.last_seen, last_sync = excluded.last_sync, last_command = excluded.last_command, \
          cert_serial = excluded.cert_serial, device_state = excluded.device_state, access_state = excluded.access_state, \
-         access_reason = excluded.access_reason",
+         access_reason = excluded.access_reason, last_refusal_at = excluded.last_refusal_at, \
+         last_refusal = excluded.last_refusal",
     )?;
     for p in partnerships {
         stmt.execute(params![
@@ -129,7 +139,10 @@ pub(crate) fn save_partnerships(tx: &Connection, partnerships: &[Partnership]) -
             p.cert_serial,
             p.device_state,
             p.access_state,
-            p.access_reason
+            p.access_reason,
+            p.suspect,
+            p.last_refusal_at,
+            p.last_refusal
         ])?;
     }
     Ok(())
@@ -139,6 +152,7 @@ fn partnership_from_row(r: &Row<'_>) -> rusqlite::Result<Partnership> {
     Ok(Partnership {
         user: r.get("user")?,
         eas_device_id: r.get("eas_device_id")?,
+        suspect: r.get("suspect")?,
         device_type: r.get("device_type")?,
         model: r.get("model")?,
         os: r.get("os")?,
@@ -155,12 +169,14 @@ fn partnership_from_row(r: &Row<'_>) -> rusqlite::Result<Partnership> {
         device_state: r.get("device_state")?,
         access_state: r.get("access_state")?,
         access_reason: r.get("access_reason")?,
+        last_refusal_at: r.get("last_refusal_at")?,
+        last_refusal: r.get("last_refusal")?,
     })
 }
 
 pub(crate) fn list_partnerships(c: &Connection, user: Option<&str>) -> Result<Vec<Partnership>> {
     let mut stmt = c.prepare_cached(
-        "SELECT * FROM eas_partnerships WHERE ?1 IS NULL OR user = ?1 ORDER BY user, eas_device_id",
+        "SELECT * FROM eas_partnerships WHERE ?1 IS NULL OR user = ?1 ORDER BY user, eas_device_id, suspect",
     )?;
     let rows = stmt.query_map([user], partnership_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod upstream;
+
 /// One easgate installation in a temporary directory.
 pub struct Env {
     pub dir: tempfile::TempDir,

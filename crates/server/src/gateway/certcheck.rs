@@ -195,6 +195,13 @@ impl ConnectionCertificate {
         }
     }
 
+    /// The serial number of the presented leaf certificate, if it can be read (for a
+    /// certificate that failed a check: is it the one bound to the device?).
+    pub fn leaf_serial(&self) -> Option<easgate_pki::Serial> {
+        let leaf = self.certs.as_ref()?.first()?;
+        read_client_certificate(leaf).ok().map(|c| c.serial)
+    }
+
     /// The chain result under the anchors in effect (computed once per anchor generation).
     pub fn chained(&self, app: &App, now: UnixTime) -> Result<Arc<Chained>, Rejection> {
         let Some(certs) = &self.certs else {

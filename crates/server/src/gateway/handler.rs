@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use easgate_activesync::device::reported_device_information;
 use easgate_activesync::{classify, Client, Command, EasRequest, Platform};
-use easgate_policy::{Action, DeviceState, Matched, Subject};
+use easgate_policy::{Action, Certificate, Decision, DeviceState, Facts, Matched, Subject};
 use easgate_store::Ctx;
 use http::header::{self, HeaderName, HeaderValue, FORWARDED};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -162,11 +162,13 @@ enum Plan {
         command: Command,
         user: String,
         device_id: String,
+        suspect: bool,
     },
     Forward {
         command: Command,
         user: String,
         device_id: String,
+        suspect: bool,
     },
 }
 
@@ -195,12 +197,20 @@ async fn route(app: &Arc<App>, conn: &Connection, req: Request<Incoming>) -> Res
             command,
             user,
             device_id,
-        } => Box::pin(quarantined(app, req, &command, &user, &device_id, now)).await,
+            suspect,
+        } => {
+            let device = (device_id.as_str(), suspect);
+            Box::pin(quarantined(app, req, &command, &user, device, now)).await
+        }
         Plan::Forward {
             command,
             user,
             device_id,
-        } => forward(app, conn, req, &command, Some(&user), Some(&device_id)).await,
+            suspect,
+        } => {
+            let device = Some((device_id.as_str(), suspect));
+            forward(app, conn, req, &command, Some(&user), device).await
+        }
     }
 }
 
@@ -272,37 +282,35 @@ pub fn user_matches(request_user: &str, identity: &str, email: Option<&str>) -> 
     }
 }
 
-/// A refusal decided before the rules: who, why.
-struct Refusal {
-    cause: &'static str,
-    reason: String,
-}
-
 /// Why a request got its answer, as logs and partnerships show it; formatted only when
 /// needed (a log line that is enabled, a partnership whose reason changed).
-enum Reason<'a> {
-    Refused(&'a str),
-    Decided {
-        decision: &'a easgate_policy::Decision,
-        state: Result<(), &'a Rejection>,
-    },
+struct Reason<'a> {
+    decision: &'a Decision,
+    /// What the hard refusal found, in detail (the policy crate names only the cause).
+    detail: Option<&'a str>,
+    certificate: Result<(), &'a Rejection>,
+    suspect: bool,
 }
 
 impl std::fmt::Display for Reason<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Reason::Refused(why) => f.write_str(why),
-            Reason::Decided {
-                decision,
-                state: Ok(()),
-            } => write!(f, "{decision}; valid certificate"),
-            Reason::Decided {
-                decision,
-                state: Err(rejection),
-            } => write!(f, "{decision}; {rejection}"),
+        match (self.decision.refusal(), self.detail) {
+            (Some(_), Some(detail)) => f.write_str(detail)?,
+            (Some(refusal), None) => write!(f, "{refusal}")?,
+            (None, _) => match self.certificate {
+                Ok(()) => write!(f, "{}; valid certificate", self.decision)?,
+                Err(rejection) => write!(f, "{}; {rejection}", self.decision)?,
+            },
         }
+        if self.suspect {
+            f.write_str("; possible spoof: the DeviceId is bound to a certificate this request does not present")?;
+        }
+        Ok(())
     }
 }
+
+/// The cause word of a possible spoof in the audit trail and metrics.
+const SPOOF_CAUSE: &str = "possible-spoof";
 
 fn decide(
     app: &Arc<App>,
@@ -319,12 +327,21 @@ fn decide(
         .classified
         .classify(eas.device_type.as_deref(), eas.user_agent.as_deref());
 
-    // Who the request is for, in which state, and any refusal that comes before the rules.
-    let mut refusal: Option<Refusal> = None;
+    // The facts the policy's hard refusals are made from, who the request is for, and whether
+    // it names a DeviceId bound to a certificate it does not present.
+    let mut facts = Facts {
+        certificate: Certificate::Absent,
+        identity_mismatch: false,
+        user_disabled: false,
+        bound_elsewhere: false,
+    };
+    let mut detail: Option<String> = None;
+    let mut suspect = false;
     let unmanaged_user: String;
     let dir_user: Option<Arc<crate::gateway::DirectoryUser>>;
-    let (user, state, serial): (&str, _, Option<&str>) = match &checked {
+    let (user, serial): (&str, Option<&str>) = match &checked {
         Ok(chained) => {
+            facts.certificate = Certificate::Valid;
             dir_user = directory.find(&chained.identity);
             let upn = dir_user
                 .as_ref()
@@ -333,41 +350,50 @@ fn decide(
             if !user_matches(request_user, &chained.identity, email)
                 && !user_matches(request_user, upn, email)
             {
-                refusal = Some(Refusal {
-                    cause: "identity-mismatch",
-                    reason: format!(
-                        "request User `{request_user}` is not the certificate's user {}",
-                        chained.identity
-                    ),
-                });
+                facts.identity_mismatch = true;
+                detail = Some(format!(
+                    "request User `{request_user}` is not the certificate's user {}",
+                    chained.identity
+                ));
             } else if dir_user.as_ref().is_some_and(|u| u.disabled) {
-                refusal = Some(Refusal {
-                    cause: "user-disabled",
-                    reason: format!("user {upn} is disabled"),
-                });
+                facts.user_disabled = true;
+                detail = Some(format!("user {upn} is disabled"));
             } else if let Binding::Elsewhere(bound) =
                 gw.partnerships
                     .bind(&chained.cert.serial, device_id, upn, now)
             {
-                refusal = Some(Refusal {
-                    cause: "certificate-bound-elsewhere",
-                    reason: format!(
-                        "certificate {} belongs to device {bound} (possible stolen certificate)",
-                        chained.serial_hex
-                    ),
-                });
+                facts.bound_elsewhere = true;
+                detail = Some(format!(
+                    "certificate {} belongs to device {bound} (possible stolen certificate)",
+                    chained.serial_hex
+                ));
                 flag_reuse(app, &chained.serial_hex, device_id, &bound, upn);
             }
-            (upn, DeviceState::Managed, Some(chained.serial_hex.as_str()))
+            (upn, Some(chained.serial_hex.as_str()))
         }
-        Err(_) => {
+        Err(rejection) => {
+            // A certificate that failed a check is refused, never taken for "no certificate".
+            let presented = match rejection {
+                Rejection::Missing => None,
+                failed => {
+                    facts.certificate = Certificate::Failed(failed.kind());
+                    detail = Some(failed.to_string());
+                    conn.certificate.leaf_serial()
+                }
+            };
             let as_given = request_user.to_ascii_lowercase();
             dir_user = directory.find(&as_given);
             unmanaged_user = match &dir_user {
                 Some(u) => u.upn.clone(),
                 None => as_given,
             };
-            (unmanaged_user.as_str(), DeviceState::Unmanaged, None)
+            if let Some(u) = dir_user.as_ref().filter(|u| u.disabled) {
+                facts.user_disabled = true;
+                detail.get_or_insert_with(|| format!("user {} is disabled", u.upn));
+            }
+            suspect = gw.partnerships.device_is_bound(device_id)
+                && !presented.is_some_and(|s| gw.partnerships.serial_bound_to(&s, device_id));
+            (unmanaged_user.as_str(), None)
         }
     };
 
@@ -377,52 +403,59 @@ fn decide(
     } else {
         device_id.into()
     };
-    let decision;
-    let (action, matched, reason) = match &refusal {
-        Some(r) => (Action::Block, r.cause, Reason::Refused(&r.reason)),
-        None => {
-            decision = gw.policy().evaluate(&Subject {
-                user: (!user.is_empty()).then_some(user),
-                groups,
-                platform,
-                client,
-                device_state: state,
-                ip: Some(conn.peer.ip()),
-                eas_device_id: Some(&lower_id),
-            });
-            let matched = match &decision.matched {
-                Matched::Override { .. } => "override",
-                Matched::Rule { name } => name.as_str(),
-                Matched::Default => "default",
-            };
-            (
-                decision.action,
-                matched,
-                Reason::Decided {
-                    decision: &decision,
-                    state: checked.as_ref().map(|_| ()),
-                },
-            )
-        }
+    let decision = gw.policy().evaluate(&Subject {
+        user: (!user.is_empty()).then_some(user),
+        groups,
+        platform,
+        client,
+        ip: Some(conn.peer.ip()),
+        eas_device_id: Some(&lower_id),
+        facts,
+        suspect,
+    });
+    let refusal = decision.refusal();
+    let action = decision.action;
+    let matched: &str = match &decision.matched {
+        Matched::Refused(r) => r.cause(),
+        Matched::Override { .. } => "override",
+        Matched::Rule { name } => name.as_str(),
+        Matched::Default => "default",
     };
-
+    let reason = Reason {
+        decision: &decision,
+        detail: detail.as_deref(),
+        certificate: checked.as_ref().map(|_| ()),
+        suspect,
+    };
     let action_word = if refusal.is_some() {
         "refuse"
     } else {
         action.as_str()
+    };
+    let state = if facts.certificate == Certificate::Valid {
+        DeviceState::Managed
+    } else {
+        DeviceState::Unmanaged
+    };
+    let presented_serial = match (&checked, facts.certificate) {
+        (Ok(_), _) => serial.map(str::to_string),
+        (Err(_), Certificate::Failed(_)) => conn.certificate.leaf_serial().map(|s| s.to_hex()),
+        _ => None,
     };
     info!(
         peer = %conn.peer,
         user = %user,
         device = %device_id,
         cmd = eas.command.name(),
-        cert = serial.unwrap_or("-"),
+        cert = presented_serial.as_deref().unwrap_or("-"),
         state = state.as_str(),
         action = action_word,
         matched = %matched,
+        suspect,
         reason = %reason,
         "gateway decision"
     );
+    let refused = refusal.is_some() || action == Action::Block;
     if !user.is_empty() {
         gw.partnerships.record(Sighting {
             user,
@@ -433,21 +466,32 @@ fn decide(
             platform: platform.as_str(),
             protocol: eas.protocol_version.as_deref(),
             command: eas.command.name(),
-            cert_serial: serial,
+            cert_serial: serial.filter(|_| refusal.is_none()),
             device_state: state.as_str(),
-            access_state: action.as_str(),
+            access_state: action_word,
             access_reason: &reason,
-            synced: action == Action::Allow,
+            synced: action == Action::Allow && refusal.is_none(),
+            refused,
+            suspect,
             now,
         });
+    }
+    if refused {
+        let cause = refusal.map_or("blocked", |r| r.cause());
+        gw.refusals
+            .note(device_id, user, cause, &reason, false, now);
+    }
+    if suspect {
+        gw.refusals
+            .note(device_id, user, SPOOF_CAUSE, &reason, true, now);
     }
     conn.decisions
         .count(&app.metrics.gateway_decisions, action_word, matched);
 
-    if let Some(r) = &refusal {
+    if refusal.is_some() {
         return Plan::Refuse(plain(
             StatusCode::FORBIDDEN,
-            &format!("forbidden: {}", r.reason),
+            &format!("forbidden: {reason}"),
         ));
     }
     match action {
@@ -462,11 +506,13 @@ fn decide(
             command: eas.command.clone(),
             user: user.to_string(),
             device_id: device_id.to_string(),
+            suspect,
         },
         Action::Allow => Plan::Forward {
             command: eas.command.clone(),
             user: user.to_string(),
             device_id: device_id.to_string(),
+            suspect,
         },
     }
 }
@@ -545,7 +591,7 @@ async fn quarantined(
     req: Request<Incoming>,
     command: &Command,
     user: &str,
-    device_id: &str,
+    (device_id, suspect): (&str, bool),
     now: i64,
 ) -> Response<GatewayBody> {
     if !matches!(
@@ -568,7 +614,7 @@ async fn quarantined(
         if let Some(info) = reported_device_information(&body) {
             app.gateway
                 .partnerships
-                .record_device_information(user, device_id, &info);
+                .record_device_information(user, device_id, suspect, &info);
         }
     }
     match quarantine::answer(command, &body, user, &received) {
@@ -580,7 +626,8 @@ async fn quarantined(
     }
 }
 
-/// OPTIONS: from the upstream for a device with a good certificate, else built in.
+/// OPTIONS: from the upstream for a device with a good certificate of a user who is not
+/// disabled, else built in (it names no mailbox, so nothing else is checked).
 async fn options(
     app: &Arc<App>,
     conn: &Connection,
@@ -588,10 +635,11 @@ async fn options(
     checked: Option<Arc<Chained>>,
 ) -> Response<GatewayBody> {
     if let (Some(chained), Some(_)) = (&checked, &app.gateway.config.upstream) {
-        let user = app
-            .gateway
-            .directory()
-            .find(&chained.identity)
+        let found = app.gateway.directory().find(&chained.identity);
+        if found.as_ref().is_some_and(|u| u.disabled) {
+            return plain(StatusCode::FORBIDDEN, "forbidden: user is disabled");
+        }
+        let user = found
             .map(|u| u.upn.clone())
             .unwrap_or_else(|| chained.identity.clone());
         return forward(
@@ -692,13 +740,12 @@ async fn forward(
     req: Request<Incoming>,
     command: &Command,
     user: Option<&str>,
-    device_id: Option<&str>,
+    device: Option<(&str, bool)>,
 ) -> Response<GatewayBody> {
     // Prepared and encoded without awaiting, in a block of its own, so that a held long poll
     // keeps only the upstream exchange (not the request's parts or its forwarding fields).
     let sending = {
-        let (upstream_request, forwarded) = match prepare(app, conn, req, command, user, device_id)
-        {
+        let (upstream_request, forwarded) = match prepare(app, conn, req, command, user, device) {
             Prepared::Send(request, forwarded) => (request, forwarded),
             Prepared::Answer(response) => return response,
             Prepared::AnswerUnread(req, response) => {
@@ -771,7 +818,7 @@ fn prepare(
     req: Request<Incoming>,
     command: &Command,
     user: Option<&str>,
-    device_id: Option<&str>,
+    device: Option<(&str, bool)>,
 ) -> Prepared {
     let gw = &app.gateway;
     let Some(base) = &gw.config.upstream else {
@@ -819,8 +866,8 @@ fn prepare(
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
-    let body = match (command, user, device_id) {
-        (Command::Settings | Command::Provision, Some(user), Some(device_id)) => {
+    let body = match (command, user, device) {
+        (Command::Settings | Command::Provision, Some(user), Some((device_id, suspect))) => {
             let (tee, copy) = TeeBody::new(body, DEVICE_INFO_LIMIT);
             let book = Arc::clone(&gw.partnerships);
             let (user, device_id) = (user.to_string(), device_id.to_string());
@@ -830,7 +877,7 @@ fn prepare(
                     .ok()
                     .and_then(|b| reported_device_information(&b))
                 {
-                    book.record_device_information(&user, &device_id, &info);
+                    book.record_device_information(&user, &device_id, suspect, &info);
                 }
             });
             tee.boxed()

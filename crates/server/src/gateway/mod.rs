@@ -14,6 +14,7 @@ mod handler;
 pub mod partnerships;
 pub mod proxy;
 mod quarantine;
+pub mod refusals;
 pub mod tls;
 pub mod trust;
 pub mod upstream;
@@ -95,6 +96,8 @@ pub struct Gateway {
     trust_changed: Mutex<HashSet<String>>,
     /// (serial, DeviceId) pairs already reported as a stolen-certificate signal.
     pub flagged: Mutex<HashSet<(String, String)>>,
+    /// Refusals and possible spoofs waiting for the audit trail.
+    pub refusals: refusals::RefusalLog,
 }
 
 fn read<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
@@ -134,7 +137,30 @@ impl Gateway {
         let anchors = build_anchors(easgate, our_cas, 1).await?;
         let tls = tls::server_config(&identity, anchors.hints.clone())?;
         let directory = load_directory(easgate).await?;
-        let policy = easgate.load_policy().await?;
+        let policy = load_policy(easgate, &config).await?;
+        let trusted_header = matches!(
+            config.upstream_auth,
+            config::UpstreamAuth::TrustedHeader { .. }
+        );
+        if trusted_header {
+            let allowances = policy.unmanaged_allowances();
+            if !allowances.is_empty() {
+                let list = allowances
+                    .iter()
+                    .map(|a| format!("\n  - {a}"))
+                    .collect::<String>();
+                return Err(ServeError::Config(format!(
+                    "--upstream-auth trusted-header: the upstream trusts the gateway's user header, so only requests with a valid certificate may ever be forwarded, but the policy lets devices without one through:{list}"
+                )));
+            }
+        }
+        easgate
+            .record_upstream_auth(if trusted_header {
+                easgate_ops::access::TRUSTED_HEADER
+            } else {
+                "passthrough"
+            })
+            .await?;
         let partnerships = Partnerships::load(easgate.store.as_ref())
             .await
             .map_err(easgate_ops::OpsError::from)?;
@@ -151,6 +177,7 @@ impl Gateway {
             http_client,
             trust_changed: Mutex::new(HashSet::new()),
             flagged: Mutex::new(HashSet::new()),
+            refusals: refusals::RefusalLog::default(),
         })
     }
 
@@ -173,6 +200,40 @@ impl Gateway {
             .map(|mut set| std::mem::take(&mut *set))
             .unwrap_or_default()
     }
+}
+
+/// The policy from the store, refusing every request without a valid certificate when the
+/// upstream trusts the gateway's user header.
+async fn load_policy(
+    easgate: &easgate_ops::Easgate,
+    config: &GatewayConfig,
+) -> Result<Policy, ServeError> {
+    let required = matches!(
+        config.upstream_auth,
+        config::UpstreamAuth::TrustedHeader { .. }
+    );
+    Ok(easgate
+        .load_policy()
+        .await?
+        .with_certificate_required(required))
+}
+
+/// The policy after a change in the store. In trusted-header mode the CLI refuses changes that
+/// would admit devices without a certificate, but a change can come from elsewhere: it is
+/// loaded (the gateway refuses such requests all the same) and reported.
+async fn reload_policy(app: &App) -> Result<(), ServeError> {
+    let gw = &app.gateway;
+    let policy = load_policy(&app.easgate, &gw.config).await?;
+    if matches!(
+        gw.config.upstream_auth,
+        config::UpstreamAuth::TrustedHeader { .. }
+    ) {
+        for allowance in policy.unmanaged_allowances() {
+            warn!(%allowance, "trusted-header mode: this would let devices without a certificate through; the gateway refuses them all the same");
+        }
+    }
+    write(&gw.policy, policy);
+    Ok(())
 }
 
 async fn build_anchors(
@@ -238,11 +299,9 @@ pub async fn apply_change(app: &App, entity: &str, key: &str) -> Result<(), Serv
         "user" | "group" | "device" => {
             write(&gw.directory, load_directory(&app.easgate).await?);
         }
-        "rule" | "setting" => {
-            write(&gw.policy, app.easgate.load_policy().await?);
-        }
+        "rule" | "setting" => reload_policy(app).await?,
         "override" => {
-            write(&gw.policy, app.easgate.load_policy().await?);
+            reload_policy(app).await?;
             let stored = app
                 .easgate
                 .store

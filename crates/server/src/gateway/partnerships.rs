@@ -5,6 +5,10 @@
 //! second of "last seen" times is lost on a crash. A certificate is bound to the first EAS
 //! DeviceId it is used with, in memory at once and in the store with the next flush; bindings
 //! are loaded at start, so they survive restarts.
+//!
+//! A request that names a DeviceId bound to a certificate without presenting one bound to it is
+//! a possible spoof: it gets a partnership of its own (`suspect`), so it never overwrites the
+//! bound device's record.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -18,26 +22,30 @@ use easgate_store::{CertificateBinding, Partnership, Store};
 use tokio::sync::watch;
 use tracing::warn;
 
-/// `user` and `DeviceId`, lower case, joined by a newline (which neither may contain).
+/// `user` and `DeviceId`, lower case, joined by a newline (which neither may contain), and a
+/// newline and `!` for a suspect partnership.
 type Key = String;
 
-fn key(user: &str, eas_device_id: &str) -> Key {
-    let mut k = String::with_capacity(user.len() + eas_device_id.len() + 1);
-    push_key(&mut k, user, eas_device_id);
+fn key(user: &str, eas_device_id: &str, suspect: bool) -> Key {
+    let mut k = String::with_capacity(user.len() + eas_device_id.len() + 3);
+    push_key(&mut k, user, eas_device_id, suspect);
     k
 }
 
-fn push_key(k: &mut String, user: &str, eas_device_id: &str) {
+fn push_key(k: &mut String, user: &str, eas_device_id: &str, suspect: bool) {
     let start = k.len();
-    k.reserve(user.len() + eas_device_id.len() + 1);
+    k.reserve(user.len() + eas_device_id.len() + 3);
     k.push_str(user);
     k.push('\n');
     k.push_str(eas_device_id);
     k[start..].make_ascii_lowercase();
+    if suspect {
+        k.push_str("\n!");
+    }
 }
 
 fn key_device(k: &str) -> &str {
-    k.rsplit('\n').next().unwrap_or(k)
+    k.split('\n').nth(1).unwrap_or(k)
 }
 
 thread_local! {
@@ -100,12 +108,17 @@ pub struct Sighting<'a> {
     pub platform: &'a str,
     pub protocol: Option<&'a str>,
     pub command: &'a str,
+    /// The serial of a valid certificate the request presented.
     pub cert_serial: Option<&'a str>,
     pub device_state: &'a str,
     pub access_state: &'a str,
     pub access_reason: &'a dyn fmt::Display,
     /// The request goes to the mailbox.
     pub synced: bool,
+    /// The request was refused (a hard refusal or a block).
+    pub refused: bool,
+    /// The request names a DeviceId bound to a certificate it does not present.
+    pub suspect: bool,
     pub now: i64,
 }
 
@@ -123,6 +136,8 @@ struct Book {
     partnerships: HashMap<Key, Partnership>,
     dirty: HashSet<Key>,
     bindings: HashMap<Serial, String>,
+    /// Lower-case DeviceIds that have a certificate bound to them.
+    bound_devices: HashSet<String>,
     new_bindings: Vec<CertificateBinding>,
 }
 
@@ -135,10 +150,13 @@ impl Partnerships {
     pub async fn load(store: &dyn Store) -> easgate_store::Result<Self> {
         let mut book = Book::default();
         for p in store.list_partnerships(None).await? {
-            book.partnerships.insert(key(&p.user, &p.eas_device_id), p);
+            book.partnerships
+                .insert(key(&p.user, &p.eas_device_id, p.suspect), p);
         }
         for b in store.list_bindings().await? {
             if let Ok(serial) = b.serial.parse::<Serial>() {
+                book.bound_devices
+                    .insert(b.eas_device_id.to_ascii_lowercase());
                 book.bindings.insert(serial, b.eas_device_id);
             }
         }
@@ -160,6 +178,8 @@ impl Partnerships {
             None => {
                 book.bindings
                     .insert(serial.clone(), eas_device_id.to_string());
+                book.bound_devices
+                    .insert(eas_device_id.to_ascii_lowercase());
                 book.new_bindings.push(CertificateBinding {
                     serial: serial.to_hex(),
                     eas_device_id: eas_device_id.to_string(),
@@ -171,13 +191,32 @@ impl Partnerships {
         }
     }
 
+    /// Whether some certificate is bound to this DeviceId.
+    pub fn device_is_bound(&self, eas_device_id: &str) -> bool {
+        let book = self.book();
+        if eas_device_id.bytes().any(|b| b.is_ascii_uppercase()) {
+            book.bound_devices
+                .contains(&eas_device_id.to_ascii_lowercase())
+        } else {
+            book.bound_devices.contains(eas_device_id)
+        }
+    }
+
+    /// Whether the certificate `serial` is bound to this DeviceId.
+    pub fn serial_bound_to(&self, serial: &Serial, eas_device_id: &str) -> bool {
+        self.book()
+            .bindings
+            .get(serial)
+            .is_some_and(|bound| bound.eq_ignore_ascii_case(eas_device_id))
+    }
+
     /// Update the partnership a request belongs to. Repeated requests of a device change
     /// little; nothing is allocated unless something changed.
     pub fn record(&self, s: Sighting<'_>) {
         LOOKUP_KEY.with(|cell| {
             let mut k = cell.borrow_mut();
             k.clear();
-            push_key(&mut k, s.user, s.eas_device_id);
+            push_key(&mut k, s.user, s.eas_device_id, s.suspect);
             let mut book = self.book();
             let changed = match book.partnerships.get_mut(k.as_str()) {
                 Some(entry) => update(entry, &s),
@@ -185,6 +224,7 @@ impl Partnerships {
                     let mut entry = Partnership {
                         user: s.user.to_ascii_lowercase(),
                         eas_device_id: s.eas_device_id.to_string(),
+                        suspect: s.suspect,
                         device_type: None,
                         model: None,
                         os: None,
@@ -201,6 +241,8 @@ impl Partnerships {
                         device_state: String::new(),
                         access_state: String::new(),
                         access_reason: String::new(),
+                        last_refusal_at: None,
+                        last_refusal: None,
                     };
                     update(&mut entry, &s);
                     book.partnerships.insert(k.clone(), entry);
@@ -218,9 +260,10 @@ impl Partnerships {
         &self,
         user: &str,
         eas_device_id: &str,
+        suspect: bool,
         info: &DeviceInformation,
     ) {
-        let k = key(user, eas_device_id);
+        let k = key(user, eas_device_id, suspect);
         let mut book = self.book();
         if let Some(entry) = book.partnerships.get_mut(k.as_str()) {
             if info.model.is_some() {
@@ -250,7 +293,7 @@ impl Partnerships {
                 || dirty.contains(k)
                 || still_stored
                     .iter()
-                    .any(|p| key(&p.user, &p.eas_device_id) == *k)
+                    .any(|p| key(&p.user, &p.eas_device_id, p.suspect) == *k)
         });
     }
 
@@ -275,7 +318,7 @@ impl Partnerships {
             if let Err(e) = store.save_partnerships(&changed).await {
                 let mut book = self.book();
                 for p in &changed {
-                    book.dirty.insert(key(&p.user, &p.eas_device_id));
+                    book.dirty.insert(key(&p.user, &p.eas_device_id, p.suspect));
                 }
                 return Err(e);
             }
@@ -305,25 +348,38 @@ fn update(entry: &mut Partnership, s: &Sighting<'_>) -> bool {
     changed |= set_str(&mut entry.device_state, s.device_state);
     changed |= set_str(&mut entry.access_state, s.access_state);
     changed |= set_display(&mut entry.access_reason, s.access_reason);
+    if s.refused {
+        if entry.last_refusal_at != Some(s.now) {
+            entry.last_refusal_at = Some(s.now);
+            changed = true;
+        }
+        if entry.last_refusal.as_deref() != Some(entry.access_reason.as_str()) {
+            entry.last_refusal = Some(entry.access_reason.clone());
+            changed = true;
+        }
+    }
     changed
 }
 
 /// How often partnerships are written to the store.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// Flush every [`FLUSH_EVERY`] until shutdown, then once more.
-pub async fn flush_loop(
-    book: Arc<Partnerships>,
-    store: Arc<dyn Store>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Flush every [`FLUSH_EVERY`] until shutdown, then once more: partnerships, bindings and the
+/// refusals due in the audit trail.
+pub async fn flush_loop(app: Arc<crate::App>, mut shutdown: watch::Receiver<bool>) {
+    let store = Arc::clone(&app.easgate.store);
+    let gw = &app.gateway;
     loop {
         let stopping = tokio::select! {
             _ = tokio::time::sleep(FLUSH_EVERY) => false,
             _ = shutdown.changed() => true,
         };
-        if let Err(e) = book.flush(store.as_ref()).await {
+        if let Err(e) = gw.partnerships.flush(store.as_ref()).await {
             warn!(error = %e, "cannot record device partnerships; retrying");
+        }
+        let now = app.easgate.now().unix_timestamp();
+        if let Err(e) = gw.refusals.flush(store.as_ref(), now).await {
+            warn!(error = %e, "cannot record access refusals in the audit trail");
         }
         if stopping {
             return;
