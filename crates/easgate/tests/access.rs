@@ -289,3 +289,109 @@ fn bad_rules_and_device_ids_are_refused_and_change_nothing() {
     }
     assert_eq!(env.snapshot(), before);
 }
+
+#[test]
+fn what_if_follows_the_gateway_order_and_warns_about_rules_that_never_match() {
+    let env = Env::new();
+    env.add_alice();
+    env.ok(&["policy", "default", "allow"]);
+    env.ok(&["eas", "allow", "PHONE1", "--unmanaged"]);
+    let test = |args: &[&str]| {
+        let mut all = vec![
+            "policy",
+            "test",
+            "--user",
+            "alice@corp.example",
+            "--device-id",
+            "PHONE1",
+        ];
+        all.extend_from_slice(args);
+        env.json(&all)
+    };
+    // A failed certificate is refused before the override and the default allow.
+    for (cert, cause) in [
+        ("revoked", "certificate-revoked"),
+        ("expired", "certificate-expired"),
+        ("foreign", "certificate-untrusted"),
+    ] {
+        let answer = test(&["--cert", cert]);
+        assert_eq!(
+            (
+                answer["action"].as_str(),
+                answer["matched"].as_str(),
+                answer["refusal"].as_str()
+            ),
+            (Some("refuse"), Some("refusal"), Some(cause)),
+            "{answer}"
+        );
+    }
+    assert_eq!(test(&["--cert", "none"])["matched"], "override");
+    assert_eq!(test(&["--cert", "valid"])["matched"], "override");
+    let err = env.fails(&[
+        "policy",
+        "test",
+        "--user",
+        "alice@corp.example",
+        "--cert",
+        "none",
+        "--device-state",
+        "managed",
+    ]);
+    assert!(err.contains("contradict"), "{err}");
+    // A disabled user is refused with or without a certificate.
+    env.ok(&["user", "disable", "alice@corp.example"]);
+    for cert in ["valid", "none"] {
+        assert_eq!(test(&["--cert", cert])["refusal"], "user-disabled");
+    }
+    let text = env.ok(&[
+        "policy",
+        "test",
+        "--user",
+        "alice@corp.example",
+        "--cert",
+        "none",
+    ]);
+    assert!(text.contains("refuse (user is disabled)"), "{text}");
+
+    // A rule behind a broader one never matches: said by `policy list` and `policy test`.
+    env.ok(&[
+        "policy",
+        "add",
+        "lan",
+        "--priority",
+        "10",
+        "--network",
+        "10.0.0.0/8",
+        "--action",
+        "allow",
+    ]);
+    env.ok(&[
+        "policy",
+        "add",
+        "office-android",
+        "--priority",
+        "20",
+        "--network",
+        "10.1.0.0/16",
+        "--platform",
+        "android",
+        "--action",
+        "block",
+    ]);
+    let list = env.run(&["policy", "list"]);
+    assert_eq!(list.code, 0);
+    assert!(
+        list.stderr
+            .contains("warning: rule `office-android` can never match: rule `lan` comes first"),
+        "{}",
+        list.stderr
+    );
+    let r = env.run(&["policy", "test", "--user", "bob@corp.example"]);
+    assert!(
+        r.stderr.contains("`office-android` can never match"),
+        "{}",
+        r.stderr
+    );
+    env.ok(&["policy", "remove", "lan"]);
+    assert!(!env.run(&["policy", "list"]).stderr.contains("never match"));
+}

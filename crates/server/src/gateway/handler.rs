@@ -437,9 +437,9 @@ fn decide(
     } else {
         DeviceState::Unmanaged
     };
-    let presented_serial = match (&checked, facts.certificate) {
-        (Ok(_), _) => serial.map(str::to_string),
-        (Err(_), Certificate::Failed(_)) => conn.certificate.leaf_serial().map(|s| s.to_hex()),
+    // A failed certificate's serial, for the log line (a valid one's is `serial`).
+    let failed_serial = match facts.certificate {
+        Certificate::Failed(_) => conn.certificate.leaf_serial().map(|s| s.to_hex()),
         _ => None,
     };
     info!(
@@ -447,7 +447,7 @@ fn decide(
         user = %user,
         device = %device_id,
         cmd = eas.command.name(),
-        cert = presented_serial.as_deref().unwrap_or("-"),
+        cert = serial.or(failed_serial.as_deref()).unwrap_or("-"),
         state = state.as_str(),
         action = action_word,
         matched = %matched,
