@@ -66,6 +66,7 @@ pub async fn run(revoked: usize, delta: usize, dir: &Path) -> Result<(), BoxErro
         public_url: Some("http://pki.bench.example:8080".into()),
         master_key_env: None,
         actor: "bench".into(),
+        create: true,
     })
     .await?;
     easgate

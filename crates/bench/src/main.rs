@@ -173,6 +173,7 @@ async fn bench_setup(
         public_url: Some(public_url.into()),
         master_key_env: None,
         actor: "bench".into(),
+        create: true,
     })
     .await?;
     easgate

@@ -51,6 +51,10 @@ pub enum Command {
     /// On an empty data directory it first creates the master key, database, CA `default`,
     /// the gateway's TLS certificate and an admin token.
     Serve(Box<ServeArgs>),
+    /// Create a data directory without serving: master key, database and — unless --no-ca —
+    /// what `serve` makes on its first start (CA `default`, gateway TLS certificate, admin
+    /// token). Every command but `serve` and `init` needs an existing data directory.
+    Init(InitArgs),
     /// Certificate authorities: one per protected mail service.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -88,6 +92,14 @@ pub enum Command {
     Eas(EasCommand),
     /// Show admin actions recorded in the audit trail.
     Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Only the master key and the database: create your own CAs with `easgate ca create`
+    /// (`serve` makes CA `default` only when there is no CA at all).
+    #[arg(long)]
+    pub no_ca: bool,
 }
 
 /// `serve` settings; each also comes from its environment variable or the `--config` file

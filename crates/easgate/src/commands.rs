@@ -83,11 +83,27 @@ pub(crate) fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<(), C
         .map_err(err)
 }
 
+/// `cli:<OS user>` for the audit trail: `$USER`, else the name of the process's uid in
+/// /etc/passwd (services and containers often run without `$USER`), else `cli:uid<N>`.
 fn actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    )
+    if let Some(user) = std::env::var("USER").ok().filter(|u| !u.trim().is_empty()) {
+        return format!("cli:{user}");
+    }
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "cli:uid-unknown".into();
+    };
+    let name = fs::read_to_string("/etc/passwd").ok().and_then(|passwd| {
+        passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
+    });
+    match name {
+        Some(name) => format!("cli:{name}"),
+        None => format!("cli:uid{uid}"),
+    }
 }
 
 /// Parse `90s`, `30m`, `24h`, `7d` into seconds.
@@ -113,6 +129,26 @@ pub fn parse_duration(text: &str) -> Result<i64, CliError> {
 /// The data directory when neither `--data-dir`, `EASGATE_DATA_DIR` nor a config file names one.
 const DEFAULT_DATA_DIR: &str = "./easgate-data";
 
+/// `init`: the data directory is made by opening it; the rest is what `serve` makes first.
+async fn init(easgate: &Easgate, args: &InitArgs, public_url_given: bool) -> Result<(), CliError> {
+    if args.no_ca {
+        if easgate.initialised.is_empty() {
+            println!("{}: already initialised", easgate.data_dir.display());
+        }
+        return Ok(());
+    }
+    let notes = easgate_server::init::initialise(easgate, public_url_given)
+        .await
+        .map_err(CliError::Serve)?;
+    for note in &notes {
+        eprintln!("easgate: {note}");
+    }
+    if notes.is_empty() && easgate.initialised.is_empty() {
+        println!("{}: already initialised", easgate.data_dir.display());
+    }
+    Ok(())
+}
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let file = match &cli.command {
         Command::Serve(args) => match &args.config {
@@ -137,6 +173,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         public_url: public_url.clone(),
         master_key_env: std::env::var(easgate_ops::master_key::ENV_VAR).ok(),
         actor: actor(),
+        create: matches!(cli.command, Command::Serve(_) | Command::Init(_)),
     })
     .await?;
     for note in &easgate.initialised {
@@ -148,6 +185,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Some(config) => serve(easgate, config, public_url.is_some()).await,
             None => Err(CliError::Usage("serve settings missing".into())),
         },
+        Command::Init(args) => init(&easgate, &args, public_url.is_some()).await,
         Command::Ca(cmd) => ca(&easgate, cmd, as_json).await,
         Command::Trust(cmd) => trust(&easgate, cmd, as_json).await,
         Command::User(cmd) => user(&easgate, cmd, as_json).await,

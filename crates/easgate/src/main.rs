@@ -12,7 +12,27 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// `easgate … | head`: once the reader is gone, printing fails with a broken pipe, which
+/// `println!` turns into a panic. That is the end of the output the reader wanted, not an
+/// error: exit 0 quietly. Any other panic keeps the standard report.
+fn end_quietly_on_broken_pipe() {
+    let standard = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        standard(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_broken_pipe();
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

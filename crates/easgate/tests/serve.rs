@@ -90,7 +90,7 @@ fn ocsp(server: &common::Server, dir: &Path, ca: &Path, what: &[&str]) -> String
 
 #[test]
 fn first_start_initialises_and_later_starts_reuse() {
-    let env = Env::new();
+    let env = Env::bare();
     let mut server = env.serve(&[]);
     let log = server.log_text();
     for made in [

@@ -31,6 +31,21 @@ pub struct OpenOptions {
     pub master_key_env: Option<String>,
     /// Who acts, for the audit trail (e.g. `cli:root`).
     pub actor: String,
+    /// Create the data directory, master key and database when missing (`serve`, `init`);
+    /// otherwise a missing data directory is [`OpsError::NoDataDir`].
+    pub create: bool,
+}
+
+tokio::task_local! {
+    /// Who acts in this task, when it is not the one who opened the store.
+    static ACTOR: String;
+}
+
+/// Run `work` with `actor` in the audit trail of everything it changes: `serve`'s background
+/// jobs name their channel (`job:crl`, `job:renewal`) rather than the admin who started the
+/// server.
+pub async fn acting_as<F: std::future::Future>(actor: impl Into<String>, work: F) -> F::Output {
+    ACTOR.scope(actor.into(), work).await
 }
 
 /// Opened state: store + master key.
@@ -50,6 +65,9 @@ pub struct Easgate {
 impl Easgate {
     pub async fn open(opts: OpenOptions) -> Result<Self> {
         let mut initialised = Vec::new();
+        if !opts.create && !opts.data_dir.exists() {
+            return Err(OpsError::NoDataDir(opts.data_dir));
+        }
         if !opts.data_dir.exists() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -93,10 +111,13 @@ impl Easgate {
         OffsetDateTime::now_utc()
     }
 
-    /// A fresh audit/change context for one operation.
+    /// A fresh audit/change context for one operation: the actor of the task (a background
+    /// job, see [`acting_as`]) or, outside one, the actor the store was opened by.
     pub fn ctx(&self) -> Ctx {
         Ctx {
-            actor: self.actor.clone(),
+            actor: ACTOR
+                .try_with(Clone::clone)
+                .unwrap_or_else(|_| self.actor.clone()),
             now: self.now().unix_timestamp(),
         }
     }

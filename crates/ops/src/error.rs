@@ -36,6 +36,9 @@ pub enum OpsError {
     },
     #[error("master key: {0}")]
     MasterKey(String),
+    /// A command other than `serve` or `init` found no data directory: nothing is created.
+    #[error("no easgate data directory at {} (pass --data-dir or EASGATE_DATA_DIR, or run easgate serve/init first)", .0.display())]
+    NoDataDir(PathBuf),
     #[error(transparent)]
     Store(StoreError),
 }

@@ -18,6 +18,7 @@ pub mod state;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use easgate_ops::context::acting_as;
 use easgate_ops::Easgate;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -121,8 +122,14 @@ pub async fn serve(
 
     let (stop, stopped) = watch::channel(false);
     let follower = tokio::spawn(jobs::follow_changes(Arc::clone(&app), stopped.clone()));
-    let maintainer = tokio::spawn(jobs::maintain(Arc::clone(&app), stopped.clone()));
-    let renewals = tokio::spawn(renewal::run(Arc::clone(&app), stopped.clone()));
+    let maintainer = tokio::spawn(acting_as(
+        "job:crl",
+        jobs::maintain(Arc::clone(&app), stopped.clone()),
+    ));
+    let renewals = tokio::spawn(acting_as(
+        "job:renewal",
+        renewal::run(Arc::clone(&app), stopped.clone()),
+    ));
     let trusted_crls = tokio::spawn(gateway::trust::refresh_trusted_crls(
         Arc::clone(&app),
         stopped.clone(),

@@ -19,6 +19,12 @@ pub enum StoreError {
     Migration(#[from] rusqlite_migration::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("cannot {action} {path}: {source}")]
+    File {
+        action: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {

@@ -71,10 +71,54 @@ fn path_of(url: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
+/// The database holds sealed CA keys, token hashes and the audit trail: readable by its owner
+/// only, like the key files. A new file is made with mode 0600 before SQLite opens it (SQLite
+/// gives its `-wal` and `-shm` files the database file's mode); an existing one, and its WAL
+/// files, are set to 0600 (installs made before this).
+fn owner_only(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file_error = |action, path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::File {
+            action,
+            path,
+            source,
+        }
+    };
+    if path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(file_error("create", path))?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(file_error("restrict the mode of", &file))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(file_error("read the mode of", &file)(e)),
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Open (creating if missing) and migrate the database at `url` (`sqlite://PATH`).
     pub async fn open(url: &str) -> Result<Self> {
         let path = path_of(url)?;
+        owner_only(&path)?;
         let connect = || -> Result<Connection> {
             let conn = Connection::open(&path)?;
             conn.busy_timeout(Duration::from_secs(10))?;

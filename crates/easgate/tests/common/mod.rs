@@ -22,7 +22,15 @@ pub struct Run {
 }
 
 impl Env {
+    /// A data directory made with `easgate init --no-ca`: master key and database, no CA.
     pub fn new() -> Self {
+        let env = Env::bare();
+        env.ok(&["init", "--no-ca"]);
+        env
+    }
+
+    /// No data directory at all (first starts, and commands that must refuse to make one).
+    pub fn bare() -> Self {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
             public_url: "http://pki.corp.example:8080".to_string(),

@@ -1,0 +1,178 @@
+//! Day-two administration through the real binary: no store made by accident, `init`, output
+//! cut short by the reader, and the database readable by its owner only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use common::Env;
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn commands_other_than_serve_and_init_never_make_a_data_directory() {
+    let env = Env::bare();
+    let data = env.data_dir();
+    for args in [
+        &["user", "list"][..],
+        &["ca", "create", "corp"],
+        &["eas", "list", "--json"],
+        &["policy", "list"],
+    ] {
+        let err = env.fails(args);
+        assert!(
+            err.contains(&format!(
+                "error: no easgate data directory at {} (pass --data-dir or EASGATE_DATA_DIR, or run easgate serve/init first)",
+                data.display()
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(!data.exists(), "{args:?} made {}", data.display());
+    }
+    // `init --no-ca`: the directory, master key and database, nothing more.
+    let r = env.run(&["init", "--no-ca"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("created master key"), "{}", r.stderr);
+    assert_eq!(env.json(&["ca", "list"]), serde_json::json!([]));
+    let again = env.ok(&["init", "--no-ca"]);
+    assert!(again.contains("already initialised"), "{again}");
+    // A full `init` makes what `serve` makes on its first start.
+    let r = env.run(&["init"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for made in [
+        "created CA `default`",
+        "admin token",
+        "gateway TLS certificate",
+    ] {
+        assert!(
+            r.stderr.contains(made),
+            "`{made}` not reported: {}",
+            r.stderr
+        );
+    }
+    assert!(data.join("admin-token").exists() && data.join("gateway.pem").exists());
+    assert!(env.ok(&["init"]).contains("already initialised"));
+}
+
+#[test]
+fn the_database_is_readable_by_its_owner_only() {
+    let env = Env::bare();
+    env.ok(&["init"]);
+    let data = env.data_dir();
+    assert_eq!(mode(&data.join("easgate.db")), 0o600);
+    let mut server = env.serve(&[]);
+    env.ok(&[
+        "user",
+        "add",
+        "alice@corp.example",
+        "--email",
+        "alice@corp.example",
+    ]);
+    for name in ["easgate.db", "easgate.db-wal", "easgate.db-shm"] {
+        let path = data.join(name);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{name}");
+        }
+    }
+    assert!(
+        data.join("easgate.db-wal").exists(),
+        "WAL mode makes a -wal file"
+    );
+    server.stop();
+    // A database made before (mode 0644) is put right on the next open.
+    std::fs::set_permissions(
+        data.join("easgate.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    env.ok(&["user", "list"]);
+    assert_eq!(mode(&data.join("easgate.db")), 0o600);
+}
+
+#[test]
+fn output_cut_short_by_the_reader_ends_quietly() {
+    let env = Env::new();
+    for i in 0..50 {
+        env.ok(&[
+            "user",
+            "add",
+            &format!("user{i}@corp.example"),
+            "--email",
+            &format!("user{i}@corp.example"),
+        ]);
+    }
+    for args in [
+        &["user", "list"][..],
+        &["user", "list", "--json"],
+        &["audit"],
+    ] {
+        // The reader is gone before easgate writes a line (as `| head -0` would be).
+        let mut child = env
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn the_audit_trail_names_who_acted_and_through_which_channel() {
+    let env = Env::new();
+    // Without $USER (a service, a container): the name of the process's uid.
+    let out = env
+        .command()
+        .args(["group", "add", "sales"])
+        .env_remove("USER")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap();
+    let name = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.get(2) == Some(&uid.to_string().as_str())).then(|| f[0].to_string())
+        })
+        .unwrap();
+    let events = || env.json(&["audit"]);
+    let added = events()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["target"] == "group:sales")
+        .cloned()
+        .unwrap();
+    assert_eq!(added["actor"], format!("cli:{name}"));
+    // The server's own jobs name themselves, not the admin who started it.
+    env.ok(&["ca", "create", "default"]);
+    let _server = env.serve(&[]);
+    assert!(common::eventually(10.0, || events()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("crl.")))));
+    for e in events().as_array().unwrap() {
+        let actor = e["actor"].as_str().unwrap();
+        assert!(!actor.ends_with(":unknown"), "{e}");
+        if e["action"].as_str().unwrap().starts_with("crl.") {
+            assert_eq!(actor, "job:crl", "{e}");
+        }
+    }
+}
