@@ -138,6 +138,29 @@ fn trusted_external_ca_passes_until_its_crl_revokes_and_fails_closed_without_a_c
     let before = upstream.requests().len();
     assert_eq!(sync_status(&env, &server, &phone2, "EXT2"), 403);
     assert_eq!(upstream.requests().len(), before);
+    // The outage is one error line however many retries fail (one a second here), and its
+    // end one line more.
+    let outage_lines = |server: &Server| {
+        server
+            .log_text()
+            .matches("no current CRL for trusted CA")
+            .count()
+    };
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(outage_lines(&server), 1, "{}", server.log_text());
+    publish_crl();
+    assert!(
+        eventually(6.0, || sync_status(&env, &server, &phone2, "EXT2") == 200),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        eventually(3.0, || server.log_text().contains("the outage is over")),
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(outage_lines(&server), 1);
+    assert_eq!(server.log_text().matches("the outage is over").count(), 1);
     server.stop();
 
     // An admin who accepts the risk can fail open instead.
@@ -638,4 +661,58 @@ fn an_upstream_that_does_not_answer_in_time_is_504() {
     // A Ping waits for the upstream's late answer (10 s, past --upstream-timeout).
     let (status, body) = ask("Ping");
     assert_eq!((status, body.as_slice()), (200, b"late".as_slice()));
+}
+
+/// A device whose chunked body is malformed gets 400 (its fault), not 502, and the upstream
+/// error counter does not move. The request is written by Python's ssl module: curl cannot
+/// send a malformed chunk.
+#[test]
+fn a_malformed_chunked_body_from_the_device_is_400_not_an_upstream_error() {
+    let (env, phone) = alice_with_a_phone();
+    let upstream = Upstream::start(&env);
+    let server = env.serve(&["--upstream", &upstream.url()]);
+    let ca = env.export_ca("default");
+    let script = r#"
+import socket, ssl, sys
+port, ca, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(cert, key)
+with socket.create_connection(("127.0.0.1", port)) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=alice@corp.example&DeviceId=PHONE1&DeviceType=iPhone HTTP/1.1\r\n"
+                  b"Host: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5\r\nhello\r\nZZ-not-a-size\r\nworld\r\n0\r\n\r\n")
+        answer = b""
+        while b"\r\n" not in answer:
+            data = s.recv(4096)
+            if not data:
+                break
+            answer += data
+        print(answer.split(b"\r\n")[0].decode())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &server.gateway.port().to_string()])
+        .arg(&ca)
+        .arg(&phone.0)
+        .arg(&phone.1)
+        .output()
+        .unwrap();
+    let status_line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(
+        status_line,
+        "HTTP/1.1 400 Bad Request",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    let (_, _, metrics) = common::http(server.admin, "GET", "/metrics", b"");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("easgate_gateway_upstream_errors_total") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    // The gateway goes on serving the device.
+    assert_eq!(sync_status(&env, &server, &phone, "PHONE1"), 200);
 }

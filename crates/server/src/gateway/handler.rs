@@ -789,6 +789,15 @@ async fn forward(
             strip_hop_by_hop(response.headers_mut());
             response
         }
+        Ok(Err(e)) if e.is_device_fault() => {
+            // The device's own body was malformed or cut short: its fault, not the upstream's.
+            info!(peer = %conn.peer, error = %e, cmd = command.name(), "gateway: refused a malformed request body");
+            let mut response = plain(StatusCode::BAD_REQUEST, &format!("bad request: {e}"));
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
         Ok(Err(e)) => {
             let kind = e.kind();
             upstream_error(kind);

@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use rustls::DistinguishedName;
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::metrics::TrustLabels;
 use crate::App;
@@ -269,8 +269,11 @@ async fn refresh_one(app: &App, ca: &TrustedCa) -> Result<TrustedRevocation, Str
 pub async fn refresh_trusted_crls(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut cas: Option<Vec<TrustedCa>> = None;
     let mut next_try: HashMap<String, Instant> = HashMap::new();
-    // Trusted CAs whose missing CRL has been reported in this outage.
+    // Trusted CAs whose missing CRL has been reported in this outage (one error line when it
+    // starts, one line when it ends, however many retries fail in between), and those whose
+    // refresh fails while the previous CRL is still usable (one warning per failing streak).
     let mut reported: HashSet<String> = HashSet::new();
+    let mut failing: HashSet<String> = HashSet::new();
     let retry_after = RETRY_AFTER.min(app.gateway.config.crl_max_age);
     loop {
         let changed = app.gateway.take_trust_changes();
@@ -281,6 +284,7 @@ pub async fn refresh_trusted_crls(app: Arc<App>, mut shutdown: watch::Receiver<b
                     app.gateway.trusted_crls.retain(&names);
                     next_try.retain(|k, _| names.contains(k));
                     reported.retain(|k| names.contains(k));
+                    failing.retain(|k| names.contains(k));
                     cas = Some(list);
                 }
                 Err(e) => warn!(error = %e, "cannot list trusted CAs; retrying"),
@@ -326,7 +330,10 @@ pub async fn refresh_trusted_crls(app: Arc<App>, mut shutdown: watch::Receiver<b
                         .get_or_create(&labels)
                         .set(0);
                     next_try.remove(&ca.name);
-                    reported.remove(&ca.name);
+                    failing.remove(&ca.name);
+                    if reported.remove(&ca.name) {
+                        warn!(ca = %ca.name, "trusted CA's CRL is current again: the outage is over, its certificates are checked against it");
+                    }
                 }
                 Err(why) => {
                     app.metrics
@@ -350,10 +357,15 @@ pub async fn refresh_trusted_crls(app: Arc<App>, mut shutdown: watch::Receiver<b
                             .trusted_crl_unknown
                             .get_or_create(&labels)
                             .set(1);
-                        reported.insert(ca.name.clone());
-                        report_unknown(&app, &ca.name, &why);
-                    } else {
+                        if reported.insert(ca.name.clone()) {
+                            report_unknown(&app, &ca.name, &why);
+                        } else {
+                            debug!(ca = %ca.name, error = %why, "trusted CA's CRL still cannot be fetched");
+                        }
+                    } else if failing.insert(ca.name.clone()) {
                         warn!(ca = %ca.name, error = %why, "cannot refresh trusted CA's CRL; the previous one is still valid");
+                    } else {
+                        debug!(ca = %ca.name, error = %why, "trusted CA's CRL still cannot be refreshed");
                     }
                     app.gateway.trusted_crls.set(&ca.name, state);
                     next_try.insert(ca.name.clone(), Instant::now() + retry_after);
@@ -367,7 +379,7 @@ pub async fn refresh_trusted_crls(app: Arc<App>, mut shutdown: watch::Receiver<b
     }
 }
 
-/// The loud line for a trusted CA without a current CRL (each failed retry repeats it).
+/// The loud line for a trusted CA without a current CRL, once per outage.
 fn report_unknown(app: &App, ca: &str, why: &str) {
     if app.gateway.config.allow_unknown_revocation {
         warn!(ca, error = why, "no current CRL for trusted CA; its certificates are ACCEPTED without a revocation check (--danger-allow-unknown-revocation)");

@@ -133,9 +133,18 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// Whether the device's request (its body failed, or did not match its length) is at
+    /// fault: answered 400, not counted as an upstream error.
+    pub fn is_device_fault(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Request(_) | UpstreamError::RequestBody(_)
+        )
+    }
+
     /// The `kind` label of `easgate_gateway_upstream_errors_total`: `connect`, `protocol`
     /// (the upstream's side of an exchange) or `request` (the device's body failed or did not
-    /// match its length; the upstream is not at fault).
+    /// match its length; the upstream is not at fault, and the device gets 400).
     pub fn kind(&self) -> &'static str {
         match self {
             UpstreamError::Connect(_) => "connect",
