@@ -196,6 +196,14 @@ pub struct ServeArgs {
     /// POST a JSON event here for each renewal enrollment started (http:// or https://).
     #[arg(long, env = "EASGATE_RENEWAL_WEBHOOK", value_name = "URL")]
     pub renewal_webhook: Option<String>,
+    /// Public and admin listeners: longest a client may take to send a request head, and
+    /// longest a keep-alive connection may sit idle [default: 15s].
+    #[arg(long, env = "EASGATE_HTTP_HEADER_TIMEOUT", value_name = "DURATION")]
+    pub http_header_timeout: Option<String>,
+    /// Public and admin listeners: most connections open at once, each; more are closed as
+    /// they arrive [default: 1024].
+    #[arg(long, env = "EASGATE_HTTP_MAX_CONNECTIONS", value_name = "N")]
+    pub http_max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -927,6 +927,19 @@ fn serve_config(
             file.renewal_interval.as_deref(),
             "1h",
         )?,
+        http_limits: easgate_server::http_listener::HttpLimits {
+            header_timeout: pick_duration(
+                "--http-header-timeout",
+                args.http_header_timeout.as_deref(),
+                file.http_header_timeout.as_deref(),
+                "15s",
+            )?,
+            max_connections: args
+                .http_max_connections
+                .or(file.http_max_connections)
+                .unwrap_or(1024)
+                .max(1),
+        },
         renewal_webhook: args
             .renewal_webhook
             .clone()

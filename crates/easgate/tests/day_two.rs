@@ -176,3 +176,82 @@ fn the_audit_trail_names_who_acted_and_through_which_channel() {
         }
     }
 }
+
+/// Whether the server has closed `stream` (a read gives end of file or a reset within `wait`).
+fn closed_by_server(stream: &std::net::TcpStream, wait: std::time::Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        let mut reader = stream;
+        match reader.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn slow_and_idle_clients_cannot_hold_the_public_listener() {
+    use std::io::Write;
+    use std::time::Duration;
+    let env = Env::new();
+    env.ok(&["ca", "create", "default"]);
+    let server = env.serve(&[
+        "--http-header-timeout",
+        "2s",
+        "--http-max-connections",
+        "50",
+    ]);
+    let legit = || common::http(server.public, "GET", "/ca/default.pem", b"").0;
+    // Slowloris: 40 connections that send half a request head and then trickle.
+    let mut slow: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(server.public).unwrap();
+            s.write_all(b"GET /ca/default.pem HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    // Under the cap, legitimate requests are served meanwhile.
+    assert_eq!(legit(), 200);
+    // Over the cap: the extra connections are closed as they come.
+    let extra: Vec<std::net::TcpStream> = (0..30)
+        .map(|_| std::net::TcpStream::connect(server.public).unwrap())
+        .collect();
+    let closed_at_once = extra
+        .iter()
+        .filter(|s| closed_by_server(s, Duration::from_millis(300)))
+        .count();
+    assert!(
+        closed_at_once >= 19,
+        "only {closed_at_once} of 30 over the cap of 50 were closed"
+    );
+    // Trickling does not keep a connection: the head must be whole within the timeout.
+    for s in &mut slow {
+        let _ = s.write_all(b"X-Slow: 1\r\n");
+    }
+    let all_closed = slow
+        .iter()
+        .all(|s| closed_by_server(s, Duration::from_secs(5)));
+    assert!(all_closed, "a slow connection outlived the header timeout");
+    // An idle keep-alive connection is closed after the same timeout.
+    let mut idle = std::net::TcpStream::connect(server.public).unwrap();
+    idle.write_all(b"GET /ca/default.pem HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        closed_by_server(&idle, Duration::from_secs(5)),
+        "idle connection kept"
+    );
+    // And the listener serves again.
+    drop(extra);
+    assert!(common::eventually(5.0, || legit() == 200));
+}

@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub change_poll_interval: Option<String>,
     pub renewal_interval: Option<String>,
     pub renewal_webhook: Option<String>,
+    pub http_header_timeout: Option<String>,
+    pub http_max_connections: Option<usize>,
 }
 
 impl FileConfig {
@@ -75,6 +77,8 @@ pub struct ServeConfig {
     pub renewal_interval: Duration,
     /// Where each started renewal is POSTed as JSON.
     pub renewal_webhook: Option<http::Uri>,
+    /// Limits of the public and admin listeners.
+    pub http_limits: crate::http_listener::HttpLimits,
     pub gateway: crate::gateway::GatewayConfig,
 }
 
@@ -237,6 +241,7 @@ mod tests {
             change_poll_interval: Duration::from_secs(1),
             renewal_interval: Duration::from_secs(3600),
             renewal_webhook: None,
+            http_limits: crate::http_listener::HttpLimits::default(),
             gateway: crate::gateway::GatewayConfig {
                 listen: "127.0.0.1:8443".parse().unwrap(),
                 threads: 2,

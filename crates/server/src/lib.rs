@@ -8,6 +8,7 @@ pub mod admin;
 pub mod config;
 mod error;
 pub mod gateway;
+pub mod http_listener;
 pub mod init;
 pub mod jobs;
 pub mod metrics;
@@ -151,22 +152,28 @@ pub async fn serve(
         .await;
     });
 
-    let public_server = axum::serve(
+    let limits = config.http_limits;
+    let public_server = http_listener::serve(
+        "public",
         public,
-        public::router(Arc::clone(&app)).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(wait_for(stopped.clone()));
-    let admin_server = axum::serve(admin, admin::router(Arc::clone(&app)).into_make_service())
-        .with_graceful_shutdown(wait_for(stopped.clone()));
+        public::router(Arc::clone(&app)),
+        limits,
+        stopped.clone(),
+    );
+    let admin_server = http_listener::serve(
+        "admin",
+        admin,
+        admin::router(Arc::clone(&app)),
+        limits,
+        stopped.clone(),
+    );
 
     let signal = async {
         shutdown_signal().await;
         info!("shutting down: finishing requests in flight");
         let _ = stop.send(true);
     };
-    let (public_result, admin_result, ()) = tokio::join!(public_server, admin_server, signal);
-    public_result?;
-    admin_result?;
+    tokio::join!(public_server, admin_server, signal);
     let _ = tokio::join!(
         follower,
         maintainer,
@@ -187,14 +194,6 @@ async fn bind(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, S
             addr,
             source,
         })
-}
-
-async fn wait_for(mut stopped: watch::Receiver<bool>) {
-    while !*stopped.borrow() {
-        if stopped.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 async fn shutdown_signal() {
