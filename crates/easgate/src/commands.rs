@@ -9,7 +9,6 @@ use easgate_ops::certs::KeySource;
 use easgate_ops::templates::TemplateRequest;
 use easgate_ops::time_fmt::rfc3339;
 use easgate_ops::{Easgate, OpenOptions, OpsError};
-use easgate_pki::doctor::Verdict;
 use easgate_pki::input::to_pem;
 use easgate_pki::revocation::RevocationReason;
 use easgate_store::CertStatus;
@@ -37,6 +36,8 @@ pub enum CliError {
     Serve(#[from] easgate_server::ServeError),
     #[error("the certificate is not fit for EAS certificate authentication: {0} check(s) failed")]
     Unfit(usize),
+    #[error("not a certificate (PEM or DER): {} ({why})", .file.display())]
+    NotACertificate { file: PathBuf, why: String },
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
@@ -838,6 +839,12 @@ async fn cert(e: &Easgate, cmd: CertCommand, as_json: bool) -> Result<(), CliErr
         CertCommand::Doctor { file, ca } => {
             let bytes = read_file(&file)?;
             let report = e.doctor_certificate(&bytes, ca.as_deref()).await?;
+            if let Some(why) = report.unreadable() {
+                return Err(CliError::NotACertificate {
+                    file: file.clone(),
+                    why: why.to_string(),
+                });
+            }
             if as_json {
                 let checks: Vec<_> = report
                     .checks
@@ -850,11 +857,7 @@ async fn cert(e: &Easgate, cmd: CertCommand, as_json: bool) -> Result<(), CliErr
                     println!("{:<4}  {:<20} {}", c.verdict.to_string(), c.id, c.detail);
                 }
             }
-            let failed = report
-                .checks
-                .iter()
-                .filter(|c| c.verdict != Verdict::Pass)
-                .count();
+            let failed = report.failures();
             if failed > 0 {
                 return Err(CliError::Unfit(failed));
             }

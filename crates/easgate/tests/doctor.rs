@@ -129,6 +129,8 @@ fn doctor_fails_each_openssl_made_defect_on_its_own_line() {
     let (code, out, err) = doctor(&env, &dir.join("good.pem"));
     assert_eq!(code, 1, "{out}");
     assert!(err.starts_with("error: "), "{err}");
+    // One failed check (the chain); the skipped revocation check is not counted as a failure.
+    assert!(err.contains(": 1 check(s) failed"), "{err}");
     assert!(line(&out, "chain").starts_with("FAIL"), "{out}");
     assert!(line(&out, "chain").contains("Foreign Corp CA"), "{out}");
     assert!(line(&out, "revocation").starts_with("SKIP"), "{out}");
@@ -153,6 +155,12 @@ fn doctor_fails_each_openssl_made_defect_on_its_own_line() {
         "{out}"
     );
     assert!(line(&out, "san-email").starts_with("PASS"), "{out}");
+    // Another CA's certificate: no advice about easgate's templates.
+    assert!(!out.contains("template"), "{out}");
+    assert!(
+        line(&out, "san-upn").contains("the CA that issued it"),
+        "{out}"
+    );
 
     let (code, out, _) = doctor(&env, &dir.join("no_client_auth.pem"));
     assert_eq!(code, 1);
@@ -171,15 +179,40 @@ fn doctor_fails_each_openssl_made_defect_on_its_own_line() {
         "{out}"
     );
 
-    // Garbage is one clear FAIL, not a crash.
+    // Garbage is one clear error, not a crash and not a report of ten lines.
     std::fs::write(
         dir.join("garbage.pem"),
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
-    let (code, out, _) = doctor(&env, &dir.join("garbage.pem"));
-    assert_eq!(code, 1);
-    assert!(line(&out, "parse").starts_with("FAIL"), "{out}");
+    std::fs::write(dir.join("garbage.txt"), "hello, I am not a certificate\n").unwrap();
+    for garbage in ["garbage.pem", "garbage.txt"] {
+        let (code, out, err) = doctor(&env, &dir.join(garbage));
+        assert_eq!(code, 1);
+        assert!(out.is_empty(), "{out}");
+        assert!(
+            err.starts_with("error: not a certificate (PEM or DER)"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn doctor_on_our_own_ca_certificate_says_what_it_is_without_alarms() {
+    let env = Env::new();
+    env.standard_setup();
+    let ca = env.export_ca("default");
+    let (code, out, err) = doctor(&env, &ca);
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("in use elsewhere"), "{out}");
+    assert!(line(&out, "chain").contains("CA `default` itself"), "{out}");
+    assert!(line(&out, "revocation").starts_with("SKIP"), "{out}");
+    assert!(
+        line(&out, "key-usage").contains("not a device certificate"),
+        "{out}"
+    );
+    assert!(!out.contains("template"), "{out}");
+    assert!(err.contains(": 1 check(s) failed"), "{err}");
 }
 
 #[test]

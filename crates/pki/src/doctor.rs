@@ -72,8 +72,25 @@ pub struct Report {
 
 impl Report {
     /// Fit for EAS certificate authentication: every check passed.
+    /// No check failed (a SKIP is a check that could not be made, not a failure).
     pub fn fit(&self) -> bool {
-        self.checks.iter().all(|c| c.verdict == Verdict::Pass)
+        self.failures() == 0
+    }
+
+    /// How many checks failed.
+    pub fn failures(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .count()
+    }
+
+    /// Why the input is not a certificate at all, if it is not.
+    pub fn unreadable(&self) -> Option<&str> {
+        self.checks
+            .first()
+            .filter(|c| c.id == "parse" && c.verdict == Verdict::Fail)
+            .map(|c| c.detail.as_str())
     }
 }
 
@@ -124,7 +141,7 @@ pub fn examine(
     let cert = match X509Certificate::from_der(&der) {
         Ok(([], cert)) => cert,
         Ok(_) => return unparsable("trailing bytes after the certificate".into()),
-        Err(e) => return unparsable(format!("not an X.509 certificate (PEM or DER): {e}")),
+        Err(e) => return unparsable(format!("not an X.509 certificate: {e}")),
     };
     let serial = Serial::from_be_bytes(cert.raw_serial());
     checks.push(check(
@@ -137,6 +154,9 @@ pub fn examine(
         ),
     ));
 
+    if let Some(ca) = cas.iter().find(|ca| ca.cert_der == der.as_slice()) {
+        return ca_certificate_report(&cert, ca.name, checks, serial, now);
+    }
     let (chain, chained_ca) = chain_check(&cert, cas, expected_ca);
     checks.push(chain);
     checks.push(validity_check(&cert, now));
@@ -165,7 +185,7 @@ pub fn examine(
     });
     checks.push(eku_check(&cert));
     checks.push(key_usage_check(&cert));
-    let (email, upn) = san_checks(&cert);
+    let (email, upn) = san_checks(&cert, chained_ca.is_some());
     checks.push(email);
     checks.push(upn);
     checks.push(key_strength_check(&cert));
@@ -175,6 +195,44 @@ pub fn examine(
         checks,
         serial: Some(serial),
         chained_ca,
+    }
+}
+
+/// The report on one of easgate's own CA certificates: no alarm about its revocation (a CA is
+/// not in its own CRL) and no device checks, one clear line that it is not a device certificate.
+fn ca_certificate_report(
+    cert: &X509Certificate<'_>,
+    ca: &str,
+    mut checks: Vec<Check>,
+    serial: Serial,
+    now: OffsetDateTime,
+) -> Report {
+    let not_device = "not checked: a CA certificate, not a device certificate";
+    checks.push(check(
+        "chain",
+        Verdict::Pass,
+        format!("this is the certificate of easgate's CA `{ca}` itself"),
+    ));
+    checks.push(validity_check(cert, now));
+    checks.push(check(
+        "revocation",
+        Verdict::Skip,
+        "not checked: a CA certificate is not listed in its own CRL",
+    ));
+    checks.push(check("eku-client-auth", Verdict::Skip, not_device));
+    checks.push(check(
+        "key-usage",
+        Verdict::Fail,
+        format!("this is CA `{ca}`'s own certificate, not a device certificate: check a device's certificate (`easgate cert list`, then the file `cert issue` wrote)"),
+    ));
+    checks.push(check("san-email", Verdict::Skip, not_device));
+    checks.push(check("san-upn", Verdict::Skip, not_device));
+    checks.push(key_strength_check(cert));
+    checks.push(signature_algorithm_check(cert));
+    Report {
+        checks,
+        serial: Some(serial),
+        chained_ca: Some(ca.to_string()),
     }
 }
 
@@ -351,7 +409,16 @@ fn key_usage_check(cert: &X509Certificate<'_>) -> Check {
     }
 }
 
-fn san_checks(cert: &X509Certificate<'_>) -> (Check, Check) {
+/// The SAN lines. `ours`: the certificate comes from a CA of ours, so the advice is about
+/// easgate's template; for another CA's certificate it is about that CA.
+fn san_checks(cert: &X509Certificate<'_>, ours: bool) -> (Check, Check) {
+    let fix = |template: &str| {
+        if ours {
+            format!("add `--san {template}` to the template")
+        } else {
+            "the CA that issued it must include one".to_string()
+        }
+    };
     let mut emails = Vec::new();
     let mut upns = Vec::new();
     let mut malformed = None;
@@ -383,7 +450,10 @@ fn san_checks(cert: &X509Certificate<'_>) -> (Check, Check) {
         check(
             "san-email",
             Verdict::Fail,
-            "no email (rfc822Name) SAN: Exchange and Entra find the mailbox by it; add `--san email:{EmailAddress}` to the template",
+            format!(
+                "no email (rfc822Name) SAN: Exchange and Entra find the mailbox by it; {}",
+                fix("email:{EmailAddress}")
+            ),
         )
     };
     let upn = match (upns.is_empty(), malformed) {
@@ -392,7 +462,10 @@ fn san_checks(cert: &X509Certificate<'_>) -> (Check, Check) {
         (true, None) => check(
             "san-upn",
             Verdict::Fail,
-            "no UPN SAN (otherName 1.3.6.1.4.1.311.20.2.3): the gateway and Entra map the certificate to the user by it; add `--san upn:{UserPrincipalName}` to the template",
+            format!(
+                "no UPN SAN (otherName 1.3.6.1.4.1.311.20.2.3): the gateway and Entra map the certificate to the user by it; {}",
+                fix("upn:{UserPrincipalName}")
+            ),
         ),
     };
     (email, upn)
