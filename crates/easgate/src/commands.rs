@@ -138,7 +138,7 @@ async fn init(easgate: &Easgate, args: &InitArgs, public_url_given: bool) -> Res
         }
         return Ok(());
     }
-    let notes = easgate_server::init::initialise(easgate, public_url_given)
+    let notes = easgate_server::init::initialise(easgate, public_url_given, None)
         .await
         .map_err(CliError::Serve)?;
     for note in &notes {
@@ -179,6 +179,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     .await?;
     for note in &easgate.initialised {
         eprintln!("easgate: {note}");
+    }
+    if let Command::Ca(CaCommand::Create { .. }) = &cli.command {
+        let url = easgate.public_url().await?;
+        if let Some(warning) = easgate_ops::context::public_url_warning(&url) {
+            eprintln!("warning: {warning}");
+        }
     }
     let as_json = cli.json;
     match cli.command {

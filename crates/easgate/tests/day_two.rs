@@ -255,3 +255,52 @@ fn slow_and_idle_clients_cannot_hold_the_public_listener() {
     drop(extra);
     assert!(common::eventually(5.0, || legit() == 200));
 }
+
+#[test]
+fn the_gateway_certificate_names_the_public_host_and_the_listen_address() {
+    let env = Env::bare();
+    let _server = env.serve(&[]);
+    let text = common::openssl_ok(
+        &[
+            "x509",
+            "-in",
+            "data/gateway.pem",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+        env.dir.path(),
+    );
+    // The test's public URL is http://pki.corp.example:8080; serve listens on 127.0.0.1.
+    assert!(text.contains("DNS:pki.corp.example"), "{text}");
+    assert!(text.contains("DNS:localhost"), "{text}");
+    assert!(text.contains("IP Address:127.0.0.1"), "{text}");
+}
+
+#[test]
+fn a_public_url_that_is_not_a_fully_qualified_name_is_warned_about() {
+    let mut env = Env::new();
+    env.public_url = "http://mailgw:8080".into();
+    let r = env.run(&["ca", "create", "corp"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warning: the public URL http://mailgw:8080 names `mailgw`, not a fully qualified host name"),
+        "{}",
+        r.stderr
+    );
+    let server = env.serve(&[]);
+    assert!(common::eventually(5.0, || server
+        .log_text()
+        .contains("not a fully qualified host name")));
+    // A fully qualified name or an address: no warning.
+    for url in [
+        "http://pki.corp.example:8080",
+        "http://192.0.2.10:8080",
+        "http://[2001:db8::1]:8080",
+    ] {
+        env.public_url = url.into();
+        let r = env.run(&["ca", "create", &format!("ca{}", url.len())]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(!r.stderr.contains("warning"), "{url}: {}", r.stderr);
+    }
+}

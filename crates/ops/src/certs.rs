@@ -144,19 +144,24 @@ impl Easgate {
     }
 
     /// Issue a TLS server certificate for easgate's own listeners from CA `ca` (EC P-256 key
-    /// made here), recorded in the store like every certificate. Returns (certificate, key).
+    /// made here), recorded in the store like every certificate. `names` are host names or IP
+    /// addresses (iPAddress SANs). Returns (certificate, key).
     pub async fn issue_server_certificate(
         &self,
         ca: &str,
-        dns_names: &[String],
+        names: &[String],
     ) -> Result<(Vec<u8>, PrivateKey)> {
-        let first = dns_names.first().ok_or_else(|| {
-            OpsError::Invalid("a server certificate needs at least one DNS name".into())
+        let first = names.first().ok_or_else(|| {
+            OpsError::Invalid("a server certificate needs at least one name".into())
         })?;
-        let sans = dns_names
+        let sans = names
             .iter()
             .map(|n| San {
-                kind: SanKind::Dns,
+                kind: if n.parse::<std::net::IpAddr>().is_ok() {
+                    SanKind::Ip
+                } else {
+                    SanKind::Dns
+                },
                 value: n.clone(),
             })
             .collect();

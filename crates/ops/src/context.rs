@@ -168,6 +168,29 @@ pub fn check_public_url(url: &str) -> Result<()> {
 }
 
 /// This machine's host name, for the default public URL.
+/// The host of a URL (`http://host:port/…`), without brackets for IPv6.
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    }
+}
+
+/// The warning for a public URL whose host is neither a fully qualified name nor an IP
+/// address: certificates carry it for years, devices and Entra must resolve it, and pkilint
+/// flags a single-label name.
+pub fn public_url_warning(url: &str) -> Option<String> {
+    let host = url_host(url);
+    (!host.contains('.') && host.parse::<std::net::IpAddr>().is_err()).then(|| {
+        format!(
+            "the public URL {url} names `{host}`, not a fully qualified host name: certificates carry their CRL and OCSP URLs for years, and devices and Entra must resolve them (set --public-url, e.g. http://pki.corp.example:8080)"
+        )
+    })
+}
+
 pub fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| fs::read_to_string("/etc/hostname"))

@@ -215,6 +215,11 @@ fn san_type(kind: SanKind, value: &str) -> Result<SanType, PkiError> {
         SanKind::Email => SanType::Rfc822Name(value.to_string().try_into().map_err(invalid)?),
         SanKind::Dns => SanType::DnsName(value.to_string().try_into().map_err(invalid)?),
         SanKind::Uri => SanType::URI(value.to_string().try_into().map_err(invalid)?),
+        SanKind::Ip => SanType::IpAddress(
+            value
+                .parse()
+                .map_err(|_| PkiError::InvalidSan(value.to_string(), "not an IP address".into()))?,
+        ),
         SanKind::Upn => SanType::OtherName((
             OID_MS_UPN.to_vec(),
             rcgen::OtherNameValue::Utf8String(value.to_string()),

@@ -108,6 +108,8 @@ pub enum SanKind {
     Dns,
     /// uniformResourceIdentifier
     Uri,
+    /// iPAddress (IPv4 or IPv6)
+    Ip,
 }
 
 impl SanKind {
@@ -117,6 +119,7 @@ impl SanKind {
             SanKind::Upn => "upn",
             SanKind::Dns => "dns",
             SanKind::Uri => "uri",
+            SanKind::Ip => "ip",
         }
     }
 }
@@ -135,7 +138,7 @@ impl FromStr for SanTemplate {
         let (kind, value) = s.split_once(':').ok_or_else(|| {
             PkiError::InvalidSan(
                 s.into(),
-                "expected TYPE:VALUE with TYPE email, upn, dns or uri".into(),
+                "expected TYPE:VALUE with TYPE email, upn, dns, uri or ip".into(),
             )
         })?;
         let kind = match kind.trim().to_ascii_lowercase().as_str() {
@@ -143,10 +146,11 @@ impl FromStr for SanTemplate {
             "upn" => SanKind::Upn,
             "dns" => SanKind::Dns,
             "uri" => SanKind::Uri,
+            "ip" => SanKind::Ip,
             other => {
                 return Err(PkiError::InvalidSan(
                     s.into(),
-                    format!("unknown type `{other}` (use email, upn, dns or uri)"),
+                    format!("unknown type `{other}` (use email, upn, dns, uri or ip)"),
                 ))
             }
         };
@@ -265,6 +269,11 @@ fn check_san_value(kind: SanKind, value: &str) -> Result<(), PkiError> {
         SanKind::Uri => {
             if !value.is_ascii() || !value.contains(':') || value.contains(char::is_whitespace) {
                 return Err(bad("not an absolute URI"));
+            }
+        }
+        SanKind::Ip => {
+            if value.parse::<std::net::IpAddr>().is_err() {
+                return Err(bad("not an IPv4 or IPv6 address"));
             }
         }
     }

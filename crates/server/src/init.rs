@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use easgate_ops::context::{hostname, PUBLIC_URL_SETTING};
+use easgate_ops::context::{hostname, url_host, PUBLIC_URL_SETTING};
 use easgate_ops::devices::{random_hex, secret_hash};
 use easgate_ops::profiles::GATEWAY_TLS_CA_SETTING;
 use easgate_ops::Easgate;
@@ -43,6 +43,7 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), ServeError> {
 pub async fn initialise(
     easgate: &Easgate,
     public_url_given: bool,
+    gateway_listen: Option<std::net::SocketAddr>,
 ) -> Result<Vec<String>, ServeError> {
     let mut notes = Vec::new();
     if easgate.list_cas().await?.is_empty() {
@@ -103,11 +104,16 @@ pub async fn initialise(
             .find(|c| c.ca.name == "default")
             .or(easgate.list_cas().await?.into_iter().next())
             .ok_or_else(|| ServeError::Config("no CA to issue the gateway certificate".into()))?;
-        let host = hostname();
-        let mut names = vec![host.clone()];
-        if host != "localhost" {
-            names.push("localhost".into());
+        // The name devices use (the public URL's host), the machine's name, localhost, and
+        // the address the gateway listens on when it is a specific one.
+        let public_url = easgate.public_url().await?;
+        let mut names: Vec<String> = vec![url_host(&public_url).to_string(), hostname()];
+        names.push("localhost".into());
+        if let Some(listen) = gateway_listen.filter(|a| !a.ip().is_unspecified()) {
+            names.push(listen.ip().to_string());
         }
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| !n.is_empty() && seen.insert(n.to_ascii_lowercase()));
         let (der, key) = easgate
             .issue_server_certificate(&ca.ca.name, &names)
             .await?;

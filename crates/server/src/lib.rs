@@ -61,7 +61,7 @@ pub async fn serve(
     config: ServeConfig,
     public_url_given: bool,
 ) -> Result<(), ServeError> {
-    for note in init::initialise(&easgate, public_url_given).await? {
+    for note in init::initialise(&easgate, public_url_given, Some(config.gateway.listen)).await? {
         eprintln!("easgate: {note}");
     }
     let start_revision = easgate
@@ -110,15 +110,8 @@ pub async fn serve(
     );
     let public_url = app.easgate.public_url().await?;
     eprintln!("easgate: public URL {public_url}");
-    let host = public_url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', ':']).next())
-        .unwrap_or_default();
-    if !host.contains('.') && host.parse::<std::net::IpAddr>().is_err() {
-        eprintln!(
-            "easgate: note: `{host}` is not a fully qualified name; devices and Entra must reach the CRL and OCSP URLs in certificates: set --public-url"
-        );
+    if let Some(warning) = easgate_ops::context::public_url_warning(&public_url) {
+        eprintln!("easgate: warning: {warning}");
     }
 
     let (stop, stopped) = watch::channel(false);
