@@ -304,3 +304,54 @@ fn a_public_url_that_is_not_a_fully_qualified_name_is_warned_about() {
         assert!(!r.stderr.contains("warning"), "{url}: {}", r.stderr);
     }
 }
+
+/// Seconds since the start of the month of an OpenSSL time (`Dec  6 02:45:01 2026 GMT`).
+fn openssl_seconds(text: &str) -> i64 {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let day: i64 = parts[1].parse().unwrap();
+    let hms: Vec<i64> = parts[2].split(':').map(|p| p.parse().unwrap()).collect();
+    day * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
+}
+
+#[test]
+fn a_revocation_is_in_the_published_delta_crl_within_the_delay() {
+    let env = Env::new();
+    env.standard_setup();
+    let (_, _, serial) = env.issue_device_cert("alice@corp.example", "dev2");
+    let server = env.serve(&["--delta-crl-delay", "3s"]);
+    env.ok(&["cert", "revoke", &serial]);
+    let dir = env.dir.path();
+    let mut text = String::new();
+    assert!(
+        common::eventually(15.0, || {
+            let (_, _, der) = common::http(server.public, "GET", "/crl/default-delta.crl", b"");
+            std::fs::write(dir.join("delta.crl"), der).unwrap();
+            text = common::openssl_ok(
+                &[
+                    "crl",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    "delta.crl",
+                    "-noout",
+                    "-text",
+                ],
+                dir,
+            );
+            text.contains(&serial)
+        }),
+        "the delta CRL never listed {serial}"
+    );
+    // The CRL's own clock: issued at most the delay after the revocation it lists.
+    let value = |label: &str| {
+        let line = text.lines().find(|l| l.trim().starts_with(label)).unwrap();
+        openssl_seconds(line.split_once(": ").unwrap().1)
+    };
+    let this_update = value("Last Update");
+    let revoked = value("Revocation Date");
+    assert!(
+        this_update - revoked <= 3,
+        "delta issued {} s after the revocation (delay 3 s):\n{text}",
+        this_update - revoked
+    );
+}

@@ -114,9 +114,21 @@ async fn refresh_certificate(app: &App, serial_hex: &str) -> Result<(), easgate_
         ca.forget_presigned();
     }
     if cert.status == StoreStatus::Revoked && changed {
+        // Due `--delta-crl-delay` after the revocation itself, not after this server saw it
+        // (the change poll) and less one upkeep tick, so that the published delta lists it
+        // within the promised delay.
+        let since = Duration::from_secs(
+            u64::try_from(now.saturating_sub(cert.revoked_at.unwrap_or(now))).unwrap_or(0),
+        );
+        let wait = app
+            .config
+            .delta_crl_delay
+            .saturating_sub(since)
+            .saturating_sub(tick(app));
         if let Ok(mut due) = ca.delta_due.lock() {
-            if due.is_none() {
-                *due = Some(Instant::now() + app.config.delta_crl_delay);
+            let at = Instant::now() + wait;
+            if due.is_none_or(|d| at < d) {
+                *due = Some(at);
             }
         }
         info!(ca = %ca.name, serial = %cert.serial, "revocation applied; OCSP answers revoked now");
