@@ -336,6 +336,23 @@ pub enum UserCommand {
     Disable { upn: String },
     /// Enable a disabled user (revoked certificates stay revoked).
     Enable { upn: String },
+    /// Change a user: email, display name, groups. Certificates already issued keep the
+    /// names they carry; `easgate device reenroll` gets a device one with the new ones.
+    Set {
+        upn: String,
+        /// New primary SMTP address.
+        #[arg(long)]
+        email: Option<String>,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Add to this group (repeatable).
+        #[arg(long = "add-group", value_name = "G")]
+        add_groups: Vec<String>,
+        /// Take out of this group (repeatable).
+        #[arg(long = "remove-group", value_name = "G")]
+        remove_groups: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -426,6 +443,15 @@ pub enum DeviceCommand {
     },
     /// Show one device and its certificates.
     Show { uid: String },
+    /// A new one-time SCEP challenge and profile link for a device (the old ones stop
+    /// working): when a mail scanner opened the link first, or the phone was reset. The
+    /// device record, its certificates and history stay.
+    Reenroll {
+        uid: String,
+        /// Days the one-time challenge stays usable.
+        #[arg(long, value_name = "N", default_value_t = 7)]
+        challenge_days: u32,
+    },
     /// Retire a device: revoke its certificates (cessationOfOperation).
     Retire { uid: String },
     /// Mark a device wiped: revoke its certificates (cessationOfOperation).

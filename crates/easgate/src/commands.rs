@@ -446,6 +446,35 @@ async fn user(e: &Easgate, cmd: UserCommand, as_json: bool) -> Result<(), CliErr
             println!("enabled {}", u.upn);
             Ok(())
         }
+        UserCommand::Set {
+            upn,
+            email,
+            name,
+            add_groups,
+            remove_groups,
+        } => {
+            let u = e
+                .update_user(
+                    &upn,
+                    easgate_store::UserChange {
+                        email,
+                        display_name: name,
+                        add_groups,
+                        remove_groups,
+                    },
+                )
+                .await?;
+            if as_json {
+                return json(&u);
+            }
+            println!(
+                "changed {} <{}> groups [{}]",
+                u.upn,
+                u.email,
+                u.groups.join(",")
+            );
+            Ok(())
+        }
     }
 }
 
@@ -554,8 +583,42 @@ async fn template(e: &Easgate, cmd: TemplateCommand, as_json: bool) -> Result<()
     }
 }
 
+/// What `device enroll` and `device reenroll` print: the secrets, once.
+fn print_enrollment(en: &easgate_ops::devices::Enrollment, as_json: bool) -> Result<(), CliError> {
+    if as_json {
+        return json(&serde_json::json!({
+            "uid": en.uid,
+            "challenge": en.challenge,
+            "scep_url": en.scep_url,
+            "profile_url": en.profile_url,
+            "user": en.user,
+            "platform": en.platform,
+            "template": en.template,
+            "challenge_expires_at": rfc3339(en.challenge_expires_at),
+        }));
+    }
+    fields(&[
+        ("uid", en.uid.clone()),
+        ("user", en.user.clone()),
+        ("template", en.template.clone()),
+        ("SCEP URL", en.scep_url.clone()),
+        ("challenge", en.challenge.clone()),
+        ("challenge expires", rfc3339(en.challenge_expires_at)),
+        ("profile URL", en.profile_url.clone()),
+    ]);
+    println!("The challenge works once and is shown only now.");
+    Ok(())
+}
+
 async fn device(e: &Easgate, cmd: DeviceCommand, as_json: bool) -> Result<(), CliError> {
     match cmd {
+        DeviceCommand::Reenroll {
+            uid,
+            challenge_days,
+        } => {
+            let en = e.reenroll_device(&uid, Some(challenge_days)).await?;
+            print_enrollment(&en, as_json)
+        }
         DeviceCommand::Enroll {
             user,
             platform,
@@ -574,29 +637,7 @@ async fn device(e: &Easgate, cmd: DeviceCommand, as_json: bool) -> Result<(), Cl
                     Some(challenge_days),
                 )
                 .await?;
-            if as_json {
-                return json(&serde_json::json!({
-                    "uid": en.uid,
-                    "challenge": en.challenge,
-                    "scep_url": en.scep_url,
-                    "profile_url": en.profile_url,
-                    "user": en.user,
-                    "platform": en.platform,
-                    "template": en.template,
-                    "challenge_expires_at": rfc3339(en.challenge_expires_at),
-                }));
-            }
-            fields(&[
-                ("uid", en.uid.clone()),
-                ("user", en.user.clone()),
-                ("template", en.template.clone()),
-                ("SCEP URL", en.scep_url.clone()),
-                ("challenge", en.challenge.clone()),
-                ("challenge expires", rfc3339(en.challenge_expires_at)),
-                ("profile URL", en.profile_url.clone()),
-            ]);
-            println!("The challenge works once and is shown only now.");
-            Ok(())
+            print_enrollment(&en, as_json)
         }
         DeviceCommand::List { user } => {
             let list = e.list_devices(user.as_deref()).await?;

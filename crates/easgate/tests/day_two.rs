@@ -355,3 +355,127 @@ fn a_revocation_is_in_the_published_delta_crl_within_the_delay() {
         this_update - revoked
     );
 }
+
+#[test]
+fn user_set_changes_only_what_is_given_and_bad_input_changes_nothing() {
+    let env = Env::new();
+    env.ok(&["group", "add", "sales"]);
+    env.ok(&["group", "add", "field"]);
+    env.ok(&[
+        "user",
+        "add",
+        "alice@corp.example",
+        "--email",
+        "alice@corp.example",
+        "--group",
+        "sales",
+    ]);
+    let u = env.json(&[
+        "user",
+        "set",
+        "alice@corp.example",
+        "--email",
+        "alice.smith@corp.example",
+        "--name",
+        "Alice Smith",
+        "--add-group",
+        "field",
+        "--remove-group",
+        "sales",
+    ]);
+    assert_eq!(u["email"], "alice.smith@corp.example");
+    assert_eq!(u["display_name"], "Alice Smith");
+    assert_eq!(u["groups"], serde_json::json!(["field"]));
+    let before = env.ok(&["user", "show", "alice@corp.example", "--json"]);
+    for (args, expected) in [
+        (
+            &["user", "set", "alice@corp.example", "--add-group", "nosuch"][..],
+            "group `nosuch` does not exist",
+        ),
+        (
+            &[
+                "user",
+                "set",
+                "alice@corp.example",
+                "--email",
+                "not-an-address",
+            ],
+            "invalid email address",
+        ),
+        (&["user", "set", "alice@corp.example"], "nothing to change"),
+        (
+            &["user", "set", "bob@corp.example", "--name", "Bob"],
+            "user `bob@corp.example` does not exist",
+        ),
+    ] {
+        let err = env.fails(args);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    assert_eq!(
+        env.ok(&["user", "show", "alice@corp.example", "--json"]),
+        before
+    );
+    let audit = env.ok(&["audit"]);
+    assert!(audit.contains("user.set"), "{audit}");
+}
+
+#[test]
+fn reenroll_gives_a_device_a_new_challenge_and_link_and_the_old_ones_stop_working() {
+    let env = Env::new();
+    env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
+    env.phones_template("mail", "CN={DeviceUid}");
+    env.add_alice();
+    env.ok(&[
+        "profile",
+        "create",
+        "ios-mail",
+        "--platform",
+        "ios",
+        "--template",
+        "phones",
+        "--eas-host",
+        "mail.corp.example",
+        "--account-name",
+        "Mail",
+    ]);
+    let first = env.enroll("alice@corp.example", "ios", "phone1", &[]);
+    let server = env.serve(&[]);
+    let path_of = |url: &serde_json::Value| {
+        let url = url.as_str().unwrap();
+        format!(
+            "/{}",
+            url.split_once("://").unwrap().1.split_once('/').unwrap().1
+        )
+    };
+    // A mail scanner opened the link before the user did.
+    assert_eq!(
+        common::http(server.public, "GET", &path_of(&first["profile_url"]), b"").0,
+        200
+    );
+    assert_eq!(
+        common::http(server.public, "GET", &path_of(&first["profile_url"]), b"").0,
+        410
+    );
+    let again = env.json(&["device", "reenroll", "phone1"]);
+    assert_eq!(again["uid"], "phone1");
+    assert_ne!(again["challenge"], first["challenge"]);
+    // The same device record, no second one.
+    assert_eq!(env.json(&["device", "list"]).as_array().unwrap().len(), 1);
+    // The new link works once; the old challenge no longer enrolls, the new one does.
+    assert_eq!(
+        common::http(server.public, "GET", &path_of(&again["profile_url"]), b"").0,
+        200
+    );
+    let url = format!("http://{}/scep/mail", server.public);
+    let dir = env.dir.path();
+    let (code, out) =
+        common::scepclient(&dir.join("old"), &url, first["challenge"].as_str().unwrap());
+    assert_ne!(code, 0, "the old challenge still enrolled: {out}");
+    let (code, out) =
+        common::scepclient(&dir.join("new"), &url, again["challenge"].as_str().unwrap());
+    assert_eq!(code, 0, "{out}\n{}", server.log_text());
+    // A retired device is not re-enrolled.
+    env.ok(&["device", "retire", "phone1"]);
+    let err = env.fails(&["device", "reenroll", "phone1"]);
+    assert!(err.contains("retired"), "{err}");
+}

@@ -134,6 +134,55 @@ impl Easgate {
         })
     }
 
+    /// `device reenroll`: a new one-time SCEP challenge and profile link for a device that
+    /// is not retired or wiped (its user not disabled); earlier unused ones stop working. For a
+    /// link an e-mail scanner opened first, or a phone that was reset: the device record, its
+    /// certificates and its history stay.
+    pub async fn reenroll_device(
+        &self,
+        uid: &str,
+        challenge_days: Option<u32>,
+    ) -> Result<Enrollment> {
+        let (device, user) = self
+            .store
+            .get_device_with_owner(uid)
+            .await?
+            .ok_or_else(|| OpsError::not_found("device", uid, "see `easgate device list`"))?;
+        if user.disabled {
+            return Err(OpsError::Conflict(format!(
+                "user `{}` is disabled: enable them first with `easgate user enable`",
+                user.upn
+            )));
+        }
+        let template = match &device.template {
+            Some(name) => self.get_template(name).await?,
+            None => self.default_template().await?,
+        };
+        let days = challenge_days.unwrap_or(DEFAULT_CHALLENGE_DAYS);
+        if days == 0 || days > 90 {
+            return Err(OpsError::Invalid(format!(
+                "challenge validity {days} days: use 1 to 90"
+            )));
+        }
+        let ctx = self.ctx();
+        let expires_at = ctx.now + i64::from(days) * 86_400;
+        let secrets = EnrollmentSecrets::new(expires_at)?;
+        let device = self
+            .store
+            .reenroll_device(&ctx, uid, secrets.stored)
+            .await?;
+        Ok(Enrollment {
+            uid: device.uid,
+            user: user.upn,
+            platform: device.platform,
+            scep_url: self.urls_of(&template.ca).await?.scep,
+            template: template.name,
+            challenge: secrets.challenge,
+            challenge_expires_at: expires_at,
+            profile_url: self.profile_url(&secrets.token).await?,
+        })
+    }
+
     /// The public URLs of CA `ca` (CRL, OCSP, SCEP, …).
     pub(crate) async fn urls_of(&self, ca: &str) -> Result<PublicUrls> {
         Ok(PublicUrls::for_ca(&self.public_url().await?, ca))

@@ -1,7 +1,7 @@
 //! Users and groups.
 
 use easgate_pki::template::looks_like_address;
-use easgate_store::{Group, NewUser, Revocation, User};
+use easgate_store::{Group, NewUser, Revocation, User, UserChange};
 
 use crate::error::{OpsError, Result};
 use crate::names::check_name;
@@ -54,6 +54,40 @@ impl Easgate {
                 },
             )
             .await?)
+    }
+
+    /// `user set`: change what is given. A new email is checked like one given to `user add`;
+    /// groups must exist. Certificates already issued keep the names they were issued with
+    /// (re-enroll a device to give it a certificate with the new address).
+    pub async fn update_user(&self, upn: &str, change: UserChange) -> Result<User> {
+        self.get_user(upn).await?;
+        if let Some(email) = &change.email {
+            if !looks_like_address(email) || !email.is_ascii() {
+                return Err(OpsError::Invalid(format!(
+                    "invalid email address `{email}`: expected user@domain in ASCII"
+                )));
+            }
+        }
+        if change.email.is_none()
+            && change.display_name.is_none()
+            && change.add_groups.is_empty()
+            && change.remove_groups.is_empty()
+        {
+            return Err(OpsError::Invalid(
+                "nothing to change: give --email, --name, --add-group or --remove-group".into(),
+            ));
+        }
+        let groups = self.store.list_groups().await?;
+        for group in change.add_groups.iter().chain(&change.remove_groups) {
+            if !groups.iter().any(|g| g.name.eq_ignore_ascii_case(group)) {
+                return Err(OpsError::not_found(
+                    "group",
+                    group,
+                    "create it first with `easgate group add`",
+                ));
+            }
+        }
+        Ok(self.store.update_user(&self.ctx(), upn, change).await?)
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {

@@ -47,6 +47,8 @@ pub trait Store: Send + Sync {
     async fn insert_user(&self, ctx: &Ctx, user: NewUser) -> Result<User>;
     async fn list_users(&self) -> Result<Vec<User>>;
     async fn get_user(&self, upn: &str) -> Result<Option<User>>;
+    /// Change a user's email, name or groups; groups must exist.
+    async fn update_user(&self, ctx: &Ctx, upn: &str, change: UserChange) -> Result<User>;
     /// Disable or enable a user. When `revoke` is given, every valid certificate of the user's
     /// devices is revoked in the same transaction; the revoked serials are returned.
     async fn set_user_disabled(
@@ -68,6 +70,9 @@ pub trait Store: Send + Sync {
         device: NewDevice,
         challenge: NewChallenge,
     ) -> Result<Device>;
+    /// A device's new one-time SCEP challenge and profile token; every earlier unused one
+    /// stops working, in the same transaction. Refused for a retired or wiped device.
+    async fn reenroll_device(&self, ctx: &Ctx, uid: &str, secrets: NewChallenge) -> Result<Device>;
     async fn list_devices(&self, user: Option<&str>) -> Result<Vec<Device>>;
     /// A device together with its owner, in one read (issuance needs both).
     async fn get_device_with_owner(&self, uid: &str) -> Result<Option<(Device, User)>>;

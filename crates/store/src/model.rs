@@ -81,6 +81,15 @@ pub struct NewUser {
     pub groups: Vec<String>,
 }
 
+/// A change to a user (`user set`): only what is given changes.
+#[derive(Clone, Debug, Default)]
+pub struct UserChange {
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub add_groups: Vec<String>,
+    pub remove_groups: Vec<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Template {
     pub name: String,

@@ -740,6 +740,46 @@ impl Store for SqliteStore {
         self.read(|c| get_user(c, upn))
     }
 
+    async fn update_user(&self, ctx: &Ctx, upn: &str, change: UserChange) -> Result<User> {
+        self.write(|tx| {
+            let user_id = id_of(tx, "SELECT id FROM users WHERE upn = ?1", upn, "user")?;
+            let mut what = Vec::new();
+            if let Some(email) = &change.email {
+                tx.execute(
+                    "UPDATE users SET email = ?1 WHERE id = ?2",
+                    params![email, user_id],
+                )?;
+                what.push(format!("email {email}"));
+            }
+            if let Some(name) = &change.display_name {
+                tx.execute(
+                    "UPDATE users SET display_name = ?1 WHERE id = ?2",
+                    params![name, user_id],
+                )?;
+                what.push(format!("name {name}"));
+            }
+            for group in &change.add_groups {
+                let gid = id_of(tx, "SELECT id FROM groups WHERE name = ?1", group, "group")?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?1, ?2)",
+                    [user_id, gid],
+                )?;
+                what.push(format!("+group {group}"));
+            }
+            for group in &change.remove_groups {
+                let gid = id_of(tx, "SELECT id FROM groups WHERE name = ?1", group, "group")?;
+                tx.execute(
+                    "DELETE FROM user_groups WHERE user_id = ?1 AND group_id = ?2",
+                    [user_id, gid],
+                )?;
+                what.push(format!("-group {group}"));
+            }
+            let user = get_user(tx, upn)?.ok_or_else(|| StoreError::not_found("user", upn))?;
+            record(tx, ctx, "user.set", "user", &user.upn, &what.join(", "))?;
+            Ok(user)
+        })
+    }
+
     async fn set_user_disabled(
         &self,
         ctx: &Ctx,
@@ -842,6 +882,29 @@ impl Store for SqliteStore {
             crate::sqlite_profiles::insert_secrets(tx, ctx, device_id, &challenge)?;
             record(tx, ctx, "device.enroll", "device", &device.uid, &format!("user {} platform {}", device.user, device.platform))?;
             get_device(tx, &device.uid)?.ok_or_else(|| StoreError::not_found("device", device.uid.clone()))
+        })
+    }
+
+    async fn reenroll_device(&self, ctx: &Ctx, uid: &str, secrets: NewChallenge) -> Result<Device> {
+        self.write(|tx| {
+            let device = get_device(tx, uid)?.ok_or_else(|| StoreError::not_found("device", uid))?;
+            if matches!(device.state.as_str(), "retired" | "wiped") {
+                return Err(StoreError::Conflict(format!(
+                    "device `{uid}` is {}: enroll a new device instead",
+                    device.state
+                )));
+            }
+            let id = id_of(tx, "SELECT id FROM devices WHERE uid = ?1", uid, "device")?;
+            for table in ["scep_challenges", "profile_tokens"] {
+                tx.execute(
+                    &format!("UPDATE {table} SET expires_at = ?1 WHERE device_id = ?2 AND used_at IS NULL AND expires_at > ?1"),
+                    params![ctx.now, id],
+                )?;
+            }
+            crate::sqlite_profiles::insert_secrets(tx, ctx, id, &secrets)?;
+            tx.execute("UPDATE devices SET updated_at = ?1 WHERE id = ?2", params![ctx.now, id])?;
+            record(tx, ctx, "device.reenroll", "device", uid, "new challenge and profile link; earlier unused ones expired")?;
+            get_device(tx, uid)?.ok_or_else(|| StoreError::not_found("device", uid))
         })
     }
 
