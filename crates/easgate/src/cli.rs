@@ -336,6 +336,9 @@ pub enum UserCommand {
     Disable { upn: String },
     /// Enable a disabled user (revoked certificates stay revoked).
     Enable { upn: String },
+    /// Remove a user who never had a device (a typo, someone who never enrolled). A user
+    /// with devices is disabled instead (`user disable`): their certificates stay attributable.
+    Remove { upn: String },
     /// Change a user: email, display name, groups. Certificates already issued keep the
     /// names they carry; `easgate device reenroll` gets a device one with the new ones.
     Set {
@@ -361,6 +364,9 @@ pub enum GroupCommand {
     Add { name: String },
     /// List groups with their member counts.
     List,
+    /// Remove a group (its memberships go with it); refused while an access rule or a
+    /// profile names it.
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -375,7 +381,7 @@ pub enum TemplateCommand {
         /// Subject DN template, e.g. 'CN={DeviceUid}'.
         #[arg(long, value_name = "TEMPLATE")]
         subject: String,
-        /// Subject alternative name (repeatable): email:T, upn:T, dns:T or uri:T.
+        /// Subject alternative name (repeatable): email:T, upn:T, dns:T, uri:T or ip:T.
         #[arg(long = "san", value_name = "TYPE:TEMPLATE")]
         sans: Vec<String>,
         /// Key type for server-generated keys (PKCS#12 delivery).
@@ -395,6 +401,28 @@ pub enum TemplateCommand {
     List,
     /// Show one template.
     Show { name: String },
+    /// Change a template (its name and CA stay). Certificates already issued keep what they
+    /// carry; renewals and new devices get the new form.
+    Set {
+        name: String,
+        /// Subject DN template.
+        #[arg(long, value_name = "TEMPLATE")]
+        subject: Option<String>,
+        /// Replace every SAN (repeatable): email:T, upn:T, dns:T, uri:T or ip:T.
+        #[arg(long = "san", value_name = "TYPE:TEMPLATE")]
+        sans: Vec<String>,
+        /// Key type for server-generated keys.
+        #[arg(long, value_enum)]
+        key: Option<KeyArg>,
+        #[arg(long, value_name = "N")]
+        validity_days: Option<u32>,
+        #[arg(long, value_name = "N")]
+        renew_before_days: Option<u32>,
+    },
+    /// Make this the template devices get when `device enroll` names none.
+    Default { name: String },
+    /// Remove a template that no device, certificate or profile refers to.
+    Remove { name: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

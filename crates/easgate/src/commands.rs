@@ -446,6 +446,11 @@ async fn user(e: &Easgate, cmd: UserCommand, as_json: bool) -> Result<(), CliErr
             println!("enabled {}", u.upn);
             Ok(())
         }
+        UserCommand::Remove { upn } => {
+            e.remove_user(&upn).await?;
+            println!("removed user {upn}");
+            Ok(())
+        }
         UserCommand::Set {
             upn,
             email,
@@ -486,6 +491,11 @@ async fn group(e: &Easgate, cmd: GroupCommand, as_json: bool) -> Result<(), CliE
                 return json(&g);
             }
             println!("added group {}", g.name);
+            Ok(())
+        }
+        GroupCommand::Remove { name } => {
+            e.remove_group(&name).await?;
+            println!("removed group {name}");
             Ok(())
         }
         GroupCommand::List => {
@@ -578,6 +588,47 @@ async fn template(e: &Easgate, cmd: TemplateCommand, as_json: bool) -> Result<()
                 return json(&t);
             }
             fields(&template_fields(&t));
+            Ok(())
+        }
+        TemplateCommand::Set {
+            name,
+            subject,
+            sans,
+            key,
+            validity_days,
+            renew_before_days,
+        } => {
+            let t = e
+                .update_template(easgate_ops::templates::TemplateChange {
+                    name,
+                    subject,
+                    sans: (!sans.is_empty()).then_some(sans),
+                    key_type: key.map(Into::into),
+                    validity_days,
+                    renew_before_days,
+                })
+                .await?;
+            if as_json {
+                return json(&t);
+            }
+            println!(
+                "changed template `{}` (certificates already issued are unchanged)",
+                t.name
+            );
+            fields(&template_fields(&t));
+            Ok(())
+        }
+        TemplateCommand::Default { name } => {
+            let t = e.set_default_template(&name).await?;
+            if as_json {
+                return json(&t);
+            }
+            println!("template `{}` is the default", t.name);
+            Ok(())
+        }
+        TemplateCommand::Remove { name } => {
+            e.remove_template(&name).await?;
+            println!("removed template `{name}`");
             Ok(())
         }
     }

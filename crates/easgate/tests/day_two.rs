@@ -479,3 +479,119 @@ fn reenroll_gives_a_device_a_new_challenge_and_link_and_the_old_ones_stop_workin
     let err = env.fails(&["device", "reenroll", "phone1"]);
     assert!(err.contains("retired"), "{err}");
 }
+
+#[test]
+fn groups_users_and_templates_can_be_changed_and_removed_but_not_from_under_what_uses_them() {
+    let env = Env::new();
+    env.standard_setup();
+    // Groups: a group a rule names stays until the rule goes.
+    env.ok(&["group", "add", "sales"]);
+    env.ok(&["user", "set", "alice@corp.example", "--add-group", "sales"]);
+    env.ok(&[
+        "policy",
+        "add",
+        "sales-block",
+        "--group",
+        "sales",
+        "--action",
+        "block",
+    ]);
+    let err = env.fails(&["group", "remove", "sales"]);
+    assert!(err.contains("sales-block"), "{err}");
+    env.ok(&["policy", "remove", "sales-block"]);
+    env.ok(&["group", "remove", "sales"]);
+    assert_eq!(
+        env.json(&["user", "show", "alice@corp.example"])["groups"],
+        serde_json::json!([])
+    );
+    assert!(env
+        .fails(&["group", "remove", "sales"])
+        .contains("does not exist"));
+    // Users: one with devices is disabled, not removed; one without goes.
+    let err = env.fails(&["user", "remove", "alice@corp.example"]);
+    assert!(err.contains("user disable"), "{err}");
+    env.ok(&[
+        "user",
+        "add",
+        "typo@corp.example",
+        "--email",
+        "typo@corp.example",
+    ]);
+    env.ok(&["user", "remove", "typo@corp.example"]);
+    assert!(env
+        .fails(&["user", "show", "typo@corp.example"])
+        .contains("does not exist"));
+    // Templates: set, default, remove.
+    let t = env.json(&[
+        "template",
+        "set",
+        "phones",
+        "--validity-days",
+        "200",
+        "--san",
+        "upn:{UserPrincipalName}",
+    ]);
+    assert_eq!(t["validity_days"], 200);
+    assert_eq!(t["sans"], serde_json::json!(["upn:{UserPrincipalName}"]));
+    assert_eq!(t["subject"], "CN={DeviceUid}", "unchanged");
+    let err = env.fails(&["template", "set", "phones", "--subject", "CN={NoSuchValue}"]);
+    assert!(err.contains("NoSuchValue"), "{err}");
+    let err = env.fails(&["template", "set", "phones", "--renew-before-days", "300"]);
+    assert!(err.contains("less than"), "{err}");
+    assert_eq!(
+        env.json(&["template", "show", "phones"])["validity_days"],
+        200
+    );
+    // A new device's certificate follows the changed template.
+    let (cert, _, _) = env.issue_device_cert("alice@corp.example", "dev9");
+    let text = common::openssl_ok(
+        &[
+            "x509",
+            "-in",
+            cert.to_str().unwrap(),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+        env.dir.path(),
+    );
+    assert!(!text.contains("email:"), "{text}");
+    env.ok(&[
+        "template",
+        "create",
+        "laptops",
+        "--ca",
+        "default",
+        "--subject",
+        "CN={DeviceUid}",
+        "--san",
+        "upn:{UserPrincipalName}",
+    ]);
+    env.ok(&["template", "default", "laptops"]);
+    let list = env.json(&["template", "list"]);
+    let defaults: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["is_default"] == true)
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(defaults, ["laptops"]);
+    let err = env.fails(&["template", "remove", "phones"]);
+    assert!(err.contains("in use"), "{err}");
+    env.ok(&["template", "default", "phones"]);
+    env.ok(&["template", "remove", "laptops"]);
+    assert!(env
+        .fails(&["template", "show", "laptops"])
+        .contains("does not exist"));
+    let audit = env.ok(&["audit"]);
+    for action in [
+        "group.remove",
+        "user.remove",
+        "template.set",
+        "template.default",
+        "template.remove",
+    ] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+}

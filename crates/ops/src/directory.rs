@@ -90,6 +90,22 @@ impl Easgate {
         Ok(self.store.update_user(&self.ctx(), upn, change).await?)
     }
 
+    /// `user remove`: only a user who never had a device (a typo, someone who never enrolled).
+    pub async fn remove_user(&self, upn: &str) -> Result<()> {
+        self.store
+            .remove_user(&self.ctx(), upn)
+            .await
+            .map_err(|e| OpsError::from(e).hint_if_not_found("see `easgate user list`"))
+    }
+
+    /// `group remove`: memberships go with it; refused while a rule or profile names it.
+    pub async fn remove_group(&self, name: &str) -> Result<()> {
+        self.store
+            .remove_group(&self.ctx(), name)
+            .await
+            .map_err(|e| OpsError::from(e).hint_if_not_found("see `easgate group list`"))
+    }
+
     pub async fn list_users(&self) -> Result<Vec<User>> {
         Ok(self.store.list_users().await?)
     }

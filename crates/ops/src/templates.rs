@@ -24,6 +24,16 @@ pub struct TemplateRequest {
     pub is_default: bool,
 }
 
+/// `template set`: what to change (`None`: keep).
+pub struct TemplateChange {
+    pub name: String,
+    pub subject: Option<String>,
+    pub sans: Option<Vec<String>>,
+    pub key_type: Option<KeyType>,
+    pub validity_days: Option<u32>,
+    pub renew_before_days: Option<u32>,
+}
+
 /// The validated spec of a stored template.
 pub fn spec_of(t: &Template) -> Result<TemplateSpec> {
     let sans = t
@@ -80,6 +90,69 @@ impl Easgate {
                 },
             )
             .await?)
+    }
+
+    /// `template set`: change what is given, validated as at creation. Certificates already
+    /// issued keep what they were issued with; renewals and new devices get the new form.
+    pub async fn update_template(&self, change: TemplateChange) -> Result<Template> {
+        let current = self.get_template(&change.name).await?;
+        let subject = change.subject.unwrap_or(current.subject);
+        let sans = change.sans.unwrap_or(current.sans);
+        let parsed = sans
+            .iter()
+            .map(|s| s.parse::<SanTemplate>())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let spec = TemplateSpec::new(&subject, parsed)?;
+        let validity = change.validity_days.unwrap_or(current.validity_days);
+        if validity == 0 || validity > 3650 {
+            return Err(OpsError::Invalid(format!(
+                "--validity-days {validity}: a device certificate's validity must be 1 to 3650 days"
+            )));
+        }
+        let renew = change
+            .renew_before_days
+            .unwrap_or(current.renew_before_days);
+        if renew >= validity {
+            return Err(OpsError::Invalid(format!(
+                "--renew-before-days {renew} must be less than --validity-days {validity}"
+            )));
+        }
+        let key_type = match change.key_type {
+            Some(k) => k.as_str().to_string(),
+            None => current.key_type,
+        };
+        Ok(self
+            .store
+            .update_template(
+                &self.ctx(),
+                NewTemplate {
+                    name: current.name,
+                    ca: current.ca,
+                    subject: spec.subject,
+                    sans: spec.sans.iter().map(|s| s.to_string()).collect(),
+                    key_type,
+                    validity_days: validity,
+                    renew_before_days: renew,
+                    is_default: current.is_default,
+                },
+            )
+            .await?)
+    }
+
+    /// `template default`: the template devices get without `--template`.
+    pub async fn set_default_template(&self, name: &str) -> Result<Template> {
+        self.store
+            .set_default_template(&self.ctx(), name)
+            .await
+            .map_err(|e| OpsError::from(e).hint_if_not_found("see `easgate template list`"))
+    }
+
+    /// `template remove`: only a template nothing refers to.
+    pub async fn remove_template(&self, name: &str) -> Result<()> {
+        self.store
+            .remove_template(&self.ctx(), name)
+            .await
+            .map_err(|e| OpsError::from(e).hint_if_not_found("see `easgate template list`"))
     }
 
     pub async fn list_templates(&self) -> Result<Vec<Template>> {

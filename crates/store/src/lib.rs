@@ -42,11 +42,16 @@ pub trait Store: Send + Sync {
 
     async fn insert_group(&self, ctx: &Ctx, name: &str) -> Result<Group>;
     async fn list_groups(&self) -> Result<Vec<Group>>;
+    /// Remove a group and its memberships; refused while an access rule or profile names it.
+    async fn remove_group(&self, ctx: &Ctx, name: &str) -> Result<()>;
 
     /// Add a user; every group named must exist.
     async fn insert_user(&self, ctx: &Ctx, user: NewUser) -> Result<User>;
     async fn list_users(&self) -> Result<Vec<User>>;
     async fn get_user(&self, upn: &str) -> Result<Option<User>>;
+    /// Remove a user who never had a device, and their memberships; refused while the user
+    /// has devices (their certificates stay attributable: disable instead) or a rule names them.
+    async fn remove_user(&self, ctx: &Ctx, upn: &str) -> Result<()>;
     /// Change a user's email, name or groups; groups must exist.
     async fn update_user(&self, ctx: &Ctx, upn: &str, change: UserChange) -> Result<User>;
     /// Disable or enable a user. When `revoke` is given, every valid certificate of the user's
@@ -62,6 +67,13 @@ pub trait Store: Send + Sync {
     async fn insert_template(&self, ctx: &Ctx, template: NewTemplate) -> Result<Template>;
     async fn list_templates(&self) -> Result<Vec<Template>>;
     async fn get_template(&self, name: &str) -> Result<Option<Template>>;
+    /// Replace a template's subject, SANs, key type, validity and renewal window (its name,
+    /// CA and default mark stay). Certificates already issued are not changed.
+    async fn update_template(&self, ctx: &Ctx, t: NewTemplate) -> Result<Template>;
+    /// Make `name` the template devices get without `--template`.
+    async fn set_default_template(&self, ctx: &Ctx, name: &str) -> Result<Template>;
+    /// Remove a template nothing refers to (no device, certificate or profile).
+    async fn remove_template(&self, ctx: &Ctx, name: &str) -> Result<()>;
 
     /// Create a device and its one-time SCEP challenge together.
     async fn enroll_device(

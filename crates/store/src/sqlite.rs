@@ -347,6 +347,13 @@ pub(crate) fn record(
     Ok(())
 }
 
+/// The first column of every row of `sql`, given one text parameter.
+fn names_where(tx: &Connection, sql: &str, param: &str) -> Result<Vec<String>> {
+    let mut stmt = tx.prepare(sql)?;
+    let rows = stmt.query_map([param], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub(crate) fn id_of(conn: &Connection, sql: &str, key: &str, kind: &'static str) -> Result<i64> {
     conn.prepare_cached(sql)?
         .query_row([key], |r| r.get(0))
@@ -682,6 +689,27 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn remove_group(&self, ctx: &Ctx, name: &str) -> Result<()> {
+        self.write(|tx| {
+            let id = id_of(tx, "SELECT id FROM groups WHERE name = ?1", name, "group")?;
+            let users = names_where(
+                tx,
+                "SELECT name FROM access_rules WHERE EXISTS (SELECT 1 FROM json_each(access_rules.groups) WHERE lower(value) = lower(?1)) \
+                 UNION ALL SELECT 'profile ' || name FROM profiles WHERE EXISTS (SELECT 1 FROM json_each(profiles.groups) WHERE lower(value) = lower(?1))",
+                name,
+            )?;
+            if !users.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "group `{name}` is named by {}: change or remove them first",
+                    users.join(", ")
+                )));
+            }
+            let members = tx.execute("DELETE FROM user_groups WHERE group_id = ?1", [id])?;
+            tx.execute("DELETE FROM groups WHERE id = ?1", [id])?;
+            record(tx, ctx, "group.remove", "group", name, &format!("{members} member(s)"))
+        })
+    }
+
     async fn list_groups(&self) -> Result<Vec<Group>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
@@ -738,6 +766,36 @@ impl Store for SqliteStore {
 
     async fn get_user(&self, upn: &str) -> Result<Option<User>> {
         self.read(|c| get_user(c, upn))
+    }
+
+    async fn remove_user(&self, ctx: &Ctx, upn: &str) -> Result<()> {
+        self.write(|tx| {
+            let id = id_of(tx, "SELECT id FROM users WHERE upn = ?1", upn, "user")?;
+            let devices: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM devices WHERE user_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            if devices > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "user `{upn}` has {devices} device(s), whose certificates must stay attributable: `easgate user disable {upn}` cuts them off and keeps the record"
+                )));
+            }
+            let rules = names_where(
+                tx,
+                "SELECT name FROM access_rules WHERE EXISTS (SELECT 1 FROM json_each(access_rules.users) WHERE lower(value) = lower(?1))",
+                upn,
+            )?;
+            if !rules.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "user `{upn}` is named by access rule(s) {}: remove them first",
+                    rules.join(", ")
+                )));
+            }
+            tx.execute("DELETE FROM user_groups WHERE user_id = ?1", [id])?;
+            tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            record(tx, ctx, "user.remove", "user", upn, "")
+        })
     }
 
     async fn update_user(&self, ctx: &Ctx, upn: &str, change: UserChange) -> Result<User> {
@@ -857,6 +915,58 @@ impl Store for SqliteStore {
 
     async fn get_template(&self, name: &str) -> Result<Option<Template>> {
         self.read(|c| get_template(c, name))
+    }
+
+    async fn update_template(&self, ctx: &Ctx, t: NewTemplate) -> Result<Template> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE templates SET subject = ?1, sans = ?2, key_type = ?3, validity_days = ?4, renew_before_days = ?5 WHERE name = ?6",
+                params![t.subject, to_json(&t.sans), t.key_type, t.validity_days, t.renew_before_days, t.name],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::not_found("template", t.name.clone()));
+            }
+            record(
+                tx,
+                ctx,
+                "template.set",
+                "template",
+                &t.name,
+                &format!("{} [{}] {} {} days, renew {} days before", t.subject, t.sans.join(", "), t.key_type, t.validity_days, t.renew_before_days),
+            )?;
+            get_template(tx, &t.name)?.ok_or_else(|| StoreError::not_found("template", t.name.clone()))
+        })
+    }
+
+    async fn set_default_template(&self, ctx: &Ctx, name: &str) -> Result<Template> {
+        self.write(|tx| {
+            id_of(
+                tx,
+                "SELECT id FROM templates WHERE name = ?1",
+                name,
+                "template",
+            )?;
+            tx.execute("UPDATE templates SET is_default = (name = ?1)", [name])?;
+            record(tx, ctx, "template.default", "template", name, "")?;
+            get_template(tx, name)?.ok_or_else(|| StoreError::not_found("template", name))
+        })
+    }
+
+    async fn remove_template(&self, ctx: &Ctx, name: &str) -> Result<()> {
+        self.write(|tx| {
+            let id = id_of(tx, "SELECT id FROM templates WHERE name = ?1", name, "template")?;
+            let count = |sql: &str| -> Result<i64> { Ok(tx.query_row(sql, [id], |r| r.get(0))?) };
+            let devices = count("SELECT COUNT(*) FROM devices WHERE template_id = ?1")?;
+            let certificates = count("SELECT COUNT(*) FROM certificates WHERE template_id = ?1")?;
+            let profiles = count("SELECT COUNT(*) FROM profiles WHERE template_id = ?1")?;
+            if devices + certificates + profiles > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "template `{name}` is in use ({devices} device(s), {certificates} certificate(s), {profiles} profile(s)): issued certificates stay attributable to it; change it with `easgate template set` instead"
+                )));
+            }
+            tx.execute("DELETE FROM templates WHERE id = ?1", [id])?;
+            record(tx, ctx, "template.remove", "template", name, "")
+        })
     }
 
     async fn enroll_device(
