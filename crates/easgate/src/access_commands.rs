@@ -96,11 +96,13 @@ pub async fn policy(e: &Easgate, cmd: PolicyCommand, as_json: bool) -> Result<()
         }
         PolicyCommand::Remove { name } => {
             e.remove_rule(&name).await?;
-            println!("removed rule `{name}`");
-            Ok(())
+            crate::output::removed("rule", &name, as_json, &format!("removed rule `{name}`"))
         }
         PolicyCommand::Default { action } => {
             let action = e.set_default_action(action.as_str()).await?;
+            if as_json {
+                return json(&serde_json::json!({ "default": action.as_str() }));
+            }
             println!("requests no rule matches: {action}");
             Ok(())
         }
@@ -295,6 +297,12 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
         }
         EasCommand::Clear { eas_device_id } => {
             let n = e.clear_eas_device(&eas_device_id).await?;
+            if as_json {
+                return json(&serde_json::json!({
+                    "eas_device_id": eas_device_id,
+                    "partnerships_removed": n,
+                }));
+            }
             println!("cleared device {eas_device_id}: {n} partnership(s) forgotten, override removed; the rules decide its next request");
             return Ok(());
         }
@@ -305,6 +313,9 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
         } => {
             e.set_eas_override(&eas_device_id, "allow", reason.as_deref(), unmanaged)
                 .await?;
+            if as_json {
+                return print_override(e, &eas_device_id).await;
+            }
             if unmanaged {
                 println!("device {eas_device_id}: allow, with or without a certificate (applies to its next request)");
                 eprintln!("warning: device {eas_device_id} now reaches the mail server without a certificate; the mail server's own password check is all that stands in the way");
@@ -337,6 +348,15 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
     let action = e
         .set_eas_override(&id, action, reason.as_deref(), false)
         .await?;
+    if as_json {
+        return print_override(e, &id).await;
+    }
     println!("device {id}: {action} (applies to its next request)");
     Ok(())
+}
+
+/// `--json` of `eas allow|block|quarantine`: the override as stored.
+async fn print_override(e: &Easgate, eas_device_id: &str) -> Result<(), CliError> {
+    let device = e.show_eas_device(eas_device_id).await?;
+    json(&device.override_)
 }

@@ -15,7 +15,7 @@ use easgate_store::CertStatus;
 use thiserror::Error;
 
 use crate::cli::*;
-use crate::output::{fields, json, table};
+use crate::output::{fields, json, removed, table};
 
 /// Why a command failed; printed after `error:`.
 #[derive(Debug, Error)]
@@ -315,7 +315,13 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
             }
         }
         CaCommand::EntraScript { name } => {
-            print!("{}", e.entra_script(&name).await?);
+            let script = e.entra_script(&name).await?;
+            for line in script.lines() {
+                if let Some(w) = line.strip_prefix("# WARNING: ") {
+                    eprintln!("warning: {w}");
+                }
+            }
+            print!("{script}");
             Ok(())
         }
     }
@@ -363,8 +369,12 @@ async fn trust(e: &Easgate, cmd: TrustCommand, as_json: bool) -> Result<(), CliE
         }
         TrustCommand::Remove { name } => {
             e.remove_trusted_ca(&name).await?;
-            println!("no longer trusting `{name}`");
-            Ok(())
+            removed(
+                "trusted CA",
+                &name,
+                as_json,
+                &format!("no longer trusting `{name}`"),
+            )
         }
     }
 }
@@ -431,6 +441,9 @@ async fn user(e: &Easgate, cmd: UserCommand, as_json: bool) -> Result<(), CliErr
         }
         UserCommand::Disable { upn } => {
             let (u, revoked) = e.disable_user(&upn).await?;
+            if as_json {
+                return json(&serde_json::json!({ "user": u, "revoked": revoked }));
+            }
             println!(
                 "disabled {}; revoked {} certificate(s)",
                 u.upn,
@@ -443,13 +456,15 @@ async fn user(e: &Easgate, cmd: UserCommand, as_json: bool) -> Result<(), CliErr
         }
         UserCommand::Enable { upn } => {
             let u = e.enable_user(&upn).await?;
+            if as_json {
+                return json(&u);
+            }
             println!("enabled {}", u.upn);
             Ok(())
         }
         UserCommand::Remove { upn } => {
             e.remove_user(&upn).await?;
-            println!("removed user {upn}");
-            Ok(())
+            removed("user", &upn, as_json, &format!("removed user {upn}"))
         }
         UserCommand::Set {
             upn,
@@ -495,8 +510,7 @@ async fn group(e: &Easgate, cmd: GroupCommand, as_json: bool) -> Result<(), CliE
         }
         GroupCommand::Remove { name } => {
             e.remove_group(&name).await?;
-            println!("removed group {name}");
-            Ok(())
+            removed("group", &name, as_json, &format!("removed group {name}"))
         }
         GroupCommand::List => {
             let groups = e.list_groups().await?;
@@ -628,8 +642,12 @@ async fn template(e: &Easgate, cmd: TemplateCommand, as_json: bool) -> Result<()
         }
         TemplateCommand::Remove { name } => {
             e.remove_template(&name).await?;
-            println!("removed template `{name}`");
-            Ok(())
+            removed(
+                "template",
+                &name,
+                as_json,
+                &format!("removed template `{name}`"),
+            )
         }
     }
 }
@@ -734,13 +752,16 @@ async fn device(e: &Easgate, cmd: DeviceCommand, as_json: bool) -> Result<(), Cl
             cert_table(&certs);
             Ok(())
         }
-        DeviceCommand::Retire { uid } => end_device(e, &uid, "retired").await,
-        DeviceCommand::Wipe { uid } => end_device(e, &uid, "wiped").await,
+        DeviceCommand::Retire { uid } => end_device(e, &uid, "retired", as_json).await,
+        DeviceCommand::Wipe { uid } => end_device(e, &uid, "wiped", as_json).await,
     }
 }
 
-async fn end_device(e: &Easgate, uid: &str, state: &str) -> Result<(), CliError> {
+async fn end_device(e: &Easgate, uid: &str, state: &str, as_json: bool) -> Result<(), CliError> {
     let (d, revoked) = e.end_device(uid, state).await?;
+    if as_json {
+        return json(&serde_json::json!({ "device": d, "revoked": revoked }));
+    }
     println!(
         "device {} is {}; revoked {} certificate(s)",
         d.uid,
@@ -931,6 +952,9 @@ async fn cert(e: &Easgate, cmd: CertCommand, as_json: bool) -> Result<(), CliErr
                 ReasonArg::CertificateHold => RevocationReason::CertificateHold,
             };
             let c = e.revoke_certificate(&serial, reason).await?;
+            if as_json {
+                return json(&c);
+            }
             println!("revoked {} ({})", c.serial, reason);
             Ok(())
         }

@@ -11,6 +11,15 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
     Ok(())
 }
 
+/// What a removal prints with `--json`: `{"removed": KIND, "name": NAME}`.
+pub fn removed(kind: &str, name: &str, as_json: bool, text: &str) -> Result<(), CliError> {
+    if as_json {
+        return json(&serde_json::json!({ "removed": kind, "name": name }));
+    }
+    println!("{text}");
+    Ok(())
+}
+
 /// Print rows under a header, columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     if rows.is_empty() {

@@ -98,8 +98,12 @@ pub async fn profile(e: &Easgate, cmd: ProfileCommand, as_json: bool) -> Result<
         }
         ProfileCommand::Remove { name } => {
             e.remove_profile(&name).await?;
-            println!("removed profile `{name}`");
-            Ok(())
+            crate::output::removed(
+                "profile",
+                &name,
+                as_json,
+                &format!("removed profile `{name}`"),
+            )
         }
         ProfileCommand::Render {
             name,

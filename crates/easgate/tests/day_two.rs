@@ -595,3 +595,70 @@ fn groups_users_and_templates_can_be_changed_and_removed_but_not_from_under_what
         assert!(audit.contains(action), "{action}: {audit}");
     }
 }
+
+/// Whether `v` is an RFC 3339 time string in UTC, as easgate prints every time.
+fn is_rfc3339(v: &serde_json::Value) -> bool {
+    v.as_str().is_some_and(|t| {
+        t.len() == 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T' && t.starts_with("20")
+    })
+}
+
+#[test]
+fn mutating_commands_print_their_result_as_json_with_rfc3339_times() {
+    let env = Env::new();
+    env.standard_setup();
+    let (_, _, serial) = env.issue_device_cert("alice@corp.example", "dev2");
+    let certs = env.json(&["cert", "list"]);
+    let c = &certs.as_array().unwrap()[0];
+    for field in ["not_before", "not_after", "issued_at"] {
+        if !c[field].is_null() {
+            assert!(is_rfc3339(&c[field]), "{field}: {c}");
+        }
+    }
+    let revoked = env.json(&["cert", "revoke", &serial, "--reason", "superseded"]);
+    assert_eq!(revoked["status"], "revoked");
+    assert!(is_rfc3339(&revoked["revoked_at"]), "{revoked}");
+    let o = env.json(&["eas", "allow", "PHONE7", "--reason", "approved"]);
+    assert_eq!(
+        (o["action"].as_str(), o["unmanaged"].as_bool()),
+        (Some("allow"), Some(false))
+    );
+    assert!(is_rfc3339(&o["created_at"]), "{o}");
+    assert_eq!(env.json(&["eas", "block", "PHONE7"])["action"], "block");
+    assert_eq!(
+        env.json(&["eas", "clear", "PHONE7"])["partnerships_removed"],
+        0
+    );
+    assert_eq!(
+        env.json(&["policy", "default", "quarantine"])["default"],
+        "quarantine"
+    );
+    let retired = env.json(&["device", "retire", "dev1"]);
+    assert_eq!(retired["device"]["state"], "retired");
+    assert!(is_rfc3339(&retired["device"]["updated_at"]), "{retired}");
+    let disabled = env.json(&["user", "disable", "alice@corp.example"]);
+    assert_eq!(disabled["user"]["disabled"], true);
+    assert_eq!(
+        disabled["revoked"].as_array().unwrap().len(),
+        0,
+        "already revoked or retired"
+    );
+    assert_eq!(
+        env.json(&["user", "enable", "alice@corp.example"])["disabled"],
+        false
+    );
+    env.ok(&["group", "add", "temp"]);
+    assert_eq!(
+        env.json(&["group", "remove", "temp"]),
+        serde_json::json!({"removed": "group", "name": "temp"})
+    );
+    let audit = env.json(&["audit"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| is_rfc3339(&e["at"])),
+        "{audit}"
+    );
+}

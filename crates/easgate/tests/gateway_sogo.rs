@@ -291,7 +291,9 @@ fn managed_device_syncs_through_the_gateway_and_refused_requests_never_reach_sog
     let phone1 = find("PHONE1");
     assert_eq!(phone1["cert_serial"], serial1.as_str());
     assert_eq!(phone1["device_type"], "iPhone");
-    assert!(phone1["last_sync"].as_i64().is_some());
+    assert!(phone1["last_sync"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z') && t.contains('T')));
     assert_eq!(find("PHONE2")["access_state"], "block");
     assert_eq!(find("PHONE3")["access_state"], "allow");
     assert!(find("THIEF1")["access_reason"]

@@ -261,7 +261,12 @@ fn revoke_accepts_any_serial_notation_once() {
     assert!(out.contains(&serial), "{out}");
     let c = env.json(&["cert", "show", &serial]);
     assert_eq!(c["revocation_reason"], "superseded");
-    assert!(c["revoked_at"].as_i64().unwrap() > 0);
+    // Times are RFC 3339 strings in JSON, as in text.
+    let revoked_at = c["revoked_at"].as_str().unwrap();
+    assert!(
+        revoked_at.starts_with("20") && revoked_at.ends_with('Z'),
+        "{revoked_at}"
+    );
     let err = env.fails(&["cert", "revoke", &serial]);
     assert!(err.contains("already revoked"), "{err}");
     let text = env.ok(&["cert", "list"]);
@@ -341,4 +346,48 @@ fn trusted_cas_can_be_added_listed_and_removed() {
         .contains("already exists"));
     env.ok(&["trust", "remove", "mdm"]);
     assert_eq!(env.json(&["trust", "list"]).as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn entra_script_never_leaves_the_tenant_without_a_ca_and_warns_about_unreachable_crls() {
+    let mut env = Env::new();
+    env.ok(&["ca", "create", "mail"]);
+    let script = env.ok(&["ca", "entra-script", "mail"]);
+    // The old list is saved before anything is removed, and put back if adding fails.
+    let at = |needle: &str| {
+        script
+            .find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` missing:\n{script}"))
+    };
+    assert!(
+        at("Set-Content -Path $backup")
+            < at("Remove-MgOrganizationCertificateBasedAuthConfiguration")
+    );
+    assert!(at("New-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `\n        -BodyParameter @{ certificateAuthorities = $all }")
+        < at("Remove-MgOrganizationCertificateBasedAuthConfiguration"));
+    assert!(
+        script.contains("certificateAuthorities = $oldCas"),
+        "no restore step:\n{script}"
+    );
+    assert!(
+        script.contains("already trusted"),
+        "not idempotent:\n{script}"
+    );
+    assert!(!script.contains("WARNING"), "{script}");
+    // CRL URLs Entra cannot reach are warned about, on stderr and in the script.
+    for (url, why) in [
+        ("http://127.0.0.1:8080", "loopback"),
+        ("http://10.1.2.3:8080", "private"),
+        ("http://pki:8080", "single-label"),
+    ] {
+        env.public_url = url.to_string();
+        let r = env.run(&["ca", "entra-script", "mail"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("warning:") && r.stderr.contains(why),
+            "{url}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.contains("# WARNING:"), "{url}");
+    }
 }

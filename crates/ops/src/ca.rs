@@ -163,6 +163,39 @@ impl Easgate {
     }
 }
 
+/// Why Entra (on the internet) could not fetch `url`: a loopback, private, link-local or
+/// unique-local address, `localhost`, a single-label name or a `.local` one.
+pub fn unreachable_from_entra(url: &str) -> Option<String> {
+    use std::net::IpAddr;
+    let host = crate::context::url_host(url);
+    let why = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) if ip.is_loopback() => Some("a loopback address"),
+        Ok(IpAddr::V4(ip)) if ip.is_private() => Some("a private address"),
+        Ok(IpAddr::V4(ip)) if ip.is_link_local() || ip.is_unspecified() => Some("a local address"),
+        Ok(IpAddr::V6(ip)) if ip.is_loopback() || ip.is_unspecified() => Some("a loopback address"),
+        Ok(IpAddr::V6(ip)) if (ip.segments()[0] & 0xfe00) == 0xfc00 => {
+            Some("a unique local (private) address")
+        }
+        Ok(IpAddr::V6(ip)) if (ip.segments()[0] & 0xffc0) == 0xfe80 => Some("a link-local address"),
+        Ok(_) => None,
+        Err(_) if host.eq_ignore_ascii_case("localhost") => Some("localhost"),
+        Err(_) if !host.contains('.') => Some("a single-label name"),
+        Err(_) if host.to_ascii_lowercase().ends_with(".local") => Some("a .local (mDNS) name"),
+        Err(_) => None,
+    }?;
+    Some(format!(
+        "{url}: `{host}` is {why}, which Entra cannot reach from the internet; publish the CRLs under a public name (--public-url)"
+    ))
+}
+
+/// The warnings for a CA's CRL URLs (see [`unreachable_from_entra`]).
+pub fn crl_url_warnings(urls: &PublicUrls) -> Vec<String> {
+    [&urls.crl, &urls.delta_crl]
+        .into_iter()
+        .filter_map(|u| unreachable_from_entra(u))
+        .collect()
+}
+
 /// The Entra script text (pure, for tests).
 pub fn render_entra_script(ca: &Ca, urls: &PublicUrls) -> String {
     use base64::Engine;
@@ -172,13 +205,18 @@ pub fn render_entra_script(ca: &Ca, urls: &PublicUrls) -> String {
 # authority for certificate-based authentication, with its CRL and delta CRL.
 # SHA-256 fingerprint: {fp}
 # Run ONE of the two forms below as an administrator of the tenant.
-
+{warnings}
 $certBase64  = "{b64}"
 $crlUrl      = "{crl}"
 $deltaCrlUrl = "{delta}"
 
 # --- Form 1: Microsoft Graph PowerShell (current) -------------------------------------------
+# The tenant keeps its trusted CAs in one configuration object. This adds easgate's CA to it
+# without ever leaving the tenant with none: the old list is saved to a file first, the new
+# configuration is created before the old one is removed where Entra allows two, and if
+# anything fails after the old one is gone it is put back from the saved list.
 # Install-Module Microsoft.Graph -Scope CurrentUser
+$ErrorActionPreference = "Stop"
 Connect-MgGraph -Scopes "Organization.ReadWrite.All"
 $orgId = (Get-MgOrganization).Id
 $ca = @{{
@@ -187,16 +225,49 @@ $ca = @{{
     certificateRevocationListUrl    = $crlUrl
     deltaCertificateRevocationListUrl = $deltaCrlUrl
 }}
-$existing = Get-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId
-if ($existing) {{
-    $cas = @($existing[0].CertificateAuthorities) + $ca
-    Remove-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
-        -CertificateBasedAuthConfigurationId $existing[0].Id
-}} else {{
-    $cas = @($ca)
+$existing = @(Get-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId)
+if ($existing.Count -eq 0) {{
+    New-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
+        -BodyParameter @{{ certificateAuthorities = @($ca) }}
+    Write-Host "easgate CA '{name}' is now trusted."
+    return
 }}
-New-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
-    -BodyParameter @{{ certificateAuthorities = $cas }}
+$old = $existing[0]
+$oldCas = @($old.CertificateAuthorities | ForEach-Object {{ @{{
+    isRootAuthority                   = $_.IsRootAuthority
+    certificate                       = [System.Convert]::ToBase64String($_.Certificate)
+    certificateRevocationListUrl      = $_.CertificateRevocationListUrl
+    deltaCertificateRevocationListUrl = $_.DeltaCertificateRevocationListUrl
+}} }})
+if ($oldCas | Where-Object {{ $_.certificate -eq $certBase64 }}) {{
+    Write-Host "easgate CA '{name}' is already trusted; nothing changed."
+    return
+}}
+$backup = "entra-cas-backup-$(Get-Date -Format yyyyMMddHHmmss).json"
+$oldCas | ConvertTo-Json -Depth 4 | Set-Content -Path $backup
+Write-Host "Saved the tenant's current trusted CAs to $backup"
+$all = @($oldCas) + $ca
+try {{
+    # Where Entra accepts a second configuration, the new one exists before the old goes.
+    New-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
+        -BodyParameter @{{ certificateAuthorities = $all }}
+    Remove-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
+        -CertificateBasedAuthConfigurationId $old.Id
+}} catch {{
+    # Only one configuration allowed: replace it, and restore the saved list on failure.
+    Remove-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
+        -CertificateBasedAuthConfigurationId $old.Id
+    try {{
+        New-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
+            -BodyParameter @{{ certificateAuthorities = $all }}
+    }} catch {{
+        Write-Warning "Adding easgate's CA failed; restoring the previous trusted CAs from $backup"
+        New-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
+            -BodyParameter @{{ certificateAuthorities = $oldCas }}
+        throw
+    }}
+}}
+Write-Host "easgate CA '{name}' is now trusted, with the tenant's $($oldCas.Count) other CA(s)."
 
 # --- Form 2: legacy AzureAD module ------------------------------------------------------------
 # Install-Module AzureAD -Scope CurrentUser
@@ -213,5 +284,9 @@ New-MgOrganizationCertificateBasedAuthConfiguration -OrganizationId $orgId `
         fp = fingerprint(&ca.cert_der),
         crl = urls.crl,
         delta = urls.delta_crl,
+        warnings = crl_url_warnings(urls)
+            .iter()
+            .map(|w| format!("# WARNING: {w}\n"))
+            .collect::<String>(),
     )
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use error::{Result, StoreError};
+pub mod json_time;
 pub use model::*;
 pub use sqlite::SqliteStore;
 

@@ -20,8 +20,11 @@ pub struct Ca {
     pub cert_der: Vec<u8>,
     #[serde(skip)]
     pub key_sealed: Vec<u8>,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub not_before: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub not_after: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub created_at: i64,
 }
 
@@ -44,6 +47,7 @@ pub struct TrustedCa {
     pub cert_der: Vec<u8>,
     pub crl_url: Option<String>,
     pub delta_crl_url: Option<String>,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub created_at: i64,
 }
 
@@ -60,6 +64,7 @@ pub struct NewTrustedCa {
 pub struct Group {
     pub name: String,
     pub members: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub created_at: i64,
 }
 
@@ -70,6 +75,7 @@ pub struct User {
     pub display_name: Option<String>,
     pub disabled: bool,
     pub groups: Vec<String>,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub created_at: i64,
 }
 
@@ -100,6 +106,7 @@ pub struct Template {
     pub validity_days: u32,
     pub renew_before_days: u32,
     pub is_default: bool,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub created_at: i64,
 }
 
@@ -123,7 +130,9 @@ pub struct Device {
     pub template: Option<String>,
     pub state: String,
     pub device_serial: Option<String>,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub updated_at: i64,
 }
 
@@ -173,11 +182,15 @@ pub struct Certificate {
     pub subject: String,
     pub sans: Vec<String>,
     pub key_type: String,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub not_before: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub not_after: i64,
     pub status: CertStatus,
+    #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<String>,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub issued_at: i64,
     #[serde(skip)]
     pub der: Vec<u8>,
@@ -215,6 +228,7 @@ pub struct CertFilter {
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditEvent {
     pub id: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub at: i64,
     pub actor: String,
     pub action: String,
@@ -225,6 +239,7 @@ pub struct AuditEvent {
 #[derive(Clone, Debug, Serialize)]
 pub struct Change {
     pub revision: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub at: i64,
     pub entity: String,
     pub key: String,
@@ -262,7 +277,9 @@ pub struct Crl {
     pub number: i64,
     pub scope: CrlScope,
     pub base_number: Option<i64>,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub this_update: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub next_update: i64,
     pub entries: i64,
     #[serde(skip)]
@@ -274,7 +291,9 @@ pub struct Crl {
 pub struct CrlMeta {
     pub number: i64,
     pub base_number: Option<i64>,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub this_update: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub next_update: i64,
     pub entries: i64,
 }
@@ -324,6 +343,7 @@ pub struct EasOverride {
     pub reason: Option<String>,
     /// An allow that admits the device without a certificate (`eas allow --unmanaged`).
     pub unmanaged: bool,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub created_at: i64,
 }
 
@@ -344,9 +364,12 @@ pub struct Partnership {
     pub client: String,
     pub platform: String,
     pub protocol: Option<String>,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub first_seen: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub last_seen: i64,
     /// Last request that reached the mailbox (allowed), if any.
+    #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
     pub last_sync: Option<i64>,
     pub last_command: Option<String>,
     pub cert_serial: Option<String>,
@@ -356,6 +379,7 @@ pub struct Partnership {
     pub access_state: String,
     pub access_reason: String,
     /// The last refused request (blocked or refused) and why.
+    #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
     pub last_refusal_at: Option<i64>,
     pub last_refusal: Option<String>,
 }
@@ -366,6 +390,7 @@ pub struct CertificateBinding {
     pub serial: String,
     pub eas_device_id: String,
     pub user: String,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub bound_at: i64,
 }
 
@@ -384,6 +409,7 @@ pub struct Profile {
     /// `scep`, `pkcs12` or `pkcs12-legacy`.
     pub delivery: String,
     pub groups: Vec<String>,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub created_at: i64,
 }
 
@@ -442,7 +468,9 @@ pub struct NewRenewal {
 pub struct Renewal {
     pub device: String,
     pub serial: String,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
     pub cleared_at: Option<i64>,
 }
 
@@ -452,6 +480,7 @@ pub struct ExpiringCertificate {
     #[serde(flatten)]
     pub certificate: Certificate,
     /// When its window opened: notAfter minus the template's renew-before days.
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub renew_from: i64,
     /// Whether a renewal enrollment has been started for it.
     pub renewal_started: bool,

@@ -195,8 +195,14 @@ impl Env {
 
     /// Export CA `name` as PEM to a file and return its path.
     pub fn export_ca(&self, name: &str) -> PathBuf {
+        // Written aside and renamed into place: tests call this from several threads at once,
+        // and a reader must never see a half-written file.
+        static EXPORTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = self.path(&format!("{name}-ca.pem"));
-        self.ok(&["ca", "export", name, "--out", path.to_str().expect("utf8")]);
+        let aside = self.path(&format!("{name}-ca.pem.{n}.tmp"));
+        self.ok(&["ca", "export", name, "--out", aside.to_str().expect("utf8")]);
+        std::fs::rename(&aside, &path).expect("rename the exported CA into place");
         path
     }
 
