@@ -23,6 +23,8 @@ pub struct Ca {
     pub not_before: i64,
     pub not_after: i64,
     pub created_at: i64,
+    /// Refuse single-DES SCEP envelopes (failInfo badAlg).
+    pub scep_no_des: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -34,6 +36,7 @@ pub struct NewCa {
     pub key_sealed: Vec<u8>,
     pub not_before: i64,
     pub not_after: i64,
+    pub scep_no_des: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
