@@ -238,9 +238,6 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
                 info.ca.name, info.ca.key_type, info.ca.subject
             );
             println!("SHA-256 fingerprint: {}", info.sha256_fingerprint);
-            if let Some(ra) = &info.scep_ra {
-                println!("SCEP RA SHA-256 fingerprint: {}", ra.sha256_fingerprint);
-            }
             Ok(())
         }
         CaCommand::SetScepDes { name, refuse, .. } => {

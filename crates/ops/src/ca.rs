@@ -62,7 +62,7 @@ pub struct CaInfo {
     pub ocsp_url: String,
     pub ca_issuers_url: String,
     pub scep_url: String,
-    /// The SCEP RA of an EC CA (made on first use; `ca create` and `ca show` make it); `None`
+    /// The SCEP RA of an EC CA (made on first use; `ca show` makes it); `None`
     /// for an RSA CA, whose own key decrypts, or an EC CA whose RA does not exist yet.
     pub scep_ra: Option<ScepRaInfo>,
 }
@@ -97,8 +97,7 @@ impl Easgate {
             .await
     }
 
-    /// `create_ca`, optionally refusing single-DES SCEP envelopes from the start. An EC CA's
-    /// SCEP RA is made at once, so that `ca create` can print its fingerprints.
+    /// `create_ca`, optionally refusing single-DES SCEP envelopes from the start.
     pub async fn create_ca_with(
         &self,
         name: &str,
@@ -140,7 +139,6 @@ impl Easgate {
                 },
             )
             .await?;
-        self.scep_certificates(name).await?;
         self.ca_info(record).await
     }
 
