@@ -251,6 +251,20 @@ pub enum CaCommand {
         /// A static SCEP challenge for this CA (see `ca set-scep-challenge`).
         #[arg(long, value_name = "SECRET", hide_env_values = true)]
         scep_static_challenge: Option<String>,
+        /// Refuse SCEP requests encrypted with single DES (failInfo badAlg); see `ca set-scep-des`.
+        #[arg(long)]
+        scep_no_des: bool,
+    },
+    /// Refuse or accept again SCEP requests encrypted with single DES. Accepted by default:
+    /// micromdm's scepclient and other old clients send nothing else.
+    SetScepDes {
+        name: String,
+        /// Refuse single DES (failInfo badAlg).
+        #[arg(long, conflicts_with = "accept", required_unless_present = "accept")]
+        refuse: bool,
+        /// Accept single DES again.
+        #[arg(long)]
+        accept: bool,
     },
     /// Set or remove the CA's static SCEP challenge (one secret for every device; the device is
     /// then named by the CSR's CN and must be enrolled). Prefer per-device challenges.

@@ -216,6 +216,7 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
             subject,
             validity_days,
             scep_static_challenge,
+            scep_no_des,
         } => {
             if let Some(c) = &scep_static_challenge {
                 if c.trim().len() < 8 {
@@ -225,7 +226,13 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
                 }
             }
             let info = e
-                .create_ca(&name, key.into(), subject.as_deref(), Some(validity_days))
+                .create_ca_with(
+                    &name,
+                    key.into(),
+                    subject.as_deref(),
+                    Some(validity_days),
+                    scep_no_des,
+                )
                 .await?;
             if let Some(c) = &scep_static_challenge {
                 e.set_scep_static_challenge(&name, Some(c)).await?;
@@ -238,6 +245,15 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
                 info.ca.name, info.ca.key_type, info.ca.subject
             );
             println!("SHA-256 fingerprint: {}", info.sha256_fingerprint);
+            Ok(())
+        }
+        CaCommand::SetScepDes { name, refuse, .. } => {
+            e.set_scep_no_des(&name, refuse).await?;
+            if refuse {
+                println!("CA `{name}` refuses single-DES SCEP requests (failInfo badAlg)");
+            } else {
+                println!("CA `{name}` accepts single-DES SCEP requests");
+            }
             Ok(())
         }
         CaCommand::SetScepChallenge {
@@ -282,7 +298,7 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
             if as_json {
                 return json(&c);
             }
-            fields(&[
+            let mut pairs = vec![
                 ("name", c.ca.name.clone()),
                 ("subject", c.ca.subject.clone()),
                 ("key", c.ca.key_type.clone()),
@@ -295,7 +311,33 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
                 ("OCSP", c.ocsp_url.clone()),
                 ("CA issuers", c.ca_issuers_url.clone()),
                 ("SCEP", c.scep_url.clone()),
-            ]);
+                (
+                    "SCEP single DES",
+                    if c.ca.scep_no_des {
+                        "refused"
+                    } else {
+                        "accepted"
+                    }
+                    .to_string(),
+                ),
+            ];
+            match &c.scep_ra {
+                Some(ra) => pairs.extend([
+                    ("SCEP RA", ra.subject.clone()),
+                    ("SCEP RA serial", ra.serial.clone()),
+                    ("SCEP RA not after", rfc3339(ra.not_after)),
+                    ("SCEP RA sha256 fingerprint", ra.sha256_fingerprint.clone()),
+                    ("SCEP RA sha1 fingerprint", ra.sha1_fingerprint.clone()),
+                ]),
+                None => pairs.push((
+                    "SCEP RA",
+                    "none (the CA's own RSA key decrypts SCEP requests)".to_string(),
+                )),
+            }
+            fields(&pairs);
+            if let Some(ra) = &c.scep_ra {
+                print!("{}", ra.pem);
+            }
             Ok(())
         }
         CaCommand::Export { name, format, out } => {

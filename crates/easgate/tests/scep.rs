@@ -629,3 +629,474 @@ fn rsa_mail_ca(env: &Env) {
     env.phones_template("mail", "CN={DeviceUid}");
     env.add_alice();
 }
+
+/// strongSwan's `pki` with `args`, strongswan.conf `conf` when given (written to `dir`).
+fn strongswan(dir: &Path, args: &[&str], conf: Option<&str>) -> (i32, String) {
+    let mut cmd = std::process::Command::new("/usr/bin/pki");
+    cmd.args(args).current_dir(dir);
+    if let Some(conf) = conf {
+        let path = dir.join("strongswan.conf");
+        std::fs::write(&path, conf).unwrap();
+        cmd.env("STRONGSWAN_CONF", &path);
+    }
+    let out = cmd
+        .output()
+        .expect("run strongSwan pki (scripts/install-peers)");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A new RSA-2048 key from strongSwan, written to `dir/name`.
+fn strongswan_key(dir: &Path, name: &str) {
+    let (code, out) = strongswan(
+        dir,
+        &[
+            "--gen",
+            "--type",
+            "rsa",
+            "--size",
+            "2048",
+            "--outform",
+            "pem",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{out}");
+    std::fs::write(dir.join(name), first_pem(&out, "RSA PRIVATE KEY")).unwrap();
+}
+
+/// `pki --scep` against `url` with `key`, the CA certificate `ca.pem` (an RSA CA: it encrypts
+/// and signs) and 3DES — strongSwan 5.9.8 reads GetCACaps' bits off by one and refuses AES
+/// whenever SHA-384 is not advertised. `extra` adds flags. (exit code, output)
+fn strongswan_scep(dir: &Path, url: &str, key: &str, dn: &str, extra: &[&str]) -> (i32, String) {
+    strongswan_scep_with(dir, url, key, dn, extra, None)
+}
+
+fn strongswan_scep_with(
+    dir: &Path,
+    url: &str,
+    key: &str,
+    dn: &str,
+    extra: &[&str],
+    conf: Option<&str>,
+) -> (i32, String) {
+    let mut args = vec![
+        "--scep",
+        "--url",
+        url,
+        "--in",
+        key,
+        "--dn",
+        dn,
+        "--cacert-enc",
+        "ca.pem",
+        "--cacert-sig",
+        "ca.pem",
+        "--cipher",
+        "des3",
+        "--outform",
+        "pem",
+    ];
+    args.extend_from_slice(extra);
+    strongswan(dir, &args, conf)
+}
+
+/// The upper-case hex serial of a PEM certificate file in `dir`.
+fn serial_of(dir: &Path, file: &str) -> String {
+    openssl_ok(&["x509", "-in", file, "-noout", "-serial"], dir)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string()
+}
+
+#[test]
+fn strongswan_signs_with_rsassa_pss() {
+    let env = Env::new();
+    rsa_mail_ca(&env);
+    let server = env.serve(&[]);
+    let dir = env.dir.path();
+    std::fs::copy(env.export_ca("mail"), dir.join("ca.pem")).unwrap();
+    let url = format!("http://{}/scep/mail", server.public);
+    let (status, _, caps) = http(server.public, "GET", "/scep/mail?operation=GetCACaps", b"");
+    assert_eq!(status, 200);
+    let caps = String::from_utf8(caps).unwrap();
+    assert!(caps.lines().any(|l| l == "SHA-512"), "{caps}");
+    // RSASSA-PSS over SHA-256 and over SHA-512 (advertised now) SignerInfos.
+    for (uid, digest) in [("pss256", "sha256"), ("pss512", "sha512")] {
+        let challenge = enroll(&env, uid);
+        let key = format!("{uid}.key");
+        strongswan_key(dir, &key);
+        let (code, out) = strongswan_scep(
+            dir,
+            &url,
+            &key,
+            &format!("CN={uid}"),
+            &[
+                "--password",
+                &challenge,
+                "--rsa-padding",
+                "pss",
+                "--digest",
+                digest,
+            ],
+        );
+        assert_eq!(
+            code,
+            0,
+            "strongSwan ({digest}, PSS) failed: {out}\n{}",
+            server.log_text()
+        );
+        assert!(out.contains("Issued certificate is trusted"), "{out}");
+        let issued = env.json(&["cert", "list", "--device", uid]);
+        assert_eq!(issued.as_array().unwrap().len(), 1, "{issued}");
+    }
+}
+
+#[test]
+fn strongswan_renews_with_a_pkcsreq_signed_by_its_certificate() {
+    let env = Env::new();
+    rsa_mail_ca(&env);
+    let challenge = enroll(&env, "laptop8");
+    let server = env.serve(&[]);
+    let dir = env.dir.path();
+    std::fs::copy(env.export_ca("mail"), dir.join("ca.pem")).unwrap();
+    let url = format!("http://{}/scep/mail", server.public);
+    strongswan_key(dir, "old.key");
+    let (code, out) = strongswan_scep(
+        dir,
+        &url,
+        "old.key",
+        "CN=laptop8",
+        &["--password", &challenge],
+    );
+    assert_eq!(code, 0, "{out}\n{}", server.log_text());
+    std::fs::write(dir.join("old.pem"), first_pem(&out, "CERTIFICATE")).unwrap();
+    let old = serial_of(dir, "old.pem");
+
+    // Without a challenge and signed by a self-signed certificate: still refused.
+    strongswan_key(dir, "new.key");
+    let (code, out) = strongswan_scep(dir, &url, "new.key", "CN=laptop8", &[]);
+    assert!(code != 0 && out.contains("badRequest"), "{out}");
+
+    // strongSwan's renewal_via_pkcs_req: a PKCSReq (not a RenewalReq) without a challenge,
+    // signed by the current certificate and its key.
+    let pkcs_req_renewal = "pki {\n  scep {\n    renewal_via_pkcs_req = yes\n  }\n}\n";
+    let renew = |new_key: &str, cert: &str, key: &str| {
+        strongswan_scep_with(
+            dir,
+            &url,
+            new_key,
+            "CN=laptop8",
+            &["--cert", cert, "--key", key],
+            Some(pkcs_req_renewal),
+        )
+    };
+    let (code, out) = renew("new.key", "old.pem", "old.key");
+    assert_eq!(code, 0, "renewal failed: {out}\n{}", server.log_text());
+    std::fs::write(dir.join("new.pem"), first_pem(&out, "CERTIFICATE")).unwrap();
+    let new = serial_of(dir, "new.pem");
+    assert_ne!(new, old);
+    let renewed = env.json(&["cert", "show", &new]);
+    assert_eq!(renewed["device"], "laptop8");
+    assert_eq!(renewed["status"], "valid");
+    let superseded = env.json(&["cert", "show", &old]);
+    assert_eq!(superseded["status"], "revoked");
+    assert_eq!(superseded["revocation_reason"], "superseded");
+    let audit = env.json(&["audit", "--since", "1h"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "scep.enroll"
+                && e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("PkcsReq (renewal) device laptop8")),
+        "{audit}"
+    );
+    // The superseded certificate cannot renew again (a new key: the same one would be a retry
+    // of the transaction, answered with the certificate it got).
+    strongswan_key(dir, "newer.key");
+    let (code, out) = renew("newer.key", "old.pem", "old.key");
+    assert!(code != 0 && out.contains("badRequest"), "{out}");
+    // Nor can the current one once its user is disabled (which revokes it).
+    env.ok(&["user", "disable", "alice@corp.example"]);
+    let (code, out) = renew("newer.key", "new.pem", "new.key");
+    assert!(code != 0 && out.contains("badRequest"), "{out}");
+    assert_eq!(
+        env.json(&["cert", "list", "--device", "laptop8"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn a_signer_certificate_with_a_32_octet_serial_enrolls() {
+    let env = Env::new();
+    rsa_mail_ca(&env);
+    let challenge = enroll(&env, "sscep1");
+    let server = env.serve(&[]);
+    let dir = env.dir.path();
+    // As sscep 0.10 makes it: a self-signed certificate with a 32-octet serial.
+    let serial = format!("0x{}", "9F".repeat(32));
+    openssl_ok(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "self.key",
+            "-out",
+            "self.pem",
+            "-subj",
+            "/CN=sscep1",
+            "-days",
+            "1",
+            "-set_serial",
+            &serial,
+        ],
+        dir,
+    );
+    assert_eq!(serial_of(dir, "self.pem"), "9F".repeat(32));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pyscep_message.py");
+    let url = format!("http://{}/scep/mail", server.public);
+    let (code, out) = common::peer(
+        &peers_python(),
+        &[
+            script.to_str().unwrap(),
+            "--signer",
+            "self.pem",
+            "self.key",
+            &url,
+            &challenge,
+            "sscep1",
+            "long.der",
+        ],
+        dir,
+    );
+    assert_eq!(code, 0, "{out}");
+    let (status, _, rep) = http(
+        server.public,
+        "POST",
+        "/scep/mail?operation=PKIOperation",
+        &std::fs::read(dir.join("long.der")).unwrap(),
+    );
+    assert_eq!(status, 200, "{}", server.log_text());
+    std::fs::write(dir.join("long-rep.der"), &rep).unwrap();
+    assert_eq!(
+        signed_attribute(dir, "long-rep.der", "2.16.840.1.113733.1.9.3"),
+        "0",
+        "pkiStatus SUCCESS: {}",
+        server.log_text()
+    );
+    // The certificate is encrypted to the requester by issuer and (long) serial: OpenSSL finds
+    // its recipient info and decrypts it.
+    openssl_ok(
+        &[
+            "cms",
+            "-verify",
+            "-noverify",
+            "-inform",
+            "DER",
+            "-in",
+            "long-rep.der",
+            "-binary",
+            "-out",
+            "long-env.der",
+        ],
+        dir,
+    );
+    openssl_ok(
+        &[
+            "cms",
+            "-decrypt",
+            "-inform",
+            "DER",
+            "-in",
+            "long-env.der",
+            "-recip",
+            "self.pem",
+            "-inkey",
+            "self.key",
+            "-binary",
+            "-out",
+            "long-certs.p7",
+        ],
+        dir,
+    );
+    let certs = openssl_ok(
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "long-certs.p7",
+            "-print_certs",
+            "-noout",
+        ],
+        dir,
+    );
+    assert!(certs.contains("subject=CN = sscep1"), "{certs}");
+    assert_eq!(
+        env.json(&["cert", "list", "--device", "sscep1"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn scepclient_enrolls_against_an_ec_ca_with_the_ra_fingerprint_from_ca_show() {
+    let env = Env::new();
+    env.ok(&["ca", "create", "mail"]);
+    env.phones_template("mail", "CN={DeviceUid}");
+    env.add_alice();
+    let challenge = enroll(&env, "ecphone");
+    // `ca show` prints the RA with its fingerprints, text and JSON.
+    let shown = env.json(&["ca", "show", "mail"]);
+    let ra = &shown["scep_ra"];
+    let sha256 = ra["sha256_fingerprint"].as_str().unwrap().to_string();
+    let sha1 = ra["sha1_fingerprint"].as_str().unwrap().to_string();
+    assert_eq!(sha256.len(), 32 * 3 - 1, "{shown}");
+    assert_eq!(sha1.len(), 20 * 3 - 1, "{shown}");
+    assert_eq!(ra["subject"], "CN=easgate mail SCEP RA", "{shown}");
+    let text = env.ok(&["ca", "show", "mail"]);
+    assert!(
+        text.contains(&sha256) && text.contains(&sha1) && text.contains("SCEP RA"),
+        "{text}"
+    );
+    let dir = env.dir.path();
+    std::fs::write(dir.join("ra-shown.pem"), ra["pem"].as_str().unwrap()).unwrap();
+    assert!(text.contains(ra["pem"].as_str().unwrap().trim()), "{text}");
+    for (file, algorithm, expected) in [
+        ("ra-shown.pem", "-sha256", &sha256),
+        ("ra-shown.pem", "-sha1", &sha1),
+    ] {
+        let printed = openssl_ok(
+            &["x509", "-in", file, "-noout", "-fingerprint", algorithm],
+            dir,
+        );
+        assert!(printed.trim().ends_with(expected.as_str()), "{printed}");
+    }
+    // An RSA CA has none: its own key decrypts.
+    env.ok(&["ca", "create", "rsa", "--key", "rsa-2048"]);
+    assert!(env.json(&["ca", "show", "rsa"])["scep_ra"].is_null());
+    assert!(env.ok(&["ca", "show", "rsa"]).contains("SCEP RA:"));
+
+    let server = env.serve(&[]);
+    // The RA shown is the one GetCACert hands out.
+    let (_, _, p7) = http(server.public, "GET", "/scep/mail?operation=GetCACert", b"");
+    std::fs::write(dir.join("cacert.p7"), p7).unwrap();
+    let both = openssl_ok(
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "cacert.p7",
+            "-print_certs",
+        ],
+        dir,
+    );
+    let ra_pem = ra["pem"].as_str().unwrap();
+    assert!(both.contains(ra_pem.trim()), "{both}");
+    // micromdm's scepclient encrypts to every certificate of GetCACert (and panics on the EC
+    // CA's) unless told which one is the RA: with the fingerprint `ca show` printed, it enrolls.
+    let url = format!("http://{}/scep/mail", server.public);
+    let client = dir.join("ec-client");
+    std::fs::create_dir_all(&client).unwrap();
+    let (code, out) = common::peer(
+        Path::new("/usr/bin/scepclient"),
+        &[
+            "-server-url",
+            &url,
+            "-challenge",
+            &challenge,
+            "-cn",
+            "ignored-by-the-template",
+            "-keySize",
+            "2048",
+            "-private-key",
+            "key.pem",
+            "-certificate",
+            "cert.pem",
+            "-ca-fingerprint",
+            &sha256.replace(':', ""),
+        ],
+        &client,
+    );
+    assert_eq!(code, 0, "scepclient failed: {out}\n{}", server.log_text());
+    let text = openssl_ok(&["x509", "-in", "cert.pem", "-noout", "-text"], &client);
+    assert!(
+        text.contains("Subject: CN = ecphone") && text.contains("ecdsa-with-SHA256"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_ca_can_refuse_single_des() {
+    let env = Env::new();
+    env.ok(&["ca", "create", "mail", "--key", "rsa-2048", "--scep-no-des"]);
+    env.phones_template("mail", "CN={DeviceUid}");
+    env.add_alice();
+    assert_eq!(env.json(&["ca", "show", "mail"])["scep_no_des"], true);
+    assert!(env.ok(&["ca", "show", "mail"]).contains("refused"));
+    let challenge = enroll(&env, "old-client");
+    let server = env.serve(&[]);
+    let dir = env.dir.path();
+    let url = format!("http://{}/scep/mail", server.public);
+    // GetCACaps names no single DES either way (it is the fallback of clients when nothing
+    // better is advertised): 3DES and AES stay.
+    let (_, _, caps) = http(server.public, "GET", "/scep/mail?operation=GetCACaps", b"");
+    let caps = String::from_utf8(caps).unwrap();
+    assert!(
+        caps.lines().any(|l| l == "DES3") && caps.lines().any(|l| l == "AES"),
+        "{caps}"
+    );
+    assert!(!caps.lines().any(|l| l == "DES"), "{caps}");
+    // micromdm's scepclient encrypts with single DES: badAlg, and the challenge is not spent.
+    let (code, out) = scepclient(&dir.join("des"), &url, &challenge);
+    assert!(code != 0 && out.contains("badAlg"), "{out}");
+    assert!(
+        server.log_text().contains("single DES"),
+        "{}",
+        server.log_text()
+    );
+    // The same challenge with 3DES (strongSwan) enrolls.
+    std::fs::copy(env.export_ca("mail"), dir.join("ca.pem")).unwrap();
+    strongswan_key(dir, "des3.key");
+    let (code, out) = strongswan_scep(
+        dir,
+        &url,
+        "des3.key",
+        "CN=old-client",
+        &["--password", &challenge],
+    );
+    assert_eq!(code, 0, "{out}\n{}", server.log_text());
+    // Accepting DES again applies to the running server's next request.
+    env.ok(&["ca", "set-scep-des", "mail", "--accept"]);
+    assert_eq!(env.json(&["ca", "show", "mail"])["scep_no_des"], false);
+    let again = enroll(&env, "old-client-2");
+    let (code, out) = scepclient(&dir.join("des-ok"), &url, &again);
+    assert_eq!(code, 0, "{out}\n{}", server.log_text());
+    env.ok(&["ca", "set-scep-des", "mail", "--refuse"]);
+    let third = enroll(&env, "old-client-3");
+    let (code, out) = scepclient(&dir.join("des-refused"), &url, &third);
+    assert!(code != 0 && out.contains("badAlg"), "{out}");
+    let err = env.fails(&["ca", "set-scep-des", "nope", "--refuse"]);
+    assert!(err.contains("nope"), "{err}");
+    let usage = env.run(&["ca", "set-scep-des", "mail"]);
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+}

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::error::{OpsError, Result};
 use crate::names::check_ca_name;
+use crate::service_keys::ServiceRole;
 use crate::Easgate;
 
 pub const DEFAULT_VALIDITY_DAYS: u32 = 3650;
@@ -20,6 +21,33 @@ pub const DEFAULT_VALIDITY_DAYS: u32 = 3650;
 /// The associated data that binds a sealed CA key to its CA.
 fn seal_context(name: &str) -> String {
     format!("ca:{name}")
+}
+
+/// The RSA certificate SCEP clients encrypt to when the CA key is EC (the "RA"), with the
+/// fingerprints clients ask for: micromdm's `scepclient -ca-fingerprint` wants its SHA-256,
+/// Apple's SCEP payload `CAFingerprint` and older NDES-era clients a SHA-1.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScepRaInfo {
+    pub subject: String,
+    pub serial: String,
+    pub not_after: i64,
+    pub sha256_fingerprint: String,
+    pub sha1_fingerprint: String,
+    pub pem: String,
+}
+
+impl ScepRaInfo {
+    fn of(der: &[u8]) -> Result<Self> {
+        let summary = summarize(der)?;
+        Ok(ScepRaInfo {
+            subject: summary.subject,
+            serial: summary.serial.to_hex(),
+            not_after: summary.not_after,
+            sha256_fingerprint: fingerprint(der),
+            sha1_fingerprint: sha1_fingerprint(der),
+            pem: to_pem("CERTIFICATE", der),
+        })
+    }
 }
 
 /// A CA with the facts an admin looks for.
@@ -34,16 +62,27 @@ pub struct CaInfo {
     pub ocsp_url: String,
     pub ca_issuers_url: String,
     pub scep_url: String,
+    /// The SCEP RA of an EC CA (made on first use; `ca show` makes it); `None`
+    /// for an RSA CA, whose own key decrypts, or an EC CA whose RA does not exist yet.
+    pub scep_ra: Option<ScepRaInfo>,
 }
 
-/// SHA-256 over DER, upper-case hex with colons (as `openssl x509 -fingerprint -sha256`).
-pub fn fingerprint(der: &[u8]) -> String {
-    digest::digest(&digest::SHA256, der)
-        .as_ref()
+/// SHA-1 over DER, upper-case hex with colons (as `openssl x509 -fingerprint -sha1`).
+pub fn sha1_fingerprint(der: &[u8]) -> String {
+    colon_hex(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref())
+}
+
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// SHA-256 over DER, upper-case hex with colons (as `openssl x509 -fingerprint -sha256`).
+pub fn fingerprint(der: &[u8]) -> String {
+    colon_hex(digest::digest(&digest::SHA256, der).as_ref())
 }
 
 impl Easgate {
@@ -53,6 +92,19 @@ impl Easgate {
         key_type: KeyType,
         subject: Option<&str>,
         validity_days: Option<u32>,
+    ) -> Result<CaInfo> {
+        self.create_ca_with(name, key_type, subject, validity_days, false)
+            .await
+    }
+
+    /// `create_ca`, optionally refusing single-DES SCEP envelopes from the start.
+    pub async fn create_ca_with(
+        &self,
+        name: &str,
+        key_type: KeyType,
+        subject: Option<&str>,
+        validity_days: Option<u32>,
+        scep_no_des: bool,
     ) -> Result<CaInfo> {
         check_ca_name(name)?;
         if self.store.get_ca(name).await?.is_some() {
@@ -83,10 +135,20 @@ impl Easgate {
                     key_sealed: sealed,
                     not_before: summary.not_before,
                     not_after: summary.not_after,
+                    scep_no_des,
                 },
             )
             .await?;
         self.ca_info(record).await
+    }
+
+    /// Make CA `name` refuse (`true`) or accept again single-DES SCEP envelopes.
+    pub async fn set_scep_no_des(&self, name: &str, refuse: bool) -> Result<()> {
+        self.get_ca(name).await?;
+        Ok(self
+            .store
+            .set_ca_scep_no_des(&self.ctx(), name, refuse)
+            .await?)
     }
 
     pub async fn list_cas(&self) -> Result<Vec<CaInfo>> {
@@ -104,15 +166,28 @@ impl Easgate {
             .ok_or_else(|| OpsError::not_found("CA", name, "see `easgate ca list`"))
     }
 
+    /// One CA; an EC CA's SCEP RA is made first if it does not exist yet.
     pub async fn show_ca(&self, name: &str) -> Result<CaInfo> {
         let ca = self.get_ca(name).await?;
+        self.scep_certificates(name).await?;
         self.ca_info(ca).await
     }
 
     async fn ca_info(&self, ca: Ca) -> Result<CaInfo> {
         let base = self.public_url().await?;
         let urls = PublicUrls::for_ca(&base, &ca.name);
+        let scep_ra = match self
+            .store
+            .get_service_key(&ca.name, ServiceRole::ScepRa.as_str())
+            .await?
+        {
+            Some(ra) if !ca.key_type.parse::<KeyType>()?.is_rsa() => {
+                Some(ScepRaInfo::of(&ra.cert_der)?)
+            }
+            _ => None,
+        };
         Ok(CaInfo {
+            scep_ra,
             serial: summarize(&ca.cert_der)?.serial.to_hex(),
             sha256_fingerprint: fingerprint(&ca.cert_der),
             scep_url: urls.scep.clone(),

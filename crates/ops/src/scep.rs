@@ -195,25 +195,54 @@ impl Easgate {
             }
         }
         let (csr_der, cipher) = message.open(recipient_pkcs8)?;
+        if cipher == Cipher::Des && self.get_ca(ca).await.map_err(refused)?.scep_no_des {
+            return Err(ScepError::BadAlg(
+                "single DES: this CA refuses it (`ca create --scep-no-des`); use 3DES or AES"
+                    .into(),
+            ));
+        }
         let csr = easgate_pki::csr::parse_and_verify_der(&csr_der).map_err(refused)?;
         let key_hash = hex::encode(aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA256,
             csr.key.spki_der(),
         ));
+        let mut kind = format!("{:?}", message.message_type);
         let issued = match message.message_type {
             MessageType::PkcsReq => {
                 // A retried transaction (same transactionID, same key) gets the certificate it
                 // got the first time, not a refusal for the spent challenge. (PKCSReq only:
-                // clients renew with the transactionID of their first enrollment.)
+                // clients renew with the transactionID of their first enrollment.) A request
+                // signed by that very certificate is no retry but a renewal with the same key.
                 if let Some(der) = self
                     .replayed(ca, &message.transaction_id, &key_hash)
                     .await
                     .map_err(refused)?
                 {
-                    return Ok((der, cipher));
+                    if der != message.signer_cert_der {
+                        return Ok((der, cipher));
+                    }
                 }
-                let device = self.enrolling_device(ca, &csr_der, &csr).await?;
-                let issued = self.issue_for(&device, None, csr.key).await?;
+                let issued = match easgate_scep::request::challenge_password(&csr_der) {
+                    Some(challenge) => {
+                        let device = self.enrolling_device(ca, &challenge, &csr).await?;
+                        self.issue_for(&device, None, csr.key).await?
+                    }
+                    // No challenge: a renewal if a current certificate of ours signed it (as
+                    // RFC 8894 §3.3.1.2 allows and clients such as sscep do).
+                    None => {
+                        let current = self
+                            .signing_certificate(ca, &message.signer_cert_der)
+                            .await?
+                            .ok_or_else(|| {
+                                ScepError::BadRequest(
+                                    "the request has no challenge password and is not signed by a certificate of this CA"
+                                        .into(),
+                                )
+                            })?;
+                        kind.push_str(" (renewal)");
+                        self.renew(current, csr.key).await?
+                    }
+                };
                 self.store
                     .insert_scep_transaction(
                         &self.ctx(),
@@ -226,12 +255,21 @@ impl Easgate {
                     .map_err(refused)?;
                 issued
             }
-            MessageType::RenewalReq => self.renew(ca, &message.signer_cert_der, csr.key).await?,
+            MessageType::RenewalReq => {
+                let current = self
+                    .signing_certificate(ca, &message.signer_cert_der)
+                    .await?
+                    .ok_or_else(|| {
+                        ScepError::BadRequest(
+                            "the renewal is not signed by a certificate of this CA".into(),
+                        )
+                    })?;
+                self.renew(current, csr.key).await?
+            }
             other => return Err(ScepError::BadRequest(format!("{other:?} is not supported"))),
         };
         let detail = format!(
-            "{:?} device {} serial {} transaction {} from {client}",
-            message.message_type,
+            "{kind} device {} serial {} transaction {} from {client}",
             issued.record.device.as_deref().unwrap_or("-"),
             issued.record.serial,
             message.transaction_id
@@ -279,20 +317,18 @@ impl Easgate {
     async fn enrolling_device(
         &self,
         ca: &str,
-        csr_der: &[u8],
+        challenge: &str,
         csr: &easgate_pki::csr::VerifiedCsr,
     ) -> std::result::Result<String, ScepError> {
-        let challenge = easgate_scep::request::challenge_password(csr_der)
-            .ok_or_else(|| ScepError::BadRequest("the request has no challenge password".into()))?;
         if let Some(device) = self
-            .consume_scep_challenge(&challenge)
+            .consume_scep_challenge(challenge)
             .await
             .map_err(refused)?
         {
             return Ok(device);
         }
         if self
-            .static_challenge_matches(ca, &challenge)
+            .static_challenge_matches(ca, challenge)
             .await
             .map_err(refused)?
         {
@@ -324,28 +360,35 @@ impl Easgate {
             .map_err(refused)
     }
 
-    /// RenewalReq: signed by a current certificate of ours; a successor for the same device,
-    /// and the old one superseded once the new one exists.
-    async fn renew(
+    /// The certificate of CA `ca` that signed a request, if the signer is one of ours (the
+    /// exact certificate issued, not merely one with its serial); `None` for any other signer,
+    /// such as a requester's self-signed certificate.
+    async fn signing_certificate(
         &self,
         ca: &str,
         signer_cert_der: &[u8],
-        key: easgate_pki::issue::SubjectKey,
-    ) -> std::result::Result<crate::certs::Issued, ScepError> {
-        let serial = easgate_pki::summary::summarize(signer_cert_der)
-            .map_err(refused)?
-            .serial;
-        let current = self
+    ) -> std::result::Result<Option<easgate_store::Certificate>, ScepError> {
+        // A self-signed certificate may not even parse strictly (sscep's 32-octet serials).
+        let Ok(summary) = easgate_pki::summary::summarize(signer_cert_der) else {
+            return Ok(None);
+        };
+        Ok(self
             .store
-            .get_certificate(&serial.to_hex(), self.now().unix_timestamp())
+            .get_certificate(&summary.serial.to_hex(), self.now().unix_timestamp())
             .await
             .map_err(refused)?
-            .filter(|c| c.der == signer_cert_der && c.ca == ca)
-            .ok_or_else(|| {
-                ScepError::BadRequest(
-                    "the renewal is not signed by a certificate of this CA".into(),
-                )
-            })?;
+            .filter(|c| c.der == signer_cert_der && c.ca == ca))
+    }
+
+    /// A renewal (RenewalReq, or PKCSReq without a challenge) signed by `current`, a
+    /// certificate of ours: it must be valid (not revoked, not expired); the successor is for
+    /// the same device (whose state and user `issue_certificate` checks) and `current` is
+    /// superseded once the successor exists.
+    async fn renew(
+        &self,
+        current: easgate_store::Certificate,
+        key: easgate_pki::issue::SubjectKey,
+    ) -> std::result::Result<crate::certs::Issued, ScepError> {
         if current.status != easgate_store::CertStatus::Valid {
             return Err(ScepError::BadRequest(format!(
                 "certificate {} is {}",

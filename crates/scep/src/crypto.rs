@@ -160,22 +160,168 @@ pub fn digest(algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ScepError> {
     })
 }
 
-/// Verify an RSA PKCS#1 v1.5 signature made with `digest_alg` by the key in `spki_der`.
+/// How the requester's SignerInfo says it signed (RFC 5652 §5.3 signatureAlgorithm).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureScheme {
+    /// RSA PKCS#1 v1.5: `rsaEncryption` or `sha*WithRSAEncryption`.
+    Pkcs1,
+    /// RSASSA-PSS (RFC 4055), as strongSwan's `pki --scep --rsa-padding pss` signs.
+    Pss,
+}
+
+impl SignatureScheme {
+    /// The scheme of `algorithm`, for a message digested with `digest_oid`. PSS is accepted
+    /// only in the form RFC 4055 recommends and aws-lc-rs verifies: the hash of its
+    /// parameters is the SignerInfo's digest, MGF1 with that same hash, a salt as long as the
+    /// hash and trailerField 1; anything else, like an unknown algorithm, is badAlg.
+    pub fn of(
+        algorithm: &x509_cert::spki::AlgorithmIdentifierOwned,
+        digest_oid: &str,
+    ) -> Result<Self, ScepError> {
+        let dotted = algorithm.oid.to_string();
+        match dotted.as_str() {
+            oid::RSA | oid::SHA1_RSA | oid::SHA256_RSA | oid::SHA512_RSA => Ok(Self::Pkcs1),
+            oid::RSASSA_PSS => {
+                let params = match &algorithm.parameters {
+                    Some(any) => {
+                        use der::Encode;
+                        let der = any.to_der().map_err(|e| {
+                            ScepError::BadAlg(format!("RSASSA-PSS parameters: {e}"))
+                        })?;
+                        PssParams::parse(&der)?
+                    }
+                    None => PssParams::default(),
+                };
+                let salt_len = match digest_oid {
+                    oid::SHA256 => 32,
+                    oid::SHA512 => 64,
+                    other => {
+                        return Err(ScepError::BadAlg(format!(
+                            "RSASSA-PSS with digest {other} (SHA-256 and SHA-512 are accepted)"
+                        )))
+                    }
+                };
+                if params.hash != digest_oid
+                    || params.mgf != oid::MGF1
+                    || params.mgf_hash != digest_oid
+                    || params.salt_len != salt_len
+                    || params.trailer != 1
+                {
+                    return Err(ScepError::BadAlg(format!(
+                        "RSASSA-PSS parameters {params:?} (expected hash {digest_oid} with MGF1 of it and a {salt_len}-octet salt)"
+                    )));
+                }
+                Ok(Self::Pss)
+            }
+            other => Err(ScepError::BadAlg(format!("signature {other}"))),
+        }
+    }
+}
+
+/// RSASSA-PSS-params (RFC 4055 §3.1), every field with its DEFAULT filled in.
+#[derive(Debug, PartialEq, Eq)]
+struct PssParams {
+    hash: String,
+    mgf: String,
+    mgf_hash: String,
+    salt_len: u64,
+    trailer: u64,
+}
+
+impl Default for PssParams {
+    fn default() -> Self {
+        PssParams {
+            hash: oid::SHA1.into(),
+            mgf: oid::MGF1.into(),
+            mgf_hash: oid::SHA1.into(),
+            salt_len: 20,
+            trailer: 1,
+        }
+    }
+}
+
+impl PssParams {
+    fn parse(der: &[u8]) -> Result<Self, ScepError> {
+        use yasna::{BERReader, Tag};
+        fn dotted(o: yasna::models::ObjectIdentifier) -> String {
+            o.components()
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(".")
+        }
+        // AlgorithmIdentifier: the OID, then optional parameters (NULL, or MGF1's hash).
+        fn algorithm(r: BERReader<'_, '_>) -> yasna::ASN1Result<(String, Option<String>)> {
+            r.read_sequence(|r| {
+                let id = dotted(r.next().read_oid()?);
+                let inner = r.read_optional(|r| r.read_der())?;
+                let inner_oid = inner.and_then(|der| {
+                    yasna::parse_der(&der, |r| {
+                        r.read_sequence(|r| {
+                            let id = r.next().read_oid()?;
+                            r.read_optional(|r| r.read_der())?; // NULL or absent
+                            Ok(id)
+                        })
+                    })
+                    .ok()
+                    .map(dotted)
+                });
+                Ok((id, inner_oid))
+            })
+        }
+        let mut params = PssParams::default();
+        yasna::parse_der(der, |r| {
+            r.read_sequence(|r| {
+                if let Some((hash, _)) =
+                    r.read_optional(|r| r.read_tagged(Tag::context(0), algorithm))?
+                {
+                    params.hash = hash;
+                }
+                if let Some((mgf, mgf_hash)) =
+                    r.read_optional(|r| r.read_tagged(Tag::context(1), algorithm))?
+                {
+                    params.mgf = mgf;
+                    params.mgf_hash = mgf_hash.unwrap_or_default();
+                }
+                if let Some(salt) =
+                    r.read_optional(|r| r.read_tagged(Tag::context(2), |r| r.read_u64()))?
+                {
+                    params.salt_len = salt;
+                }
+                if let Some(trailer) =
+                    r.read_optional(|r| r.read_tagged(Tag::context(3), |r| r.read_u64()))?
+                {
+                    params.trailer = trailer;
+                }
+                Ok(())
+            })
+        })
+        .map_err(|e| ScepError::BadAlg(format!("RSASSA-PSS parameters: {e}")))?;
+        Ok(params)
+    }
+}
+
+/// Verify an RSA signature (PKCS#1 v1.5 or PSS) made with `digest_alg` by the key in
+/// `spki_der`.
 pub fn rsa_verify(
     digest_alg: &str,
+    scheme: SignatureScheme,
     spki_der: &[u8],
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), ScepError> {
     use aws_lc_rs::signature::{
-        UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
-        RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA512,
+        UnparsedPublicKey, VerificationAlgorithm, RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA512, RSA_PSS_2048_8192_SHA256,
+        RSA_PSS_2048_8192_SHA512,
     };
-    let params = match digest_alg {
-        oid::SHA1 => &RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
-        oid::SHA256 => &RSA_PKCS1_2048_8192_SHA256,
-        oid::SHA512 => &RSA_PKCS1_2048_8192_SHA512,
-        other => return Err(ScepError::BadAlg(format!("digest {other}"))),
+    let params: &'static dyn VerificationAlgorithm = match (scheme, digest_alg) {
+        (SignatureScheme::Pkcs1, oid::SHA1) => &RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        (SignatureScheme::Pkcs1, oid::SHA256) => &RSA_PKCS1_2048_8192_SHA256,
+        (SignatureScheme::Pkcs1, oid::SHA512) => &RSA_PKCS1_2048_8192_SHA512,
+        (SignatureScheme::Pss, oid::SHA256) => &RSA_PSS_2048_8192_SHA256,
+        (SignatureScheme::Pss, oid::SHA512) => &RSA_PSS_2048_8192_SHA512,
+        (_, other) => return Err(ScepError::BadAlg(format!("digest {other}"))),
     };
     // UnparsedPublicKey takes the RSAPublicKey (the SPKI's BIT STRING contents).
     let bits = spki_public_key_bits(spki_der)?;
@@ -198,6 +344,70 @@ fn spki_public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, ScepError> {
 mod tests {
     use super::*;
     use crate::FailInfo;
+
+    fn pss(params: Option<Vec<u8>>) -> x509_cert::spki::AlgorithmIdentifierOwned {
+        use der::Decode;
+        x509_cert::spki::AlgorithmIdentifierOwned {
+            oid: der::oid::ObjectIdentifier::new_unwrap(oid::RSASSA_PSS),
+            parameters: params.map(|p| der::Any::from_der(&p).unwrap()),
+        }
+    }
+
+    /// RSASSA-PSS-params with `hash` for both the message and MGF1, and `salt`.
+    fn pss_params(hash: &str, salt: u64) -> Vec<u8> {
+        use yasna::models::ObjectIdentifier;
+        let algorithm = |w: yasna::DERWriter<'_>, id: &str, inner: Option<&str>| {
+            w.write_sequence(|w| {
+                w.next()
+                    .write_oid(&ObjectIdentifier::from_slice(&oid::parts(id)));
+                match inner {
+                    Some(inner) => w.next().write_sequence(|w| {
+                        w.next()
+                            .write_oid(&ObjectIdentifier::from_slice(&oid::parts(inner)));
+                        w.next().write_null();
+                    }),
+                    None => w.next().write_null(),
+                }
+            })
+        };
+        yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                w.next()
+                    .write_tagged(yasna::Tag::context(0), |w| algorithm(w, hash, None));
+                w.next().write_tagged(yasna::Tag::context(1), |w| {
+                    algorithm(w, oid::MGF1, Some(hash))
+                });
+                w.next()
+                    .write_tagged(yasna::Tag::context(2), |w| w.write_u64(salt));
+            })
+        })
+    }
+
+    #[test]
+    fn pss_is_accepted_only_with_matching_hashes_and_salt() {
+        let scheme = |params, digest| SignatureScheme::of(&pss(params), digest);
+        assert_eq!(
+            scheme(Some(pss_params(oid::SHA256, 32)), oid::SHA256).unwrap(),
+            SignatureScheme::Pss
+        );
+        assert_eq!(
+            scheme(Some(pss_params(oid::SHA512, 64)), oid::SHA512).unwrap(),
+            SignatureScheme::Pss
+        );
+        for (params, digest) in [
+            (Some(pss_params(oid::SHA256, 20)), oid::SHA256),
+            (Some(pss_params(oid::SHA512, 64)), oid::SHA256),
+            (Some(pss_params(oid::SHA1, 20)), oid::SHA1),
+            // Absent parameters mean SHA-1 with a 20-octet salt.
+            (None, oid::SHA256),
+            (Some(vec![0x30, 0x03, 0x02, 0x01, 0x05]), oid::SHA256),
+        ] {
+            assert_eq!(
+                scheme(params, digest).unwrap_err().fail_info(),
+                FailInfo::BadAlg
+            );
+        }
+    }
 
     #[test]
     fn ciphers_round_trip_and_unknown_algorithms_are_bad_alg() {

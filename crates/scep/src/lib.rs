@@ -9,8 +9,9 @@ mod crypto;
 mod error;
 pub mod request;
 pub mod response;
+mod signed;
 
-pub use crypto::Cipher;
+pub use crypto::{Cipher, SignatureScheme};
 pub use error::{FailInfo, ScepError};
 pub use request::{MessageType, PkiMessage};
 pub use response::{certs_only, CertRep, Signer};
@@ -18,6 +19,7 @@ pub use response::{certs_only, CertRep, Signer};
 /// GetCACaps: what easgate offers, one capability per line (RFC 8894 §3.5.2).
 pub const CAPABILITIES: &[&str] = &[
     "POSTPKIOperation",
+    "SHA-512",
     "SHA-256",
     "SHA-1",
     "AES",
@@ -55,6 +57,8 @@ pub(crate) mod oid {
     pub const SHA1_RSA: &str = "1.2.840.113549.1.1.5";
     pub const SHA256_RSA: &str = "1.2.840.113549.1.1.11";
     pub const SHA512_RSA: &str = "1.2.840.113549.1.1.13";
+    pub const RSASSA_PSS: &str = "1.2.840.113549.1.1.10";
+    pub const MGF1: &str = "1.2.840.113549.1.1.8";
     pub const DES_CBC: &str = "1.3.14.3.2.7";
     pub const DES_EDE3_CBC: &str = "1.2.840.113549.3.7";
     pub const AES128_CBC: &str = "2.16.840.1.101.3.4.1.2";

@@ -2,11 +2,11 @@
 //! pkcsPKIEnvelope (EnvelopedData) that holds the CSR.
 
 use cms::content_info::ContentInfo;
-use cms::signed_data::{CertificateSet, SignedData};
 use der::asn1::{OctetStringRef, PrintableStringRef};
 use der::{Decode, Encode};
 
-use crate::crypto::{self, Cipher};
+use crate::crypto::{self, Cipher, SignatureScheme};
+use crate::signed::{signer_cert, SignedData};
 use crate::{oid, ScepError};
 
 /// Largest message accepted.
@@ -94,11 +94,15 @@ impl PkiMessage {
             .to_vec();
         let signer = signed
             .signer_infos
-            .0
             .iter()
             .next()
             .ok_or_else(|| ScepError::BadRequest("no signer".into()))?;
-        let signer_cert = find_signer_cert(signed.certificates.as_ref()).ok_or_else(|| {
+        let certs = signed
+            .certificates
+            .as_ref()
+            .map(|c| c.as_slice())
+            .unwrap_or(&[]);
+        let signer_cert = signer_cert(certs, &signer.sid).ok_or_else(|| {
             ScepError::BadRequest("the signer's certificate is not included".into())
         })?;
         let signed_attrs = signer
@@ -127,11 +131,6 @@ impl PkiMessage {
         let signed_der = signed_attrs
             .to_der()
             .map_err(|e| unreadable("signed attributes", e))?;
-        let spki_der = signer_cert
-            .tbs_certificate
-            .subject_public_key_info
-            .to_der()
-            .map_err(|e| unreadable("signer key", e))?;
         let check = || -> Result<(), ScepError> {
             let envelope_digest = crypto::digest(&digest_oid, &envelope_der)?;
             if message_digest.as_deref() != Some(envelope_digest.as_slice()) {
@@ -139,15 +138,11 @@ impl PkiMessage {
                     "messageDigest does not match the envelope".into(),
                 ));
             }
-            let signature_oid = signer.signature_algorithm.oid.to_string();
-            if ![oid::RSA, oid::SHA1_RSA, oid::SHA256_RSA, oid::SHA512_RSA]
-                .contains(&signature_oid.as_str())
-            {
-                return Err(ScepError::BadAlg(format!("signature {signature_oid}")));
-            }
+            let scheme = SignatureScheme::of(&signer.signature_algorithm, &digest_oid)?;
             crypto::rsa_verify(
                 &digest_oid,
-                &spki_der,
+                scheme,
+                &signer_cert.spki_der,
                 &signed_der,
                 signer.signature.as_bytes(),
             )
@@ -162,9 +157,7 @@ impl PkiMessage {
                 .ok_or_else(|| ScepError::BadRequest("no transactionID".into()))?,
             sender_nonce: sender_nonce
                 .ok_or_else(|| ScepError::BadRequest("no senderNonce".into()))?,
-            signer_cert_der: signer_cert
-                .to_der()
-                .map_err(|e| unreadable("signer certificate", e))?,
+            signer_cert_der: signer_cert.der,
             digest_oid,
             envelope_der,
         })
@@ -280,13 +273,6 @@ fn time_of(value: &der::Any) -> Option<i64> {
         })
         .ok()?;
     i64::try_from(duration.as_secs()).ok()
-}
-
-fn find_signer_cert(set: Option<&CertificateSet>) -> Option<x509_cert::Certificate> {
-    set?.0.iter().find_map(|c| match c {
-        cms::cert::CertificateChoices::Certificate(cert) => Some(cert.clone()),
-        _ => None,
-    })
 }
 
 /// The challengePassword of a CSR (PKCS#9), if it has one.

@@ -3,11 +3,11 @@
 //! by the CA (or its RA) carrying the SCEP attributes; on failure, the same SignedData with no
 //! content and a failInfo.
 
-use der::{Decode, Encode};
 use yasna::models::ObjectIdentifier;
 use yasna::{DERWriter, Tag};
 
 use crate::crypto::{self, Cipher};
+use crate::signed::RequesterCert;
 use crate::{oid, FailInfo, PkiMessage, ScepError};
 
 /// Signs bytes with RSA PKCS#1 v1.5 / SHA-256 (the error is a message for the log).
@@ -47,16 +47,8 @@ fn write_text(w: DERWriter<'_>, s: &str) {
     }
 }
 
-fn spki_of(cert_der: &[u8]) -> Result<Vec<u8>, ScepError> {
-    let cert = x509_cert::Certificate::from_der(cert_der)
-        .map_err(|e| ScepError::Build(format!("certificate: {e}")))?;
-    cert.tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| ScepError::Build(e.to_string()))
-}
-
-/// EnvelopedData (as ContentInfo) of `content` for the holder of `recipient_cert_der`.
+/// EnvelopedData (as ContentInfo) of `content` for the holder of `recipient_cert_der` (the
+/// requester's certificate, read as leniently as the request was: its serial may be long).
 fn envelope(
     content: &[u8],
     recipient_cert_der: &[u8],
@@ -67,9 +59,9 @@ fn envelope(
         iv,
         ciphertext,
     } = cipher.encrypt(content)?;
-    let encrypted_key = crypto::rsa_encrypt(&spki_of(recipient_cert_der)?, &key)?;
-    let rid = easgate_pki::der_writing::issuer_and_serial(recipient_cert_der)
-        .map_err(|e| ScepError::Build(format!("recipient certificate: {e}")))?;
+    let recipient = RequesterCert::parse(recipient_cert_der)?;
+    let encrypted_key = crypto::rsa_encrypt(&recipient.spki_der, &key)?;
+    let rid = recipient.issuer_and_serial_der;
     Ok(yasna::construct_der(|w| {
         w.write_sequence(|w| {
             write_oid(w.next(), oid::ENVELOPED_DATA);

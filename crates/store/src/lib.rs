@@ -35,6 +35,9 @@ pub trait Store: Send + Sync {
     async fn insert_ca(&self, ctx: &Ctx, ca: NewCa) -> Result<Ca>;
     async fn list_cas(&self) -> Result<Vec<Ca>>;
     async fn get_ca(&self, name: &str) -> Result<Option<Ca>>;
+    /// Make CA `name` refuse (or accept again) single-DES SCEP envelopes; `NotFound` if there
+    /// is no such CA.
+    async fn set_ca_scep_no_des(&self, ctx: &Ctx, name: &str, refuse: bool) -> Result<()>;
 
     async fn insert_trusted_ca(&self, ctx: &Ctx, ca: NewTrustedCa) -> Result<TrustedCa>;
     async fn list_trusted_cas(&self) -> Result<Vec<TrustedCa>>;

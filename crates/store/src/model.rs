@@ -26,6 +26,8 @@ pub struct Ca {
     pub not_after: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
     pub created_at: i64,
+    /// Refuse single-DES SCEP envelopes (failInfo badAlg).
+    pub scep_no_des: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -37,6 +39,7 @@ pub struct NewCa {
     pub key_sealed: Vec<u8>,
     pub not_before: i64,
     pub not_after: i64,
+    pub scep_no_des: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

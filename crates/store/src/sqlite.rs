@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_profiles.sql"),
     include_str!("../migrations/sqlite/0007_scep_ra_service_key.sql"),
     include_str!("../migrations/sqlite/0008_decision_order.sql"),
+    include_str!("../migrations/sqlite/0009_scep_no_des.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -381,6 +382,7 @@ fn ca_from_row(row: &Row<'_>) -> rusqlite::Result<Ca> {
         not_before: row.get("not_before")?,
         not_after: row.get("not_after")?,
         created_at: row.get("created_at")?,
+        scep_no_des: row.get("scep_no_des")?,
     })
 }
 
@@ -602,9 +604,9 @@ impl Store for SqliteStore {
     async fn insert_ca(&self, ctx: &Ctx, ca: NewCa) -> Result<Ca> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO cas (name, key_type, subject, cert_der, key_sealed, not_before, not_after, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![ca.name, ca.key_type, ca.subject, ca.cert_der, ca.key_sealed, ca.not_before, ca.not_after, ctx.now],
+                "INSERT INTO cas (name, key_type, subject, cert_der, key_sealed, not_before, not_after, created_at, scep_no_des) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![ca.name, ca.key_type, ca.subject, ca.cert_der, ca.key_sealed, ca.not_before, ca.not_after, ctx.now, ca.scep_no_des],
             )
             .map_err(|e| unique_violation(e, "CA", &ca.name))?;
             record(tx, ctx, "ca.create", "ca", &ca.name, &format!("{} {}", ca.key_type, ca.subject))
@@ -618,6 +620,25 @@ impl Store for SqliteStore {
             not_before: ca.not_before,
             not_after: ca.not_after,
             created_at: ctx.now,
+            scep_no_des: ca.scep_no_des,
+        })
+    }
+
+    async fn set_ca_scep_no_des(&self, ctx: &Ctx, name: &str, refuse: bool) -> Result<()> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE cas SET scep_no_des = ?1 WHERE name = ?2",
+                params![refuse, name],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::not_found("CA", name.to_string()));
+            }
+            let detail = if refuse {
+                "refuse single DES"
+            } else {
+                "accept single DES"
+            };
+            record(tx, ctx, "ca.scep_des", "ca", name, detail)
         })
     }
 

@@ -33,6 +33,7 @@ async fn seed(store: &dyn Store) {
                 key_sealed: vec![9, 9, 9],
                 not_before: 0,
                 not_after: 10_000,
+                scep_no_des: false,
             },
         )
         .await
@@ -694,6 +695,28 @@ async fn expiring_certificates_follow_the_window(store: Arc<dyn Store>) {
     assert!(store.expiring_certificates(now).await.unwrap()[0].renewal_started);
 }
 
+async fn a_ca_can_refuse_single_des(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    assert!(!store.get_ca("default").await.unwrap().unwrap().scep_no_des);
+    let rev = store.revision().await.unwrap();
+    store
+        .set_ca_scep_no_des(&ctx(300), "default", true)
+        .await
+        .unwrap();
+    assert!(store.get_ca("default").await.unwrap().unwrap().scep_no_des);
+    assert!(store.list_cas().await.unwrap()[0].scep_no_des);
+    assert_eq!(store.revision().await.unwrap(), rev + 1);
+    store
+        .set_ca_scep_no_des(&ctx(301), "default", false)
+        .await
+        .unwrap();
+    assert!(!store.get_ca("default").await.unwrap().unwrap().scep_no_des);
+    assert!(matches!(
+        store.set_ca_scep_no_des(&ctx(302), "nope", true).await,
+        Err(easgate_store::StoreError::NotFound { .. })
+    ));
+}
+
 macro_rules! backend_suite {
     ($backend:ident: $($test:ident),*) => {
         mod $backend {
@@ -708,7 +731,7 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(sqlite: expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
+backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups);
 
 #[tokio::test]
 async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {
