@@ -474,6 +474,23 @@ fn reenroll_gives_a_device_a_new_challenge_and_link_and_the_old_ones_stop_workin
     let (code, out) =
         common::scepclient(&dir.join("new"), &url, again["challenge"].as_str().unwrap());
     assert_eq!(code, 0, "{out}\n{}", server.log_text());
+    // What the server did for the SCEP client is audited under its channel, not the admin's.
+    let audit = env.json(&["audit"]);
+    let scep_events: Vec<&serde_json::Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["action"].as_str().unwrap(),
+                "scep.enroll" | "scep.challenge.use"
+            )
+        })
+        .collect();
+    assert!(!scep_events.is_empty(), "{audit:#}");
+    for e in scep_events {
+        assert!(e["actor"].as_str().unwrap().starts_with("scep:"), "{e}");
+    }
     // A retired device is not re-enrolled.
     env.ok(&["device", "retire", "phone1"]);
     let err = env.fails(&["device", "reenroll", "phone1"]);

@@ -74,6 +74,20 @@ impl Easgate {
         device: &str,
         key: KeySource<'_>,
     ) -> Result<Issued> {
+        let (new, issued) = self.prepare_certificate(template, device, key).await?;
+        self.store.insert_certificate(&self.ctx(), new).await?;
+        Ok(issued)
+    }
+
+    /// A certificate for `device` from `template`, signed but not yet recorded: the caller
+    /// records `NewCertificate` (alone, or in one transaction with what goes with it, as a
+    /// SCEP enrollment does). Until then the serial is unknown to the store.
+    pub(crate) async fn prepare_certificate(
+        &self,
+        template: &str,
+        device: &str,
+        key: KeySource<'_>,
+    ) -> Result<(NewCertificate, Issued)> {
         let template = self.get_template(template).await?;
         let (device, user) = self
             .store
@@ -118,29 +132,31 @@ impl Easgate {
             not_after: summary.not_after,
             der: der.clone(),
         };
-        self.store.insert_certificate(&ctx, new.clone()).await?;
         let record = Certificate {
-            serial: new.serial,
-            ca: new.ca,
-            device: new.device,
-            template: new.template,
-            subject: new.subject,
-            sans: new.sans,
-            key_type: new.key_type,
+            serial: new.serial.clone(),
+            ca: new.ca.clone(),
+            device: new.device.clone(),
+            template: new.template.clone(),
+            subject: new.subject.clone(),
+            sans: new.sans.clone(),
+            key_type: new.key_type.clone(),
             not_before: new.not_before,
             not_after: new.not_after,
             status: CertStatus::Valid,
             revoked_at: None,
             revocation_reason: None,
             issued_at: ctx.now,
-            der: new.der,
+            der: new.der.clone(),
         };
-        Ok(Issued {
-            record,
-            der,
-            ca_der: ca.cert_der().to_vec(),
-            key: private_key,
-        })
+        Ok((
+            new,
+            Issued {
+                record,
+                der,
+                ca_der: ca.cert_der().to_vec(),
+                key: private_key,
+            },
+        ))
     }
 
     /// Issue a TLS server certificate for easgate's own listeners from CA `ca` (EC P-256 key

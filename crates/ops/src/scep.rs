@@ -2,10 +2,10 @@
 //! challenges, and answering PKIOperation — which device, which template, renewal, replay of a
 //! retried PKCSReq. The message codec is `easgate-scep`; this is what easgate decides with it.
 
-use easgate_pki::revocation::RevocationReason;
 use easgate_pki::{KeyType, PrivateKey};
 use easgate_scep::response::cert_rep;
 use easgate_scep::{CertRep, Cipher, MessageType, PkiMessage, ScepError, Signer};
+use easgate_store::ScepEnrollment;
 
 use crate::certs::KeySource;
 
@@ -207,54 +207,42 @@ impl Easgate {
             csr.key.spki_der(),
         ));
         let mut kind = format!("{:?}", message.message_type);
-        let issued = match message.message_type {
-            MessageType::PkcsReq => {
-                // A retried transaction (same transactionID, same key) gets the certificate it
-                // got the first time, not a refusal for the spent challenge. (PKCSReq only:
-                // clients renew with the transactionID of their first enrollment.) A request
-                // signed by that very certificate is no retry but a renewal with the same key.
-                if let Some(der) = self
-                    .replayed(ca, &message.transaction_id, &key_hash)
-                    .await
-                    .map_err(refused)?
-                {
-                    if der != message.signer_cert_der {
-                        return Ok((der, cipher));
-                    }
-                }
-                let issued = match easgate_scep::request::challenge_password(&csr_der) {
-                    Some(challenge) => {
-                        let device = self.enrolling_device(ca, &challenge, &csr).await?;
-                        self.issue_for(&device, None, csr.key).await?
-                    }
-                    // No challenge: a renewal if a current certificate of ours signed it (as
-                    // RFC 8894 §3.3.1.2 allows and clients such as sscep do).
-                    None => {
-                        let current = self
-                            .signing_certificate(ca, &message.signer_cert_der)
-                            .await?
-                            .ok_or_else(|| {
-                                ScepError::BadRequest(
-                                    "the request has no challenge password and is not signed by a certificate of this CA"
-                                        .into(),
-                                )
-                            })?;
-                        kind.push_str(" (renewal)");
-                        self.renew(current, csr.key).await?
-                    }
-                };
-                self.store
-                    .insert_scep_transaction(
-                        &self.ctx(),
-                        ca,
-                        &message.transaction_id,
-                        &key_hash,
-                        &issued.record.serial,
-                    )
-                    .await
-                    .map_err(refused)?;
-                issued
+        // A retried transaction (same transactionID, same key) gets the certificate it got
+        // the first time, not a refusal for the spent challenge or the superseded signer. A
+        // request signed by that very certificate is no retry but a renewal with the same key.
+        if let Some(der) = self
+            .replayed(ca, &message.transaction_id, &key_hash)
+            .await
+            .map_err(refused)?
+        {
+            if der != message.signer_cert_der {
+                return Ok((der, cipher));
             }
+        }
+        // What the certificate is for; everything is written in one transaction below.
+        let (device, challenge_hash, supersedes, fallback_template) = match message.message_type {
+            MessageType::PkcsReq => match easgate_scep::request::challenge_password(&csr_der) {
+                Some(challenge) => {
+                    let (device, hash) = self.enrolling_device(ca, &challenge, &csr).await?;
+                    (device, hash, None, None)
+                }
+                // No challenge: a renewal if a current certificate of ours signed it (as
+                // RFC 8894 §3.3.1.2 allows and clients such as sscep do).
+                None => {
+                    let current = self
+                        .signing_certificate(ca, &message.signer_cert_der)
+                        .await?
+                        .ok_or_else(|| {
+                            ScepError::BadRequest(
+                                "the request has no challenge password and is not signed by a certificate of this CA"
+                                    .into(),
+                            )
+                        })?;
+                    kind.push_str(" (renewal)");
+                    let (device, template) = renewable(&current)?;
+                    (device, None, Some(current.serial), template)
+                }
+            },
             MessageType::RenewalReq => {
                 let current = self
                     .signing_certificate(ca, &message.signer_cert_der)
@@ -264,10 +252,34 @@ impl Easgate {
                             "the renewal is not signed by a certificate of this CA".into(),
                         )
                     })?;
-                self.renew(current, csr.key).await?
+                let (device, template) = renewable(&current)?;
+                (device, None, Some(current.serial), template)
             }
             other => return Err(ScepError::BadRequest(format!("{other:?} is not supported"))),
         };
+        let (new, issued) = self
+            .prepare_for(&device, fallback_template, csr.key)
+            .await?;
+        let recorded = self
+            .store
+            .record_scep_enrollment(
+                &self.ctx(),
+                ScepEnrollment {
+                    challenge_hash,
+                    certificate: new,
+                    supersedes,
+                    ca: ca.to_string(),
+                    transaction_id: message.transaction_id.clone(),
+                    key_sha256: key_hash,
+                },
+            )
+            .await
+            .map_err(refused)?;
+        if !recorded {
+            return Err(ScepError::BadRequest(
+                "the challenge is wrong, used or expired".into(),
+            ));
+        }
         let detail = format!(
             "{kind} device {} serial {} transaction {} from {client}",
             issued.record.device.as_deref().unwrap_or("-"),
@@ -319,43 +331,49 @@ impl Easgate {
         ca: &str,
         challenge: &str,
         csr: &easgate_pki::csr::VerifiedCsr,
-    ) -> std::result::Result<String, ScepError> {
+    ) -> std::result::Result<(String, Option<String>), ScepError> {
+        // Looked up, not spent: the challenge is spent in the same transaction that records
+        // the certificate.
+        let hash = secret_hash(challenge);
         if let Some(device) = self
-            .consume_scep_challenge(challenge)
+            .store
+            .peek_scep_challenge(&hash, self.now().unix_timestamp())
             .await
             .map_err(refused)?
         {
-            return Ok(device);
+            return Ok((device, Some(hash)));
         }
         if self
             .static_challenge_matches(ca, challenge)
             .await
             .map_err(refused)?
         {
-            return csr.requested_common_name.clone().ok_or_else(|| {
+            let device = csr.requested_common_name.clone().ok_or_else(|| {
                 ScepError::BadRequest(
                     "with the static challenge the CSR's CN must name the device".into(),
                 )
-            });
+            })?;
+            return Ok((device, None));
         }
         Err(ScepError::BadRequest(
             "the challenge is wrong, used or expired".into(),
         ))
     }
 
-    /// Issue for `device` from its template (or `fallback_template`).
-    async fn issue_for(
+    /// A certificate for `device` from its template (or `fallback_template`), not yet
+    /// recorded.
+    async fn prepare_for(
         &self,
         device: &str,
         fallback_template: Option<String>,
         key: easgate_pki::issue::SubjectKey,
-    ) -> std::result::Result<crate::certs::Issued, ScepError> {
+    ) -> std::result::Result<(easgate_store::NewCertificate, crate::certs::Issued), ScepError> {
         let record = self.get_device(device).await.map_err(refused)?;
         let template = record
             .template
             .or(fallback_template)
             .ok_or_else(|| ScepError::BadRequest(format!("device `{device}` has no template")))?;
-        self.issue_certificate(&template, device, KeySource::Verified(key))
+        self.prepare_certificate(&template, device, KeySource::Verified(key))
             .await
             .map_err(refused)
     }
@@ -379,35 +397,27 @@ impl Easgate {
             .map_err(refused)?
             .filter(|c| c.der == signer_cert_der && c.ca == ca))
     }
+}
 
-    /// A renewal (RenewalReq, or PKCSReq without a challenge) signed by `current`, a
-    /// certificate of ours: it must be valid (not revoked, not expired); the successor is for
-    /// the same device (whose state and user `issue_certificate` checks) and `current` is
-    /// superseded once the successor exists.
-    async fn renew(
-        &self,
-        current: easgate_store::Certificate,
-        key: easgate_pki::issue::SubjectKey,
-    ) -> std::result::Result<crate::certs::Issued, ScepError> {
-        if current.status != easgate_store::CertStatus::Valid {
-            return Err(ScepError::BadRequest(format!(
-                "certificate {} is {}",
-                current.serial,
-                current.status.as_str()
-            )));
-        }
-        let device = current
-            .device
-            .clone()
-            .ok_or_else(|| ScepError::BadRequest("that certificate belongs to no device".into()))?;
-        let issued = self
-            .issue_for(&device, current.template.clone(), key)
-            .await?;
-        self.revoke_certificate(&current.serial, RevocationReason::Superseded)
-            .await
-            .map_err(refused)?;
-        Ok(issued)
+/// A renewal (RenewalReq, or PKCSReq without a challenge) signed by `current`, a certificate
+/// of ours: it must be valid (not revoked, not expired). The successor is for the same device
+/// (whose state and user issuance checks) from its template, and `current` is superseded in
+/// the transaction that records the successor. Returns (device, `current`'s template).
+fn renewable(
+    current: &easgate_store::Certificate,
+) -> std::result::Result<(String, Option<String>), ScepError> {
+    if current.status != easgate_store::CertStatus::Valid {
+        return Err(ScepError::BadRequest(format!(
+            "certificate {} is {}",
+            current.serial,
+            current.status.as_str()
+        )));
     }
+    let device = current
+        .device
+        .clone()
+        .ok_or_else(|| ScepError::BadRequest("that certificate belongs to no device".into()))?;
+    Ok((device, current.template.clone()))
 }
 
 /// A failure that refuses the request (failInfo badRequest), with its reason for the log.

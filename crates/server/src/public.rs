@@ -251,11 +251,13 @@ async fn scep(
             } else {
                 body.to_vec()
             };
-            match app
-                .easgate
-                .scep_pki_operation(&ca_name, &message, &client.ip().to_string())
-                .await
-            {
+            let ip = client.ip().to_string();
+            let answered = easgate_ops::context::acting_as(
+                format!("scep:{ip}"),
+                app.easgate.scep_pki_operation(&ca_name, &message, &ip),
+            )
+            .await;
+            match answered {
                 Ok(Ok(answer)) => {
                     match &answer.refused {
                         Some(why) => {
@@ -412,11 +414,20 @@ fn remember(ca: &CaState, key: Vec<u8>, der: &[u8], for_how_long: std::time::Dur
 
 /// `GET /enroll/{token}`: the device's rendered profile, once. Used or expired → 410 with the
 /// reason; unknown → 404; nothing fits the device → 409.
-async fn enroll(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+async fn enroll(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+) -> Response {
     if token.is_empty() || token.len() > 128 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return text(StatusCode::NOT_FOUND, "unknown enrollment link\n");
     }
-    match app.easgate.download_profile(&token).await {
+    let downloaded = easgate_ops::context::acting_as(
+        format!("enroll:{}", client.ip()),
+        app.easgate.download_profile(&token),
+    )
+    .await;
+    match downloaded {
         Ok(profile) => {
             info!(
                 target: "easgate::public",

@@ -140,6 +140,15 @@ pub trait Store: Send + Sync {
     async fn consume_scep_challenge(&self, ctx: &Ctx, hash_hex: &str) -> Result<Option<String>>;
 
     /// A SCEP transaction answered earlier: (SHA-256 of the requested key, certificate serial).
+    /// The device an unused, unexpired one-time challenge (its hash) belongs to; nothing is
+    /// spent.
+    async fn peek_scep_challenge(&self, hash_hex: &str, now: i64) -> Result<Option<String>>;
+    /// A SCEP enrollment as one transaction: the challenge spent (it must still be unused and
+    /// belong to the certificate's device), the certificate recorded, the certificate it
+    /// renews revoked (`superseded`), and the SCEP transaction recorded — all or nothing, so a
+    /// server stopped at any point leaves the challenge usable for the client's retry.
+    /// `Ok(false)`, with nothing written, when the challenge was spent meanwhile.
+    async fn record_scep_enrollment(&self, ctx: &Ctx, e: ScepEnrollment) -> Result<bool>;
     async fn get_scep_transaction(
         &self,
         ca: &str,

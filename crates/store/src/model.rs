@@ -90,6 +90,19 @@ pub struct NewUser {
     pub groups: Vec<String>,
 }
 
+/// One SCEP enrollment, written in one transaction (see `Store::record_scep_enrollment`).
+#[derive(Clone, Debug)]
+pub struct ScepEnrollment {
+    /// The one-time challenge to spend (its hash); `None` for a static challenge or a renewal.
+    pub challenge_hash: Option<String>,
+    pub certificate: NewCertificate,
+    /// The certificate a renewal replaces (revoked `superseded`).
+    pub supersedes: Option<String>,
+    pub ca: String,
+    pub transaction_id: String,
+    pub key_sha256: String,
+}
+
 /// A change to a user (`user set`): only what is given changes.
 #[derive(Clone, Debug, Default)]
 pub struct UserChange {

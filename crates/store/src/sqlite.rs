@@ -1313,6 +1313,61 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn peek_scep_challenge(&self, hash_hex: &str, now: i64) -> Result<Option<String>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT d.uid FROM scep_challenges s JOIN devices d ON d.id = s.device_id \
+                 WHERE s.hash = ?1 AND s.used_at IS NULL AND s.expires_at > ?2",
+                params![hash_hex, now],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    async fn record_scep_enrollment(&self, ctx: &Ctx, e: ScepEnrollment) -> Result<bool> {
+        self.write(|tx| {
+            if let Some(hash) = &e.challenge_hash {
+                let spent: Option<(i64, String)> = tx
+                    .query_row(
+                        "UPDATE scep_challenges SET used_at = ?1 \
+                         WHERE hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
+                         RETURNING id, (SELECT uid FROM devices WHERE devices.id = scep_challenges.device_id)",
+                        params![ctx.now, hash],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((id, uid)) = spent else {
+                    return Ok(false);
+                };
+                if Some(uid.as_str()) != e.certificate.device.as_deref() {
+                    return Err(StoreError::Conflict(format!(
+                        "challenge {id} belongs to device `{uid}`, not to the certificate's"
+                    )));
+                }
+                record(tx, ctx, "scep.challenge.use", "device", &uid, &format!("challenge {id}"))?;
+            }
+            insert_certificate(tx, ctx, &e.certificate)?;
+            if let Some(serial) = &e.supersedes {
+                let revoked = tx.execute(
+                    "UPDATE certificates SET status = 'revoked', revoked_at = ?1, revocation_reason = 'superseded' \
+                     WHERE serial = ?2 AND status = 'valid'",
+                    params![ctx.now, serial],
+                )?;
+                if revoked > 0 {
+                    record(tx, ctx, "cert.revoke", "certificate", serial, "superseded")?;
+                }
+            }
+            let ca_id = id_of(tx, "SELECT id FROM cas WHERE name = ?1", &e.ca, "CA")?;
+            tx.execute(
+                "INSERT OR REPLACE INTO scep_transactions (ca_id, transaction_id, key_sha256, serial, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ca_id, e.transaction_id, e.key_sha256, e.certificate.serial, ctx.now],
+            )?;
+            Ok(true)
+        })
+    }
+
     async fn get_scep_transaction(
         &self,
         ca: &str,
