@@ -266,6 +266,15 @@ pub enum CaCommand {
         #[arg(long)]
         accept: bool,
     },
+    /// Remove a CA: it is no longer listed, served (certificate, CRLs, OCSP, SCEP) or trusted
+    /// by the gateway; its record stays for the certificates it issued, and its name is free.
+    /// Refused while it has valid device certificates unless --revoke-all.
+    Remove {
+        name: String,
+        /// Revoke its valid device certificates (cessationOfOperation) first.
+        #[arg(long)]
+        revoke_all: bool,
+    },
     /// Set or remove the CA's static SCEP challenge (one secret for every device; the device is
     /// then named by the CSR's CN and must be enrolled). Prefer per-device challenges.
     SetScepChallenge {

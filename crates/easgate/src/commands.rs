@@ -256,6 +256,27 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
             }
             Ok(())
         }
+        CaCommand::Remove { name, revoke_all } => {
+            let gateway_ca = e
+                .store
+                .get_setting(easgate_ops::profiles::GATEWAY_TLS_CA_SETTING)
+                .await
+                .map_err(OpsError::from)?;
+            let revoked = e.remove_ca(&name, revoke_all).await?;
+            if gateway_ca.as_deref() == Some(name.as_str()) {
+                eprintln!("warning: CA `{name}` issued the gateway's TLS certificate: delete gateway.pem and gateway.key in the data directory and restart `serve` to get one from another CA (profiles carry that CA as their root)");
+            }
+            if as_json {
+                return json(
+                    &serde_json::json!({ "removed": "CA", "name": name, "revoked": revoked }),
+                );
+            }
+            println!(
+                "removed CA `{name}`; revoked {} certificate(s)",
+                revoked.len()
+            );
+            Ok(())
+        }
         CaCommand::SetScepChallenge {
             name,
             challenge,

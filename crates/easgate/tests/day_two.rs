@@ -679,3 +679,89 @@ fn mutating_commands_print_their_result_as_json_with_rfc3339_times() {
         "{audit}"
     );
 }
+
+#[test]
+fn a_removed_ca_is_no_longer_listed_served_or_trusted_and_its_name_is_free() {
+    use common::upstream::{curl, Upstream};
+    let env = Env::new();
+    env.standard_setup();
+    env.ok(&["ca", "create", "old"]);
+    env.ok(&[
+        "template",
+        "create",
+        "old-phones",
+        "--ca",
+        "old",
+        "--subject",
+        "CN={DeviceUid}",
+        "--san",
+        "email:{EmailAddress}",
+        "--san",
+        "upn:{UserPrincipalName}",
+    ]);
+    env.enroll(
+        "alice@corp.example",
+        "ios",
+        "oldphone",
+        &["--template", "old-phones"],
+    );
+    let (cert, key) = (env.path("oldphone.pem"), env.path("oldphone.key"));
+    env.ok(&[
+        "cert",
+        "issue",
+        "--template",
+        "old-phones",
+        "--device",
+        "oldphone",
+        "--out-key",
+        key.to_str().unwrap(),
+        "--out",
+        cert.to_str().unwrap(),
+    ]);
+    let phone = (cert, key);
+    let upstream = Upstream::start(&env);
+    let server = env.serve(&["--upstream", &upstream.url()]);
+    let sync = || {
+        let q = "Cmd=Sync&User=alice@corp.example&DeviceId=OLD1&DeviceType=iPhone";
+        curl(&env, &server, q, Some(&phone), &["--data-binary", "x"]).0
+    };
+    assert_eq!(sync(), 200, "{}", server.log_text());
+    let old_pem = common::http(server.public, "GET", "/ca/old.pem", b"");
+    assert_eq!(old_pem.0, 200);
+
+    let err = env.fails(&["ca", "remove", "old"]);
+    assert!(
+        err.contains("1 valid device certificate") && err.contains("--revoke-all"),
+        "{err}"
+    );
+    assert_eq!(sync(), 200, "a refused removal changes nothing");
+    let removed = env.json(&["ca", "remove", "old", "--revoke-all"]);
+    assert_eq!(removed["revoked"].as_array().unwrap().len(), 1, "{removed}");
+    assert!(!env.ok(&["ca", "list"]).contains("old"));
+    assert!(
+        common::eventually(5.0, || sync() == 403),
+        "{}",
+        server.log_text()
+    );
+    assert!(common::eventually(5.0, || common::http(
+        server.public,
+        "GET",
+        "/ca/old.pem",
+        b""
+    )
+    .0 == 404));
+    assert_eq!(
+        common::http(server.public, "GET", "/scep/old?operation=GetCACaps", b"").0,
+        404
+    );
+    // The certificate it issued stays on record, revoked.
+    let certs = env.json(&["cert", "list", "--device", "oldphone"]);
+    assert_eq!(certs[0]["status"], "revoked");
+    // The name is free again, and the running server serves the new CA under it.
+    env.ok(&["ca", "create", "old"]);
+    assert!(common::eventually(5.0, || {
+        let now = common::http(server.public, "GET", "/ca/old.pem", b"");
+        now.0 == 200 && now.2 != old_pem.2
+    }));
+    assert!(env.ok(&["audit"]).contains("ca.remove"));
+}

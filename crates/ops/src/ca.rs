@@ -231,6 +231,27 @@ impl Easgate {
     /// PowerShell that uploads the CA to Microsoft Entra ID as a certificate authority for
     /// certificate-based authentication, with its CRL and delta-CRL URLs — in the Microsoft
     /// Graph form and in the legacy AzureAD-module form.
+    /// `ca remove`: refused while the CA has valid device certificates, unless `revoke_all`
+    /// (they are revoked, cessationOfOperation). The CA stops being listed, served (CA
+    /// certificate, CRLs, OCSP, SCEP) and trusted by the gateway; its record stays for the
+    /// certificates it issued. Returns the serials revoked.
+    pub async fn remove_ca(&self, name: &str, revoke_all: bool) -> Result<Vec<String>> {
+        let ctx = self.ctx();
+        let revoke = revoke_all.then(|| easgate_store::Revocation {
+            reason: easgate_pki::revocation::RevocationReason::CessationOfOperation
+                .as_str()
+                .to_string(),
+            at: ctx.now,
+        });
+        let revoked = self
+            .store
+            .remove_ca(&ctx, name, revoke)
+            .await
+            .map_err(|e| OpsError::from(e).hint_if_not_found("see `easgate ca list`"))?;
+        self.forget_ca(name);
+        Ok(revoked)
+    }
+
     pub async fn entra_script(&self, name: &str) -> Result<String> {
         let ca = self.get_ca(name).await?;
         let urls = PublicUrls::for_ca(&self.public_url().await?, &ca.name);

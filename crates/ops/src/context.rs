@@ -130,6 +130,13 @@ impl Easgate {
         self.loaded_cas.read().ok()?.get(name).cloned()
     }
 
+    /// Drop a CA's loaded key (removed, or made again under the same name elsewhere).
+    pub fn forget_ca(&self, name: &str) {
+        if let Ok(mut cache) = self.loaded_cas.write() {
+            cache.remove(name);
+        }
+    }
+
     pub(crate) fn cache_ca(&self, name: &str, ca: Arc<CertificateAuthority>) {
         if let Ok(mut cache) = self.loaded_cas.write() {
             cache.insert(name.to_string(), ca);

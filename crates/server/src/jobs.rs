@@ -48,17 +48,35 @@ async fn apply_changes(app: &App, after: i64) -> Result<i64, easgate_ops::OpsErr
         for change in &changes {
             match change.entity.as_str() {
                 "certificate" => refresh_certificate(app, &change.key).await?,
-                "ca" if app.pki.get(&change.key).is_none() => {
-                    let state = CaState::load(&app.easgate, &change.key, RESPONDER_VALIDITY)
-                        .await
-                        .map_err(|e| {
-                            easgate_ops::OpsError::Conflict(format!(
-                                "loading new CA `{}`: {e}",
-                                change.key
-                            ))
-                        })?;
-                    app.pki.insert(state);
-                    info!(ca = %change.key, "new CA is served");
+                "ca" => {
+                    app.easgate.forget_ca(&change.key);
+                    let stored = store.get_ca(&change.key).await?;
+                    let served = app.pki.get(&change.key);
+                    match (stored, served) {
+                        (None, Some(_)) => {
+                            app.pki.remove(&change.key);
+                            info!(ca = %change.key, "CA removed: no longer served or trusted");
+                        }
+                        // New, or removed and made again under the same name.
+                        (Some(ca), served)
+                            if served
+                                .as_ref()
+                                .is_none_or(|s| s.cert_der.as_ref() != ca.cert_der.as_slice()) =>
+                        {
+                            let state =
+                                CaState::load(&app.easgate, &change.key, RESPONDER_VALIDITY)
+                                    .await
+                                    .map_err(|e| {
+                                        easgate_ops::OpsError::Conflict(format!(
+                                            "loading new CA `{}`: {e}",
+                                            change.key
+                                        ))
+                                    })?;
+                            app.pki.insert(state);
+                            info!(ca = %change.key, "new CA is served");
+                        }
+                        _ => {}
+                    }
                 }
                 "crl" => {
                     if let Some(ca) = app.pki.get(&change.key) {

@@ -212,6 +212,13 @@ impl PkiState {
             .unwrap_or_default()
     }
 
+    /// Stop serving a CA (removed from the store).
+    pub fn remove(&self, name: &str) {
+        if let Ok(mut map) = self.cas.write() {
+            map.remove(name);
+        }
+    }
+
     pub fn insert(&self, state: CaState) {
         if let Ok(mut map) = self.cas.write() {
             map.insert(state.name.clone(), Arc::new(state));

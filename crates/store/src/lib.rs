@@ -35,6 +35,15 @@ pub trait Store: Send + Sync {
     async fn insert_ca(&self, ctx: &Ctx, ca: NewCa) -> Result<Ca>;
     async fn list_cas(&self) -> Result<Vec<Ca>>;
     async fn get_ca(&self, name: &str) -> Result<Option<Ca>>;
+    /// Remove a CA: refused while it has valid device certificates unless `revoke` is given,
+    /// which revokes them. The row stays (renamed `NAME.removed-<time>`) for the certificates
+    /// it issued; the CA is no longer listed, served or trusted. Returns the serials revoked.
+    async fn remove_ca(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        revoke: Option<Revocation>,
+    ) -> Result<Vec<String>>;
     /// Make CA `name` refuse (or accept again) single-DES SCEP envelopes; `NotFound` if there
     /// is no such CA.
     async fn set_ca_scep_no_des(&self, ctx: &Ctx, name: &str, refuse: bool) -> Result<()>;

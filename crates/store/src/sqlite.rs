@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_scep_ra_service_key.sql"),
     include_str!("../migrations/sqlite/0008_decision_order.sql"),
     include_str!("../migrations/sqlite/0009_scep_no_des.sql"),
+    include_str!("../migrations/sqlite/0010_ca_removal.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -644,7 +645,8 @@ impl Store for SqliteStore {
 
     async fn list_cas(&self) -> Result<Vec<Ca>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached("SELECT * FROM cas ORDER BY name")?;
+            let mut stmt =
+                c.prepare_cached("SELECT * FROM cas WHERE removed_at IS NULL ORDER BY name")?;
             let rows = stmt.query_map([], ca_from_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -652,9 +654,46 @@ impl Store for SqliteStore {
 
     async fn get_ca(&self, name: &str) -> Result<Option<Ca>> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT * FROM cas WHERE name = ?1")?
-                .query_row([name], ca_from_row)
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT * FROM cas WHERE name = ?1 AND removed_at IS NULL")?
+                    .query_row([name], ca_from_row)
+                    .optional()?,
+            )
+        })
+    }
+
+    async fn remove_ca(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        revoke: Option<Revocation>,
+    ) -> Result<Vec<String>> {
+        self.write(|tx| {
+            let id = id_of(tx, "SELECT id FROM cas WHERE name = ?1 AND removed_at IS NULL", name, "CA")?;
+            let valid: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM certificates WHERE ca_id = ?1 AND device_id IS NOT NULL AND status = 'valid' AND not_after > ?2",
+                params![id, ctx.now],
+                |r| r.get(0),
+            )?;
+            let revoked = match &revoke {
+                Some(r) => revoke_where(tx, "device_id IS NOT NULL AND ca_id = ?1", id, r)?,
+                None if valid > 0 => {
+                    return Err(StoreError::Conflict(format!(
+                        "CA `{name}` has {valid} valid device certificate(s): revoke them first, or pass --revoke-all"
+                    )))
+                }
+                None => Vec::new(),
+            };
+            for serial in &revoked {
+                record(tx, ctx, "cert.revoke", "certificate", serial, revoke.as_ref().map_or("", |r| r.reason.as_str()))?;
+            }
+            let kept = format!("{name}.removed-{}", ctx.now);
+            tx.execute(
+                "UPDATE cas SET name = ?1, removed_at = ?2 WHERE id = ?3",
+                params![kept, ctx.now, id],
+            )?;
+            record(tx, ctx, "ca.remove", "ca", name, &format!("revoked {} certificate(s); kept as `{kept}`", revoked.len()))?;
+            Ok(revoked)
         })
     }
 
