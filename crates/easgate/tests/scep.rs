@@ -455,18 +455,7 @@ fn strongswan_enrolls_through_the_rsa_ra_of_an_ec_ca() {
     // GetCACert: the EC CA and its RSA RA; strongSwan is told which is which.
     let (status, _, p7) = http(server.public, "GET", "/scep/mail?operation=GetCACert", b"");
     assert_eq!(status, 200);
-    std::fs::write(dir.join("cacert.p7"), p7).unwrap();
-    let both = openssl_ok(
-        &[
-            "pkcs7",
-            "-inform",
-            "DER",
-            "-in",
-            "cacert.p7",
-            "-print_certs",
-        ],
-        dir,
-    );
+    let both = print_certs(dir, &p7);
     let mut ca_pem = String::new();
     let mut ra_pem = String::new();
     for block in both.split("subject=").skip(1) {
@@ -998,18 +987,7 @@ fn scepclient_enrolls_against_an_ec_ca_with_the_ra_fingerprint_from_ca_show() {
     let server = env.serve(&[]);
     // The RA shown is the one GetCACert hands out.
     let (_, _, p7) = http(server.public, "GET", "/scep/mail?operation=GetCACert", b"");
-    std::fs::write(dir.join("cacert.p7"), p7).unwrap();
-    let both = openssl_ok(
-        &[
-            "pkcs7",
-            "-inform",
-            "DER",
-            "-in",
-            "cacert.p7",
-            "-print_certs",
-        ],
-        dir,
-    );
+    let both = print_certs(dir, &p7);
     let ra_pem = ra["pem"].as_str().unwrap();
     assert!(both.contains(ra_pem.trim()), "{both}");
     // micromdm's scepclient encrypts to every certificate of GetCACert (and panics on the EC
@@ -1181,4 +1159,20 @@ fn a_server_killed_during_enrollments_loses_no_challenge_and_issues_no_second_ce
         interrupted >= 5,
         "only {interrupted} of {kills} enrollments were interrupted"
     );
+}
+
+/// The certificates of a GetCACert PKCS#7, as `openssl pkcs7 -print_certs` shows them.
+fn print_certs(dir: &Path, p7: &[u8]) -> String {
+    std::fs::write(dir.join("cacert.p7"), p7).unwrap();
+    openssl_ok(
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "cacert.p7",
+            "-print_certs",
+        ],
+        dir,
+    )
 }

@@ -25,6 +25,19 @@ pub struct Enrollment {
     pub profile_url: String,
 }
 
+/// A one-time challenge and profile token valid `challenge_days` (default 7, 1 to 90) from
+/// `now`: (when they expire, the secrets).
+fn new_secrets(now: i64, challenge_days: Option<u32>) -> Result<(i64, EnrollmentSecrets)> {
+    let days = challenge_days.unwrap_or(DEFAULT_CHALLENGE_DAYS);
+    if days == 0 || days > 90 {
+        return Err(OpsError::Invalid(format!(
+            "challenge validity {days} days: use 1 to 90"
+        )));
+    }
+    let expires_at = now + i64::from(days) * 86_400;
+    Ok((expires_at, EnrollmentSecrets::new(expires_at)?))
+}
+
 /// Hex of `n` random bytes.
 pub fn random_hex(n: usize) -> Result<String> {
     let mut bytes = vec![0u8; n];
@@ -99,15 +112,8 @@ impl Easgate {
                 key: uid,
             });
         }
-        let days = challenge_days.unwrap_or(DEFAULT_CHALLENGE_DAYS);
-        if days == 0 || days > 90 {
-            return Err(OpsError::Invalid(format!(
-                "challenge validity {days} days: use 1 to 90"
-            )));
-        }
         let ctx = self.ctx();
-        let expires_at = ctx.now + i64::from(days) * 86_400;
-        let secrets = EnrollmentSecrets::new(expires_at)?;
+        let (expires_at, secrets) = new_secrets(ctx.now, challenge_days)?;
         let device = self
             .store
             .enroll_device(
@@ -158,15 +164,8 @@ impl Easgate {
             Some(name) => self.get_template(name).await?,
             None => self.default_template().await?,
         };
-        let days = challenge_days.unwrap_or(DEFAULT_CHALLENGE_DAYS);
-        if days == 0 || days > 90 {
-            return Err(OpsError::Invalid(format!(
-                "challenge validity {days} days: use 1 to 90"
-            )));
-        }
         let ctx = self.ctx();
-        let expires_at = ctx.now + i64::from(days) * 86_400;
-        let secrets = EnrollmentSecrets::new(expires_at)?;
+        let (expires_at, secrets) = new_secrets(ctx.now, challenge_days)?;
         let device = self
             .store
             .reenroll_device(&ctx, uid, secrets.stored)

@@ -144,19 +144,7 @@ mod tests {
     use crate::Override;
     use easgate_activesync::Platform;
 
-    fn rule(name: &str, priority: i32, action: Action) -> Rule {
-        Rule {
-            name: name.into(),
-            priority,
-            users: vec![],
-            groups: vec![],
-            platforms: vec![],
-            clients: vec![],
-            device_states: vec![],
-            networks: vec![],
-            action,
-        }
-    }
+    use crate::test_rule as rule;
 
     #[test]
     fn a_rule_behind_a_broader_one_is_reported_as_never_matching() {

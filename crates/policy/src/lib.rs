@@ -321,6 +321,22 @@ impl Rule {
     }
 }
 
+/// A rule with no conditions, for the tests of this crate.
+#[cfg(test)]
+pub(crate) fn test_rule(name: &str, priority: i32, action: Action) -> Rule {
+    Rule {
+        name: name.into(),
+        priority,
+        users: vec![],
+        groups: vec![],
+        platforms: vec![],
+        clients: vec![],
+        device_states: vec![],
+        networks: vec![],
+        action,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,19 +376,7 @@ mod tests {
         o
     }
 
-    fn rule(name: &str, priority: i32, action: Action) -> Rule {
-        Rule {
-            name: name.into(),
-            priority,
-            users: vec![],
-            groups: vec![],
-            platforms: vec![],
-            clients: vec![],
-            device_states: vec![],
-            networks: vec![],
-            action,
-        }
-    }
+    use crate::test_rule as rule;
 
     #[test]
     fn a_new_install_allows_managed_and_blocks_the_rest() {

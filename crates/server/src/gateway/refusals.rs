@@ -31,6 +31,19 @@ struct Tally {
     event: &'static str,
 }
 
+impl Tally {
+    /// A minute's first refusal.
+    fn first(minute: i64, reason: &dyn std::fmt::Display, spoof: bool) -> Self {
+        Tally {
+            minute,
+            count: 1,
+            written: 0,
+            reason: reason.to_string(),
+            event: event(spoof),
+        }
+    }
+}
+
 /// Refusals seen and not yet (all) written.
 #[derive(Default)]
 pub struct RefusalLog {
@@ -68,32 +81,14 @@ impl RefusalLog {
             Some(t) if t.minute == minute => t.count += 1,
             // A tally of an earlier minute not yet written: the flush writes both.
             Some(t) if t.count > t.written => {
-                let closed = std::mem::replace(
-                    t,
-                    Tally {
-                        minute,
-                        count: 1,
-                        written: 0,
-                        reason: reason.to_string(),
-                        event: event(spoof),
-                    },
-                );
+                let closed = std::mem::replace(t, Tally::first(minute, reason, spoof));
                 // Keep the closed minute under a key of its own until it is written.
                 let mut old_key = key.clone();
                 old_key.device.push_str(&format!("\n{}", closed.minute));
                 tallies.insert(old_key, closed);
             }
             _ => {
-                tallies.insert(
-                    key,
-                    Tally {
-                        minute,
-                        count: 1,
-                        written: 0,
-                        reason: reason.to_string(),
-                        event: event(spoof),
-                    },
-                );
+                tallies.insert(key, Tally::first(minute, reason, spoof));
             }
         }
     }
