@@ -255,6 +255,23 @@ pub enum CaCommand {
         #[arg(long)]
         scep_no_des: bool,
     },
+    /// What an EC CA's GetCACert holds: the CA and its RSA RA (the default, as RFC 8894 asks),
+    /// or the RA alone, for clients that encrypt to every certificate of the answer and fail
+    /// on an EC one (micromdm's scepclient: then it enrolls without -ca-fingerprint). Clients
+    /// that check the chain (iOS, strongSwan) need the default.
+    SetScepCacert {
+        name: String,
+        /// The RA certificate alone.
+        #[arg(
+            long,
+            conflicts_with = "standard",
+            required_unless_present = "standard"
+        )]
+        ra_only: bool,
+        /// The CA and the RA (default).
+        #[arg(long)]
+        standard: bool,
+    },
     /// Refuse or accept again SCEP requests encrypted with single DES. Accepted by default:
     /// micromdm's scepclient and other old clients send nothing else.
     SetScepDes {

@@ -247,6 +247,15 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
             println!("SHA-256 fingerprint: {}", info.sha256_fingerprint);
             Ok(())
         }
+        CaCommand::SetScepCacert { name, ra_only, .. } => {
+            e.set_scep_ra_only(&name, ra_only).await?;
+            if ra_only {
+                println!("CA `{name}`: GetCACert answers with the SCEP RA certificate alone");
+            } else {
+                println!("CA `{name}`: GetCACert answers with the CA and its SCEP RA");
+            }
+            Ok(())
+        }
         CaCommand::SetScepDes { name, refuse, .. } => {
             e.set_scep_no_des(&name, refuse).await?;
             if refuse {
@@ -332,6 +341,15 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
                 ("OCSP", c.ocsp_url.clone()),
                 ("CA issuers", c.ca_issuers_url.clone()),
                 ("SCEP", c.scep_url.clone()),
+                (
+                    "SCEP GetCACert",
+                    if c.ca.scep_ra_only {
+                        "the RA alone (--ra-only)"
+                    } else {
+                        "the CA (and its RA)"
+                    }
+                    .to_string(),
+                ),
                 (
                     "SCEP single DES",
                     if c.ca.scep_no_des {

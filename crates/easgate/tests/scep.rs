@@ -1176,3 +1176,41 @@ fn print_certs(dir: &Path, p7: &[u8]) -> String {
         dir,
     )
 }
+
+/// micromdm's scepclient against an EC CA (the default kind) without -ca-fingerprint: it fails
+/// on the standard GetCACert (the EC CA certificate in it), and enrolls once the CA answers
+/// GetCACert with its RSA RA alone (`ca set-scep-cacert --ra-only`); back to the standard
+/// answer, strongSwan's view of the CA and RA is as before.
+#[test]
+fn scepclient_enrolls_against_an_ec_ca_set_to_answer_getcacert_with_the_ra_alone() {
+    let env = Env::new();
+    env.ok(&["ca", "create", "mail"]);
+    env.phones_template("mail", "CN={DeviceUid}");
+    env.add_alice();
+    let first = enroll(&env, "ecphone1");
+    let second = enroll(&env, "ecphone2");
+    let server = env.serve(&[]);
+    let url = format!("http://{}/scep/mail", server.public);
+    let dir = env.dir.path();
+    let (code, _) = scepclient(&dir.join("standard"), &url, &first);
+    assert_ne!(code, 0, "scepclient enrolled against the standard answer");
+    env.ok(&["ca", "set-scep-cacert", "mail", "--ra-only"]);
+    assert!(env.ok(&["ca", "show", "mail"]).contains("the RA alone"));
+    let (_, _, p7) = http(server.public, "GET", "/scep/mail?operation=GetCACert", b"");
+    let certs = print_certs(dir, &p7);
+    assert_eq!(certs.matches("BEGIN CERTIFICATE").count(), 1, "{certs}");
+    assert!(certs.contains("SCEP RA"), "{certs}");
+    let (code, out) = scepclient(&dir.join("ra-only"), &url, &second);
+    assert_eq!(code, 0, "scepclient failed: {out}\n{}", server.log_text());
+    // Back to the standard answer: the CA and the RA.
+    env.ok(&["ca", "set-scep-cacert", "mail", "--standard"]);
+    let (_, _, p7) = http(server.public, "GET", "/scep/mail?operation=GetCACert", b"");
+    assert_eq!(
+        print_certs(dir, &p7).matches("BEGIN CERTIFICATE").count(),
+        2
+    );
+    // An RSA CA has no RA to answer with.
+    env.ok(&["ca", "create", "rsa", "--key", "rsa-2048"]);
+    let err = env.fails(&["ca", "set-scep-cacert", "rsa", "--ra-only"]);
+    assert!(err.contains("no RA"), "{err}");
+}

@@ -142,6 +142,22 @@ impl Easgate {
         self.ca_info(record).await
     }
 
+    /// Make EC CA `name` answer GetCACert with its RSA RA certificate alone (`true`), for
+    /// clients that encrypt to every certificate of the answer (micromdm's scepclient), or
+    /// with the CA and the RA as RFC 8894 asks (`false`, the default).
+    pub async fn set_scep_ra_only(&self, name: &str, ra_only: bool) -> Result<()> {
+        let ca = self.get_ca(name).await?;
+        if ra_only && !ca.key_type.starts_with("ec") {
+            return Err(OpsError::Invalid(format!(
+                "CA `{name}` has an RSA key: it has no RA, and GetCACert already holds one certificate"
+            )));
+        }
+        Ok(self
+            .store
+            .set_ca_scep_ra_only(&self.ctx(), name, ra_only)
+            .await?)
+    }
+
     /// Make CA `name` refuse (`true`) or accept again single-DES SCEP envelopes.
     pub async fn set_scep_no_des(&self, name: &str, refuse: bool) -> Result<()> {
         self.get_ca(name).await?;

@@ -233,7 +233,7 @@ async fn scep(
     };
     match param("operation") {
         "GetCACaps" => bytes_response("text/plain", easgate_scep::capabilities_text()),
-        "GetCACert" => bytes_response(ca.scep_ca_cert.0, ca.scep_ca_cert.1.clone()),
+        "GetCACert" => get_ca_cert(&app, &ca_name, &ca).await,
         "PKIOperation" => {
             let message = if body.is_empty() {
                 let encoded = param("message");
@@ -410,6 +410,32 @@ fn remember(ca: &CaState, key: Vec<u8>, der: &[u8], for_how_long: std::time::Dur
             },
         );
     }
+}
+
+/// GetCACert: the CA (and an EC CA's RSA RA), or for an EC CA set to `--ra-only` the RA alone
+/// (read from the store: a rare request, and the setting may change while serving).
+async fn get_ca_cert(app: &App, ca_name: &str, ca: &crate::state::CaState) -> Response {
+    let ra_only = matches!(app.easgate.get_ca(ca_name).await, Ok(stored) if stored.scep_ra_only);
+    if ra_only {
+        match app.easgate.scep_certificates(ca_name).await {
+            Ok(certs) => {
+                if let Some(ra) = certs.ra_der {
+                    return bytes_response(
+                        "application/x-x509-ca-ra-cert",
+                        easgate_scep::certs_only(&[&ra]),
+                    );
+                }
+            }
+            Err(e) => {
+                warn!(ca = %ca_name, error = %e, "cannot load the SCEP RA certificate");
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the SCEP RA certificate could not be loaded\n",
+                );
+            }
+        }
+    }
+    bytes_response(ca.scep_ca_cert.0, ca.scep_ca_cert.1.clone())
 }
 
 /// `GET /enroll/{token}`: the device's rendered profile, once. Used or expired → 410 with the

@@ -47,6 +47,8 @@ pub trait Store: Send + Sync {
     /// Make CA `name` refuse (or accept again) single-DES SCEP envelopes; `NotFound` if there
     /// is no such CA.
     async fn set_ca_scep_no_des(&self, ctx: &Ctx, name: &str, refuse: bool) -> Result<()>;
+    /// Make an EC CA answer GetCACert with its RA alone (`true`) or with the CA and the RA.
+    async fn set_ca_scep_ra_only(&self, ctx: &Ctx, name: &str, ra_only: bool) -> Result<()>;
 
     async fn insert_trusted_ca(&self, ctx: &Ctx, ca: NewTrustedCa) -> Result<TrustedCa>;
     async fn list_trusted_cas(&self) -> Result<Vec<TrustedCa>>;

@@ -28,6 +28,8 @@ pub struct Ca {
     pub created_at: i64,
     /// Refuse single-DES SCEP envelopes (failInfo badAlg).
     pub scep_no_des: bool,
+    /// An EC CA answers GetCACert with its RSA RA alone.
+    pub scep_ra_only: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_decision_order.sql"),
     include_str!("../migrations/sqlite/0009_scep_no_des.sql"),
     include_str!("../migrations/sqlite/0010_ca_removal.sql"),
+    include_str!("../migrations/sqlite/0011_scep_ra_only.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -384,6 +385,7 @@ fn ca_from_row(row: &Row<'_>) -> rusqlite::Result<Ca> {
         not_after: row.get("not_after")?,
         created_at: row.get("created_at")?,
         scep_no_des: row.get("scep_no_des")?,
+        scep_ra_only: row.get("scep_ra_only")?,
     })
 }
 
@@ -622,6 +624,25 @@ impl Store for SqliteStore {
             not_after: ca.not_after,
             created_at: ctx.now,
             scep_no_des: ca.scep_no_des,
+            scep_ra_only: false,
+        })
+    }
+
+    async fn set_ca_scep_ra_only(&self, ctx: &Ctx, name: &str, ra_only: bool) -> Result<()> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE cas SET scep_ra_only = ?1 WHERE name = ?2 AND removed_at IS NULL",
+                params![ra_only, name],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::not_found("CA", name.to_string()));
+            }
+            let detail = if ra_only {
+                "GetCACert: the RA alone"
+            } else {
+                "GetCACert: the CA and its RA"
+            };
+            record(tx, ctx, "ca.scep_cacert", "ca", name, detail)
         })
     }
 
