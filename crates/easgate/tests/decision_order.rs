@@ -701,3 +701,38 @@ fn trusted_header_mode_refuses_to_start_and_refuses_changes_that_admit_devices_w
         list.stderr
     );
 }
+
+#[test]
+fn a_refused_device_learns_the_cause_but_not_the_bound_device_id() {
+    let env = Env::new();
+    env.standard_setup();
+    let (cert, key, _) = env.issue_device_cert("alice@corp.example", "phone1");
+    let phone = (cert, key);
+    let upstream = Upstream::start(&env);
+    let server = env.serve(&["--upstream", &upstream.url()]);
+    assert_eq!(
+        sync(
+            &env,
+            &server,
+            Some(&phone),
+            "ApplSECRET42",
+            "Apple-iPhone/1"
+        ),
+        200
+    );
+    // The thief uses the stolen certificate from a phone of their own.
+    let q = "Cmd=Sync&User=alice@corp.example&DeviceId=THIEF1&DeviceType=iPhone";
+    let (status, body) = curl(&env, &server, q, Some(&phone), &["--data-binary", "x"]);
+    let body = String::from_utf8_lossy(&body).to_ascii_lowercase();
+    assert_eq!(status, 403);
+    assert!(body.contains("belongs to another device"), "{body}");
+    assert!(
+        !body.contains("applsecret42"),
+        "the refusal names the bound DeviceId: {body}"
+    );
+    // The admin sees the details (once the partnership is flushed, each second).
+    assert!(eventually(5.0, || {
+        let r = env.run(&["eas", "show", "THIEF1", "--json"]);
+        r.code == 0 && r.stdout.contains("ApplSECRET42")
+    }));
+}

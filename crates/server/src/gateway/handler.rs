@@ -488,10 +488,12 @@ fn decide(
     conn.decisions
         .count(&app.metrics.gateway_decisions, action_word, matched);
 
-    if refusal.is_some() {
+    // The device is told the cause, never the details the log and the partnership keep (a
+    // stolen certificate's holder must not learn the DeviceId it is bound to).
+    if let Some(refusal) = refusal {
         return Plan::Refuse(plain(
             StatusCode::FORBIDDEN,
-            &format!("forbidden: {reason}"),
+            &format!("forbidden: {refusal}"),
         ));
     }
     match action {
