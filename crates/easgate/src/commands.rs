@@ -249,6 +249,9 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
         }
         CaCommand::SetScepCacert { name, ra_only, .. } => {
             e.set_scep_ra_only(&name, ra_only).await?;
+            if as_json {
+                return json(&e.get_ca(&name).await?);
+            }
             if ra_only {
                 println!("CA `{name}`: GetCACert answers with the SCEP RA certificate alone");
             } else {
@@ -258,6 +261,9 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
         }
         CaCommand::SetScepDes { name, refuse, .. } => {
             e.set_scep_no_des(&name, refuse).await?;
+            if as_json {
+                return json(&e.get_ca(&name).await?);
+            }
             if refuse {
                 println!("CA `{name}` refuses single-DES SCEP requests (failInfo badAlg)");
             } else {
@@ -291,17 +297,21 @@ async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> 
             challenge,
             none,
         } => {
-            match (challenge, none) {
+            let said = match (challenge, none) {
                 (Some(c), false) => {
                     e.set_scep_static_challenge(&name, Some(&c)).await?;
-                    println!("CA `{name}` accepts the static SCEP challenge (stored hashed)");
+                    "accepts the static SCEP challenge (stored hashed)"
                 }
                 (None, true) => {
                     e.set_scep_static_challenge(&name, None).await?;
-                    println!("CA `{name}` accepts only per-device challenges");
+                    "accepts only per-device challenges"
                 }
                 _ => return Err(CliError::Usage("give --challenge SECRET or --none".into())),
+            };
+            if as_json {
+                return json(&e.get_ca(&name).await?);
             }
+            println!("CA `{name}` {said}");
             Ok(())
         }
         CaCommand::List => {

@@ -669,6 +669,15 @@ fn mutating_commands_print_their_result_as_json_with_rfc3339_times() {
         env.json(&["group", "remove", "temp"]),
         serde_json::json!({"removed": "group", "name": "temp"})
     );
+    let ca = env.json(&["ca", "set-scep-des", "default", "--refuse"]);
+    assert_eq!(ca["scep_no_des"], true, "{ca}");
+    assert!(is_rfc3339(&ca["not_after"]), "{ca}");
+    assert_eq!(
+        env.json(&["ca", "set-scep-cacert", "default", "--ra-only"])["scep_ra_only"],
+        true
+    );
+    let ca = env.json(&["ca", "set-scep-challenge", "default", "--none"]);
+    assert_eq!(ca["name"], "default", "{ca}");
     let audit = env.json(&["audit"]);
     assert!(
         audit
