@@ -191,22 +191,15 @@ impl Easgate {
                 .max()
                 .map_or(PRIORITY_STEP * 10, |p| p.saturating_add(PRIORITY_STEP)),
         };
-        if self.trusted_header_recorded().await? {
-            let mut rules = self.load_policy().await?.rules().to_vec();
-            rules.push(parsed_with(&rule)?);
-            let policy = Policy::new(rules, self.default_action().await?, HashMap::new());
-            let new: Vec<UnmanagedAllowance> = policy
-                .unmanaged_allowances()
-                .into_iter()
-                .filter(|a| *a == UnmanagedAllowance::Rule(rule.name.clone()))
-                .collect();
-            if !new.is_empty() {
-                return Err(trusted_header_refusal(
-                    &format!("rule `{}`", rule.name),
-                    &new,
-                ));
-            }
-        }
+        let mut rules = self.load_policy().await?.rules().to_vec();
+        rules.push(parsed);
+        let candidate = Policy::new(rules, self.default_action().await?, HashMap::new());
+        self.refuse_in_trusted_header(
+            &candidate,
+            UnmanagedAllowance::Rule(rule.name.clone()),
+            &format!("rule `{}`", rule.name),
+        )
+        .await?;
         self.store.insert_rule(&self.ctx(), rule.clone()).await?;
         Ok(rule)
     }
@@ -231,18 +224,17 @@ impl Easgate {
 
     pub async fn set_default_action(&self, action: &str) -> Result<Action> {
         let action = parse_action(action).map_err(invalid)?;
-        if action == Action::Allow && self.trusted_header_recorded().await? {
-            let current = self.load_policy().await?;
-            let policy = Policy::new(current.rules().to_vec(), action, HashMap::new());
-            let new: Vec<UnmanagedAllowance> = policy
-                .unmanaged_allowances()
-                .into_iter()
-                .filter(|a| *a == UnmanagedAllowance::Default)
-                .collect();
-            if !new.is_empty() {
-                return Err(trusted_header_refusal("`policy default allow`", &new));
-            }
-        }
+        let candidate = Policy::new(
+            self.load_policy().await?.rules().to_vec(),
+            action,
+            HashMap::new(),
+        );
+        self.refuse_in_trusted_header(
+            &candidate,
+            UnmanagedAllowance::Default,
+            &format!("`policy default {action}`"),
+        )
+        .await?;
         self.store
             .set_setting(&self.ctx(), DEFAULT_ACTION_SETTING, action.as_str())
             .await?;
@@ -287,6 +279,22 @@ impl Easgate {
         Ok(())
     }
 
+    /// Refuse a change (`candidate`: the policy it would make) whose `allowance` would let
+    /// devices without a certificate through, while the server runs in trusted-header mode.
+    async fn refuse_in_trusted_header(
+        &self,
+        candidate: &Policy,
+        allowance: UnmanagedAllowance,
+        what: &str,
+    ) -> Result<()> {
+        if candidate.unmanaged_allowances().contains(&allowance)
+            && self.trusted_header_recorded().await?
+        {
+            return Err(trusted_header_refusal(what, &[allowance]));
+        }
+        Ok(())
+    }
+
     async fn trusted_header_recorded(&self) -> Result<bool> {
         Ok(self.recorded_upstream_auth().await?.as_deref() == Some(TRUSTED_HEADER))
     }
@@ -308,11 +316,7 @@ impl Easgate {
         let certificate = match (q.cert, state) {
             (Some(word), state) => {
                 let certificate = simulated_certificate(word)?;
-                let implied = match certificate {
-                    Certificate::Valid => DeviceState::Managed,
-                    _ => DeviceState::Unmanaged,
-                };
-                if state.is_some_and(|s| s != implied) {
+                if state.is_some_and(|s| s != certificate.device_state()) {
                     return Err(OpsError::Invalid(format!(
                         "--cert {word} and --device-state {} contradict each other (a device is managed only with a valid certificate)",
                         state.map_or("", DeviceState::as_str)
@@ -369,10 +373,7 @@ impl Easgate {
             easgate_policy::Matched::Rule { name } => ("rule", Some(name.clone())),
             easgate_policy::Matched::Default => ("default", None),
         };
-        let device_state = match certificate {
-            Certificate::Valid => DeviceState::Managed,
-            _ => DeviceState::Unmanaged,
-        };
+        let device_state = certificate.device_state();
         Ok(WhatIfAnswer {
             action: match decision.refusal() {
                 Some(_) => "refuse".into(),

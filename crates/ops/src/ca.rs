@@ -30,6 +30,7 @@ fn seal_context(name: &str) -> String {
 pub struct ScepRaInfo {
     pub subject: String,
     pub serial: String,
+    #[serde(serialize_with = "easgate_store::json_time::rfc3339")]
     pub not_after: i64,
     pub sha256_fingerprint: String,
     pub sha1_fingerprint: String,
@@ -147,7 +148,7 @@ impl Easgate {
     /// with the CA and the RA as RFC 8894 asks (`false`, the default).
     pub async fn set_scep_ra_only(&self, name: &str, ra_only: bool) -> Result<()> {
         let ca = self.get_ca(name).await?;
-        if ra_only && !ca.key_type.starts_with("ec") {
+        if ra_only && ca.key_type.parse::<KeyType>()?.is_rsa() {
             return Err(OpsError::Invalid(format!(
                 "CA `{name}` has an RSA key: it has no RA, and GetCACert already holds one certificate"
             )));

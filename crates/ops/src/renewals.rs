@@ -19,10 +19,12 @@ pub struct RenewalStarted {
     pub device: String,
     pub user: String,
     pub serial: String,
+    #[serde(serialize_with = "easgate_store::json_time::rfc3339")]
     pub not_after: i64,
     pub scep_url: String,
     pub challenge: String,
     pub profile_url: String,
+    #[serde(serialize_with = "easgate_store::json_time::rfc3339")]
     pub expires_at: i64,
 }
 

@@ -88,15 +88,15 @@ impl Easgate {
             },
         )
     }
+}
 
-    /// Use a device's one-time SCEP challenge: the device uid when the challenge is valid,
-    /// unused and unexpired (it is then spent); `None` otherwise.
-    pub async fn consume_scep_challenge(&self, challenge: &str) -> Result<Option<String>> {
-        Ok(self
-            .store
-            .consume_scep_challenge(&self.ctx(), &secret_hash(challenge))
-            .await?)
-    }
+/// What a PKIOperation earns a certificate on: the device, the one-time challenge to spend (its
+/// hash), the certificate a renewal supersedes, and the template when the device has none.
+struct Grounds {
+    device: String,
+    challenge_hash: Option<String>,
+    supersedes: Option<String>,
+    fallback_template: Option<String>,
 }
 
 /// A CertRep to send, and what it said.
@@ -220,46 +220,52 @@ impl Easgate {
             }
         }
         // What the certificate is for; everything is written in one transaction below.
-        let (device, challenge_hash, supersedes, fallback_template) = match message.message_type {
+        let Grounds {
+            device,
+            challenge_hash,
+            supersedes,
+            fallback_template,
+        } = match message.message_type {
             MessageType::PkcsReq => match easgate_scep::request::challenge_password(&csr_der) {
                 Some(challenge) => {
-                    let (device, hash) = self.enrolling_device(ca, &challenge, &csr).await?;
-                    (device, hash, None, None)
+                    let (device, challenge_hash) =
+                        self.enrolling_device(ca, &challenge, &csr).await?;
+                    Grounds {
+                        device,
+                        challenge_hash,
+                        supersedes: None,
+                        fallback_template: None,
+                    }
                 }
                 // No challenge: a renewal if a current certificate of ours signed it (as
                 // RFC 8894 §3.3.1.2 allows and clients such as sscep do).
                 None => {
-                    let current = self
-                        .signing_certificate(ca, &message.signer_cert_der)
-                        .await?
-                        .ok_or_else(|| {
-                            ScepError::BadRequest(
-                                "the request has no challenge password and is not signed by a certificate of this CA"
-                                    .into(),
-                            )
-                        })?;
                     kind.push_str(" (renewal)");
-                    let (device, template) = renewable(&current)?;
-                    (device, None, Some(current.serial), template)
+                    self.renewal(
+                        ca,
+                        &message.signer_cert_der,
+                        "the request has no challenge password and is not signed by a certificate of this CA",
+                    )
+                    .await?
                 }
             },
             MessageType::RenewalReq => {
-                let current = self
-                    .signing_certificate(ca, &message.signer_cert_der)
-                    .await?
-                    .ok_or_else(|| {
-                        ScepError::BadRequest(
-                            "the renewal is not signed by a certificate of this CA".into(),
-                        )
-                    })?;
-                let (device, template) = renewable(&current)?;
-                (device, None, Some(current.serial), template)
+                self.renewal(
+                    ca,
+                    &message.signer_cert_der,
+                    "the renewal is not signed by a certificate of this CA",
+                )
+                .await?
             }
             other => return Err(ScepError::BadRequest(format!("{other:?} is not supported"))),
         };
         let (new, issued) = self
             .prepare_for(&device, fallback_template, csr.key)
             .await?;
+        let detail = format!(
+            "{kind} device {device} serial {} transaction {} from {client}",
+            new.serial, message.transaction_id
+        );
         let recorded = self
             .store
             .record_scep_enrollment(
@@ -271,6 +277,7 @@ impl Easgate {
                     ca: ca.to_string(),
                     transaction_id: message.transaction_id.clone(),
                     key_sha256: key_hash,
+                    detail,
                 },
             )
             .await
@@ -280,26 +287,6 @@ impl Easgate {
                 "the challenge is wrong, used or expired".into(),
             ));
         }
-        let detail = format!(
-            "{kind} device {} serial {} transaction {} from {client}",
-            issued.record.device.as_deref().unwrap_or("-"),
-            issued.record.serial,
-            message.transaction_id
-        );
-        let ctx = easgate_store::Ctx {
-            actor: format!("scep:{client}"),
-            now: self.ctx().now,
-        };
-        self.store
-            .record_event(
-                &ctx,
-                "scep.enroll",
-                "certificate",
-                &issued.record.serial,
-                &detail,
-            )
-            .await
-            .map_err(refused)?;
         Ok((issued.der, cipher))
     }
 
@@ -378,6 +365,39 @@ impl Easgate {
             .map_err(refused)
     }
 
+    /// A renewal (RenewalReq, or PKCSReq without a challenge) signed by a certificate of CA
+    /// `ca` (`unsigned` is the refusal otherwise): that certificate must be valid (not revoked,
+    /// not expired). The successor is for the same device (whose state and user issuance
+    /// checks), from its template, and the current one is superseded in the transaction that
+    /// records the successor.
+    async fn renewal(
+        &self,
+        ca: &str,
+        signer_cert_der: &[u8],
+        unsigned: &str,
+    ) -> std::result::Result<Grounds, ScepError> {
+        let current = self
+            .signing_certificate(ca, signer_cert_der)
+            .await?
+            .ok_or_else(|| ScepError::BadRequest(unsigned.into()))?;
+        if current.status != easgate_store::CertStatus::Valid {
+            return Err(ScepError::BadRequest(format!(
+                "certificate {} is {}",
+                current.serial,
+                current.status.as_str()
+            )));
+        }
+        let device = current
+            .device
+            .ok_or_else(|| ScepError::BadRequest("that certificate belongs to no device".into()))?;
+        Ok(Grounds {
+            device,
+            challenge_hash: None,
+            supersedes: Some(current.serial),
+            fallback_template: current.template,
+        })
+    }
+
     /// The certificate of CA `ca` that signed a request, if the signer is one of ours (the
     /// exact certificate issued, not merely one with its serial); `None` for any other signer,
     /// such as a requester's self-signed certificate.
@@ -397,27 +417,6 @@ impl Easgate {
             .map_err(refused)?
             .filter(|c| c.der == signer_cert_der && c.ca == ca))
     }
-}
-
-/// A renewal (RenewalReq, or PKCSReq without a challenge) signed by `current`, a certificate
-/// of ours: it must be valid (not revoked, not expired). The successor is for the same device
-/// (whose state and user issuance checks) from its template, and `current` is superseded in
-/// the transaction that records the successor. Returns (device, `current`'s template).
-fn renewable(
-    current: &easgate_store::Certificate,
-) -> std::result::Result<(String, Option<String>), ScepError> {
-    if current.status != easgate_store::CertStatus::Valid {
-        return Err(ScepError::BadRequest(format!(
-            "certificate {} is {}",
-            current.serial,
-            current.status.as_str()
-        )));
-    }
-    let device = current
-        .device
-        .clone()
-        .ok_or_else(|| ScepError::BadRequest("that certificate belongs to no device".into()))?;
-    Ok((device, current.template.clone()))
 }
 
 /// A failure that refuses the request (failInfo badRequest), with its reason for the log.

@@ -124,10 +124,7 @@ pub struct Subject<'a> {
 
 impl Subject<'_> {
     pub fn device_state(&self) -> DeviceState {
-        match self.facts.certificate {
-            Certificate::Valid => DeviceState::Managed,
-            Certificate::Absent | Certificate::Failed(_) => DeviceState::Unmanaged,
-        }
+        self.facts.certificate.device_state()
     }
 }
 

@@ -19,6 +19,16 @@ pub enum Certificate {
     Failed(&'static str),
 }
 
+impl Certificate {
+    /// Managed only with a valid certificate.
+    pub fn device_state(self) -> crate::DeviceState {
+        match self {
+            Certificate::Valid => crate::DeviceState::Managed,
+            Certificate::Absent | Certificate::Failed(_) => crate::DeviceState::Unmanaged,
+        }
+    }
+}
+
 /// Why a request is refused whatever the policy says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HardRefusal {

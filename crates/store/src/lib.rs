@@ -157,7 +157,8 @@ pub trait Store: Send + Sync {
     /// A SCEP enrollment as one transaction: the challenge spent (it must still be unused and
     /// belong to the certificate's device), the certificate recorded, the certificate it
     /// renews revoked (`superseded`), and the SCEP transaction recorded — all or nothing, so a
-    /// server stopped at any point leaves the challenge usable for the client's retry.
+    /// server stopped at any point leaves the challenge usable for the client's retry. The
+    /// `scep.enroll` audit event is part of it.
     /// `Ok(false)`, with nothing written, when the challenge was spent meanwhile.
     async fn record_scep_enrollment(&self, ctx: &Ctx, e: ScepEnrollment) -> Result<bool>;
     async fn get_scep_transaction(
@@ -165,15 +166,6 @@ pub trait Store: Send + Sync {
         ca: &str,
         transaction_id: &str,
     ) -> Result<Option<(String, String)>>;
-    /// Remember a transaction answered with a certificate.
-    async fn insert_scep_transaction(
-        &self,
-        ctx: &Ctx,
-        ca: &str,
-        transaction_id: &str,
-        key_sha256: &str,
-        serial: &str,
-    ) -> Result<()>;
 
     /// Append an audit event that goes with no other change (e.g. how an enrollment arrived).
     async fn record_event(

@@ -103,6 +103,8 @@ pub struct ScepEnrollment {
     pub ca: String,
     pub transaction_id: String,
     pub key_sha256: String,
+    /// The `scep.enroll` audit event's detail.
+    pub detail: String,
 }
 
 /// A change to a user (`user set`): only what is given changes.

@@ -350,6 +350,31 @@ pub(crate) fn record(
     Ok(())
 }
 
+/// Spend an unused, unexpired one-time SCEP challenge (its hash): (challenge id, device uid),
+/// audited as `scep.challenge.use`; `None` when there is no such challenge.
+fn spend_challenge(tx: &Connection, ctx: &Ctx, hash_hex: &str) -> Result<Option<(i64, String)>> {
+    let spent: Option<(i64, String)> = tx
+        .query_row(
+            "UPDATE scep_challenges SET used_at = ?1 \
+             WHERE hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
+             RETURNING id, (SELECT uid FROM devices WHERE devices.id = scep_challenges.device_id)",
+            params![ctx.now, hash_hex],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((id, uid)) = &spent {
+        record(
+            tx,
+            ctx,
+            "scep.challenge.use",
+            "device",
+            uid,
+            &format!("challenge {id}"),
+        )?;
+    }
+    Ok(spent)
+}
+
 /// The first column of every row of `sql`, given one text parameter.
 fn names_where(tx: &Connection, sql: &str, param: &str) -> Result<Vec<String>> {
     let mut stmt = tx.prepare(sql)?;
@@ -1353,24 +1378,7 @@ impl Store for SqliteStore {
     }
 
     async fn consume_scep_challenge(&self, ctx: &Ctx, hash_hex: &str) -> Result<Option<String>> {
-        self.write(|tx| {
-            let used: Option<(i64, String)> = tx
-                .query_row(
-                    "UPDATE scep_challenges SET used_at = ?1 \
-                     WHERE hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
-                     RETURNING id, (SELECT uid FROM devices WHERE devices.id = scep_challenges.device_id)",
-                    params![ctx.now, hash_hex],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            match used {
-                Some((id, uid)) => {
-                    record(tx, ctx, "scep.challenge.use", "device", &uid, &format!("challenge {id}"))?;
-                    Ok(Some(uid))
-                }
-                None => Ok(None),
-            }
-        })
+        self.write(|tx| Ok(spend_challenge(tx, ctx, hash_hex)?.map(|(_, uid)| uid)))
     }
 
     async fn peek_scep_challenge(&self, hash_hex: &str, now: i64) -> Result<Option<String>> {
@@ -1388,16 +1396,7 @@ impl Store for SqliteStore {
     async fn record_scep_enrollment(&self, ctx: &Ctx, e: ScepEnrollment) -> Result<bool> {
         self.write(|tx| {
             if let Some(hash) = &e.challenge_hash {
-                let spent: Option<(i64, String)> = tx
-                    .query_row(
-                        "UPDATE scep_challenges SET used_at = ?1 \
-                         WHERE hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
-                         RETURNING id, (SELECT uid FROM devices WHERE devices.id = scep_challenges.device_id)",
-                        params![ctx.now, hash],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
-                let Some((id, uid)) = spent else {
+                let Some((id, uid)) = spend_challenge(tx, ctx, hash)? else {
                     return Ok(false);
                 };
                 if Some(uid.as_str()) != e.certificate.device.as_deref() {
@@ -1405,7 +1404,6 @@ impl Store for SqliteStore {
                         "challenge {id} belongs to device `{uid}`, not to the certificate's"
                     )));
                 }
-                record(tx, ctx, "scep.challenge.use", "device", &uid, &format!("challenge {id}"))?;
             }
             insert_certificate(tx, ctx, &e.certificate)?;
             if let Some(serial) = &e.supersedes {
@@ -1424,6 +1422,7 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![ca_id, e.transaction_id, e.key_sha256, e.certificate.serial, ctx.now],
             )?;
+            record(tx, ctx, "scep.enroll", "certificate", &e.certificate.serial, &e.detail)?;
             Ok(true)
         })
     }
@@ -1440,25 +1439,6 @@ impl Store for SqliteStore {
             )?
             .query_row([ca, transaction_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
-        })
-    }
-
-    async fn insert_scep_transaction(
-        &self,
-        ctx: &Ctx,
-        ca: &str,
-        transaction_id: &str,
-        key_sha256: &str,
-        serial: &str,
-    ) -> Result<()> {
-        self.write(|tx| {
-            let ca_id = id_of(tx, "SELECT id FROM cas WHERE name = ?1", ca, "CA")?;
-            tx.execute(
-                "INSERT OR REPLACE INTO scep_transactions (ca_id, transaction_id, key_sha256, serial, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![ca_id, transaction_id, key_sha256, serial, ctx.now],
-            )?;
-            Ok(())
         })
     }
 

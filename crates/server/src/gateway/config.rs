@@ -20,6 +20,14 @@ pub enum UpstreamAuth {
     TrustedHeader { header: http::HeaderName },
 }
 
+impl UpstreamAuth {
+    /// The upstream trusts the gateway's user header: only requests with a valid certificate
+    /// may ever be forwarded.
+    pub fn trusts_gateway(&self) -> bool {
+        matches!(self, UpstreamAuth::TrustedHeader { .. })
+    }
+}
+
 /// Which certificate SAN names the user, in order of preference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdentitySource {

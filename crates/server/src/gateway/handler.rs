@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use easgate_activesync::device::reported_device_information;
 use easgate_activesync::{classify, Client, Command, EasRequest, Platform};
-use easgate_policy::{Action, Certificate, Decision, DeviceState, Facts, Matched, Subject};
+use easgate_policy::{Action, Certificate, Decision, Facts, Matched, Subject};
 use easgate_store::Ctx;
 use http::header::{self, HeaderName, HeaderValue, FORWARDED};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -337,6 +337,8 @@ fn decide(
     };
     let mut detail: Option<String> = None;
     let mut suspect = false;
+    // A certificate that failed a check: its serial (is it the one bound to the device?).
+    let mut failed_serial = None;
     let unmanaged_user: String;
     let dir_user: Option<Arc<crate::gateway::DirectoryUser>>;
     let (user, serial): (&str, Option<&str>) = match &checked {
@@ -373,14 +375,11 @@ fn decide(
         }
         Err(rejection) => {
             // A certificate that failed a check is refused, never taken for "no certificate".
-            let presented = match rejection {
-                Rejection::Missing => None,
-                failed => {
-                    facts.certificate = Certificate::Failed(failed.kind());
-                    detail = Some(failed.to_string());
-                    conn.certificate.leaf_serial()
-                }
-            };
+            if !matches!(rejection, Rejection::Missing) {
+                facts.certificate = Certificate::Failed(rejection.kind());
+                detail = Some(rejection.to_string());
+                failed_serial = conn.certificate.leaf_serial();
+            }
             let as_given = request_user.to_ascii_lowercase();
             dir_user = directory.find(&as_given);
             unmanaged_user = match &dir_user {
@@ -392,7 +391,9 @@ fn decide(
                 detail.get_or_insert_with(|| format!("user {} is disabled", u.upn));
             }
             suspect = gw.partnerships.device_is_bound(device_id)
-                && !presented.is_some_and(|s| gw.partnerships.serial_bound_to(&s, device_id));
+                && !failed_serial
+                    .as_ref()
+                    .is_some_and(|s| gw.partnerships.serial_bound_to(s, device_id));
             (unmanaged_user.as_str(), None)
         }
     };
@@ -432,22 +433,15 @@ fn decide(
     } else {
         action.as_str()
     };
-    let state = if facts.certificate == Certificate::Valid {
-        DeviceState::Managed
-    } else {
-        DeviceState::Unmanaged
-    };
-    // A failed certificate's serial, for the log line (a valid one's is `serial`).
-    let failed_serial = match facts.certificate {
-        Certificate::Failed(_) => conn.certificate.leaf_serial().map(|s| s.to_hex()),
-        _ => None,
-    };
+    let state = facts.certificate.device_state();
+    // For the log line: the valid certificate's serial, or the failed one's.
+    let failed_hex = failed_serial.as_ref().map(|s| s.to_hex());
     info!(
         peer = %conn.peer,
         user = %user,
         device = %device_id,
         cmd = eas.command.name(),
-        cert = serial.or(failed_serial.as_deref()).unwrap_or("-"),
+        cert = serial.or(failed_hex.as_deref()).unwrap_or("-"),
         state = state.as_str(),
         action = action_word,
         matched = %matched,

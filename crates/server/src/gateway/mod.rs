@@ -138,10 +138,7 @@ impl Gateway {
         let tls = tls::server_config(&identity, anchors.hints.clone())?;
         let directory = load_directory(easgate).await?;
         let policy = load_policy(easgate, &config).await?;
-        let trusted_header = matches!(
-            config.upstream_auth,
-            config::UpstreamAuth::TrustedHeader { .. }
-        );
+        let trusted_header = config.upstream_auth.trusts_gateway();
         if trusted_header {
             let allowances = policy.unmanaged_allowances();
             if !allowances.is_empty() {
@@ -208,14 +205,10 @@ async fn load_policy(
     easgate: &easgate_ops::Easgate,
     config: &GatewayConfig,
 ) -> Result<Policy, ServeError> {
-    let required = matches!(
-        config.upstream_auth,
-        config::UpstreamAuth::TrustedHeader { .. }
-    );
     Ok(easgate
         .load_policy()
         .await?
-        .with_certificate_required(required))
+        .with_certificate_required(config.upstream_auth.trusts_gateway()))
 }
 
 /// The policy after a change in the store. In trusted-header mode the CLI refuses changes that
@@ -224,10 +217,7 @@ async fn load_policy(
 async fn reload_policy(app: &App) -> Result<(), ServeError> {
     let gw = &app.gateway;
     let policy = load_policy(&app.easgate, &gw.config).await?;
-    if matches!(
-        gw.config.upstream_auth,
-        config::UpstreamAuth::TrustedHeader { .. }
-    ) {
+    if gw.config.upstream_auth.trusts_gateway() {
         for allowance in policy.unmanaged_allowances() {
             warn!(%allowance, "trusted-header mode: this would let devices without a certificate through; the gateway refuses them all the same");
         }
