@@ -90,8 +90,41 @@ pub enum Command {
     /// allow/block/quarantine decisions that come before every rule.
     #[command(subcommand)]
     Eas(EasCommand),
-    /// Show admin actions recorded in the audit trail.
+    /// Show admin actions and access decisions recorded in the audit trail.
     Audit(AuditArgs),
+    /// Admin API tokens: create (shown once), list, revoke. Roles: admin (everything),
+    /// helpdesk (devices, partnerships, overrides, re-enroll, revoke; reads the rest),
+    /// auditor (reads everything, audit included), enroller (enrolls devices and fetches SCEP
+    /// challenges only: what an MDM gets).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and stored hashed.
+    Create {
+        /// A name for the token (who or what uses it, e.g. `intune` or `helpdesk-bob`); the
+        /// audit trail shows it as `token:NAME`.
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Lifetime, e.g. 90d or 12h [default: no expiry].
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// List tokens (never the tokens themselves): name, role, created, expiry, revocation.
+    List,
+    /// Revoke a token; the next call with it gets 401.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Helpdesk,
+    Auditor,
+    Enroller,
 }
 
 #[derive(Debug, Args)]
@@ -638,9 +671,18 @@ pub enum CrlCommand {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// How far back: e.g. 90s, 30m, 24h, 7d.
-    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    /// How far back: a duration (90s, 30m, 24h, 7d) or a time (2026-12-01T00:00:00Z).
+    #[arg(long, value_name = "WHEN", default_value = "24h")]
     pub since: String,
+    /// Only events by this actor, e.g. `token:intune`, `cli:root`, `gateway`.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this action, e.g. `cert.revoke`, or a family: `gateway` for `gateway.*`.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only events about this subject: a device uid, serial, user, rule, …
+    #[arg(long)]
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

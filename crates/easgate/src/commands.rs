@@ -109,22 +109,12 @@ fn actor() -> String {
 
 /// Parse `90s`, `30m`, `24h`, `7d` into seconds.
 pub fn parse_duration(text: &str) -> Result<i64, CliError> {
-    let text = text.trim();
-    let bad = || {
+    easgate_ops::time_fmt::parse_duration(text).ok_or_else(|| {
         CliError::Usage(format!(
-            "invalid duration `{text}`: use a number with s, m, h or d, e.g. 24h"
+            "invalid duration `{}`: use a number with s, m, h or d, e.g. 24h",
+            text.trim()
         ))
-    };
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: i64 = number.parse().map_err(|_| bad())?;
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(factor).ok_or_else(bad)
+    })
 }
 
 /// The data directory when neither `--data-dir`, `EASGATE_DATA_DIR` nor a config file names one.
@@ -205,6 +195,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(cmd) => crate::access_commands::policy(&easgate, cmd, as_json).await,
         Command::Eas(cmd) => crate::access_commands::eas(&easgate, cmd, as_json).await,
         Command::Audit(args) => audit(&easgate, args, as_json).await,
+        Command::Token(cmd) => crate::token_commands::token(&easgate, cmd, as_json).await,
     }
 }
 
@@ -746,16 +737,7 @@ async fn template(e: &Easgate, cmd: TemplateCommand, as_json: bool) -> Result<()
 /// What `device enroll` and `device reenroll` print: the secrets, once.
 fn print_enrollment(en: &easgate_ops::devices::Enrollment, as_json: bool) -> Result<(), CliError> {
     if as_json {
-        return json(&serde_json::json!({
-            "uid": en.uid,
-            "challenge": en.challenge,
-            "scep_url": en.scep_url,
-            "profile_url": en.profile_url,
-            "user": en.user,
-            "platform": en.platform,
-            "template": en.template,
-            "challenge_expires_at": rfc3339(en.challenge_expires_at),
-        }));
+        return json(en);
     }
     fields(&[
         ("uid", en.uid.clone()),
@@ -1275,8 +1257,21 @@ async fn crl(e: &Easgate, cmd: CrlCommand, as_json: bool) -> Result<(), CliError
 }
 
 async fn audit(e: &Easgate, args: AuditArgs, as_json: bool) -> Result<(), CliError> {
-    let since = e.now().unix_timestamp() - parse_duration(&args.since)?;
-    let events = e.store.list_audit(since).await.map_err(OpsError::from)?;
+    let now = e.now().unix_timestamp();
+    let since = easgate_ops::time_fmt::parse_since(&args.since, now).ok_or_else(|| {
+        CliError::Usage(format!(
+            "invalid --since `{}`: use a duration such as 24h or a time such as 2026-12-01T00:00:00Z",
+            args.since
+        ))
+    })?;
+    let filter = easgate_store::AuditFilter {
+        since: Some(since),
+        actor: args.actor,
+        action: args.action,
+        subject: args.subject,
+        text: None,
+    };
+    let events = e.audit_events(&filter).await?;
     if as_json {
         return json(&events);
     }

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod output;
 mod profile_commands;
+mod token_commands;
 
 use std::process::ExitCode;
 

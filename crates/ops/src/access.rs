@@ -46,7 +46,7 @@ pub struct WhatIf<'a> {
 }
 
 /// `policy test` output: the decision and what it was made from.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WhatIfAnswer {
     pub action: String,
     /// `override`, `rule` or `default`.
@@ -69,7 +69,7 @@ pub struct WhatIfAnswer {
 }
 
 /// `eas show`: the partnerships of one DeviceId, its override and the certificates bound to it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EasDevice {
     pub eas_device_id: String,
     pub partnerships: Vec<Partnership>,

@@ -26,11 +26,12 @@ fn seal_context(name: &str) -> String {
 /// The RSA certificate SCEP clients encrypt to when the CA key is EC (the "RA"), with the
 /// fingerprints clients ask for: micromdm's `scepclient -ca-fingerprint` wants its SHA-256,
 /// Apple's SCEP payload `CAFingerprint` and older NDES-era clients a SHA-1.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ScepRaInfo {
     pub subject: String,
     pub serial: String,
     #[serde(serialize_with = "easgate_store::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub not_after: i64,
     pub sha256_fingerprint: String,
     pub sha1_fingerprint: String,
@@ -52,7 +53,7 @@ impl ScepRaInfo {
 }
 
 /// A CA with the facts an admin looks for.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct CaInfo {
     #[serde(flatten)]
     pub ca: Ca,

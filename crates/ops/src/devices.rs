@@ -13,13 +13,15 @@ pub const DEFAULT_CHALLENGE_DAYS: u32 = 7;
 
 /// What `device enroll` hands the admin. The challenge and profile token are shown once and
 /// only their hashes are kept.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Enrollment {
     pub uid: String,
     pub user: String,
     pub platform: String,
     pub template: String,
     pub challenge: String,
+    #[serde(serialize_with = "easgate_store::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub challenge_expires_at: i64,
     pub scep_url: String,
     pub profile_url: String,
@@ -221,5 +223,49 @@ impl Easgate {
             .store
             .set_device_state(&ctx, uid, state, revoke)
             .await?)
+    }
+}
+
+/// A fresh one-time SCEP challenge for a device, as an MDM fetches one per enrollment.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct DeviceChallenge {
+    pub uid: String,
+    pub challenge: String,
+    #[serde(serialize_with = "easgate_store::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: i64,
+    pub scep_url: String,
+}
+
+/// How long a challenge fetched for an MDM stays usable (NDES's default is one hour too).
+pub const DYNAMIC_CHALLENGE_SECS: i64 = 3600;
+
+impl Easgate {
+    /// A new one-time challenge for device `uid` (not retired or wiped, its user enabled),
+    /// usable for [`DYNAMIC_CHALLENGE_SECS`]; earlier challenges stay valid until used or
+    /// expired.
+    pub async fn device_challenge(&self, uid: &str) -> Result<DeviceChallenge> {
+        let (device, user) = self
+            .store
+            .get_device_with_owner(uid)
+            .await?
+            .ok_or_else(|| OpsError::not_found("device", uid, "see `easgate device list`"))?;
+        crate::certs::check_active(&device, &user, "a challenge")?;
+        let template = match &device.template {
+            Some(name) => self.get_template(name).await?,
+            None => self.default_template().await?,
+        };
+        let ctx = self.ctx();
+        let challenge = random_hex(20)?;
+        let expires_at = ctx.now + DYNAMIC_CHALLENGE_SECS;
+        self.store
+            .add_challenge(&ctx, uid, &secret_hash(&challenge), expires_at)
+            .await?;
+        Ok(DeviceChallenge {
+            uid: device.uid,
+            challenge,
+            expires_at,
+            scep_url: self.urls_of(&template.ca).await?.scep,
+        })
     }
 }

@@ -6,6 +6,7 @@
 //! store transaction: bad input changes nothing.
 
 pub mod access;
+pub mod audit;
 pub mod ca;
 pub mod certs;
 pub mod context;
@@ -21,6 +22,7 @@ pub mod scep;
 pub mod service_keys;
 pub mod templates;
 pub mod time_fmt;
+pub mod tokens;
 pub mod trust;
 
 pub use context::{Easgate, OpenOptions};

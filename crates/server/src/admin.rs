@@ -1,5 +1,4 @@
-//! The admin listener (loopback by default): health and metrics. The REST API and console
-//! join it in a later issue.
+//! The admin listener (loopback by default): health, metrics and the REST API (`/api`).
 
 use std::sync::Arc;
 
@@ -15,7 +14,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(app)
+        .with_state(Arc::clone(&app))
+        .merge(crate::api::router(app))
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {

@@ -84,6 +84,21 @@ pub async fn initialise(
         let token = format!("egt_{}", random_hex(32)?);
         let path = easgate.data_dir.join(ADMIN_TOKEN_FILE);
         write_new(&path, format!("{token}\n").as_bytes(), 0o600)?;
+        // The setting marks that the first token was made (so revoking every token and
+        // restarting does not mint a new one); the token itself is an `admin` API token.
+        easgate
+            .store
+            .insert_api_token(
+                &easgate.ctx(),
+                easgate_store::NewApiToken {
+                    name: "admin".into(),
+                    role: easgate_ops::tokens::Role::Admin.as_str().into(),
+                    hash: secret_hash(&token),
+                    expires_at: None,
+                },
+            )
+            .await
+            .map_err(easgate_ops::OpsError::from)?;
         easgate
             .store
             .set_setting(&easgate.ctx(), ADMIN_TOKEN_SETTING, &secret_hash(&token))

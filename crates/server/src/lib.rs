@@ -5,6 +5,7 @@
 //! streaming proxy; see [`gateway`]).
 
 pub mod admin;
+pub mod api;
 pub mod config;
 mod error;
 pub mod gateway;

@@ -9,6 +9,7 @@
 mod error;
 pub mod model;
 mod sqlite;
+mod sqlite_api;
 mod sqlite_gateway;
 mod sqlite_profiles;
 
@@ -179,6 +180,35 @@ pub trait Store: Send + Sync {
 
     /// Audit events at or after `since`, oldest first.
     async fn list_audit(&self, since: i64) -> Result<Vec<AuditEvent>>;
+    /// One page of audit events in id order, filtered.
+    async fn page_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageQuery<i64>,
+    ) -> Result<Vec<AuditEvent>>;
+
+    /// Admin API tokens: create (the name unique among live tokens), list, find by hash, revoke.
+    async fn insert_api_token(&self, ctx: &Ctx, token: NewApiToken) -> Result<ApiToken>;
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>>;
+    async fn api_token_by_hash(&self, hash_hex: &str) -> Result<Option<ApiToken>>;
+    async fn revoke_api_token(&self, ctx: &Ctx, name: &str) -> Result<()>;
+
+    /// Paged lists for the admin API, in key order after the cursor.
+    async fn page_partnerships(
+        &self,
+        filter: &PartnershipFilter,
+        page: &PageQuery<PartnershipKey>,
+    ) -> Result<Vec<Partnership>>;
+    async fn page_devices(
+        &self,
+        filter: &DeviceFilter,
+        page: &PageQuery<String>,
+    ) -> Result<Vec<Device>>;
+    async fn page_certificates(
+        &self,
+        filter: &CertPageFilter,
+        page: &PageQuery<String>,
+    ) -> Result<Vec<Certificate>>;
 
     /// Add an access rule (its name unique).
     async fn insert_rule(&self, ctx: &Ctx, rule: AccessRule) -> Result<()>;

@@ -11,7 +11,7 @@ pub struct Ctx {
     pub now: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Ca {
     pub name: String,
     pub key_type: String,
@@ -21,10 +21,13 @@ pub struct Ca {
     #[serde(skip)]
     pub key_sealed: Vec<u8>,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub not_before: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub not_after: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Refuse single-DES SCEP envelopes (failInfo badAlg).
     pub scep_no_des: bool,
@@ -44,7 +47,7 @@ pub struct NewCa {
     pub scep_no_des: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct TrustedCa {
     pub name: String,
     pub subject: String,
@@ -53,6 +56,7 @@ pub struct TrustedCa {
     pub crl_url: Option<String>,
     pub delta_crl_url: Option<String>,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -65,15 +69,16 @@ pub struct NewTrustedCa {
     pub delta_crl_url: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub name: String,
     pub members: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub upn: String,
     pub email: String,
@@ -81,6 +86,7 @@ pub struct User {
     pub disabled: bool,
     pub groups: Vec<String>,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -116,7 +122,7 @@ pub struct UserChange {
     pub remove_groups: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Template {
     pub name: String,
     pub ca: String,
@@ -127,6 +133,7 @@ pub struct Template {
     pub renew_before_days: u32,
     pub is_default: bool,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -142,7 +149,7 @@ pub struct NewTemplate {
     pub is_default: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Device {
     pub uid: String,
     pub user: String,
@@ -151,8 +158,10 @@ pub struct Device {
     pub state: String,
     pub device_serial: Option<String>,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
 
@@ -175,7 +184,7 @@ pub struct NewChallenge {
 }
 
 /// Status as stored; `expired` is derived at read time from `not_after`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CertStatus {
     Valid,
@@ -193,7 +202,7 @@ impl CertStatus {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Certificate {
     pub serial: String,
     pub ca: String,
@@ -203,14 +212,18 @@ pub struct Certificate {
     pub sans: Vec<String>,
     pub key_type: String,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub not_before: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub not_after: i64,
     pub status: CertStatus,
     #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<String>,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub issued_at: i64,
     #[serde(skip)]
     pub der: Vec<u8>,
@@ -245,10 +258,11 @@ pub struct CertFilter {
     pub now: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub id: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
     pub actor: String,
     pub action: String,
@@ -256,10 +270,11 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Change {
     pub revision: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
     pub entity: String,
     pub key: String,
@@ -274,7 +289,7 @@ pub struct RevokedCertificate {
 }
 
 /// Full CRL or delta CRL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CrlScope {
     Full,
@@ -291,15 +306,17 @@ impl CrlScope {
 }
 
 /// A published CRL.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Crl {
     pub ca: String,
     pub number: i64,
     pub scope: CrlScope,
     pub base_number: Option<i64>,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub this_update: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub next_update: i64,
     pub entries: i64,
     #[serde(skip)]
@@ -307,13 +324,15 @@ pub struct Crl {
 }
 
 /// What is known of a published CRL without its (possibly large) body.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct CrlMeta {
     pub number: i64,
     pub base_number: Option<i64>,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub this_update: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub next_update: i64,
     pub entries: i64,
 }
@@ -342,7 +361,7 @@ pub struct CertState {
 
 /// An access rule as stored. Conditions are contract words (`ios`, `managed`, `10.0.0.0/8`);
 /// the policy crate parses them. An empty list matches anything.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AccessRule {
     pub name: String,
     pub priority: i32,
@@ -356,7 +375,7 @@ pub struct AccessRule {
 }
 
 /// An admin's decision for one EAS DeviceId, evaluated before the rules.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EasOverride {
     pub eas_device_id: String,
     pub action: String,
@@ -364,12 +383,13 @@ pub struct EasOverride {
     /// An allow that admits the device without a certificate (`eas allow --unmanaged`).
     pub unmanaged: bool,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
 /// A device partnership: one (user, EAS DeviceId) the gateway has seen, like Exchange's
 /// Get-MobileDevice.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Partnership {
     pub user: String,
     pub eas_device_id: String,
@@ -385,11 +405,14 @@ pub struct Partnership {
     pub platform: String,
     pub protocol: Option<String>,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub first_seen: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub last_seen: i64,
     /// Last request that reached the mailbox (allowed), if any.
     #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_sync: Option<i64>,
     pub last_command: Option<String>,
     pub cert_serial: Option<String>,
@@ -400,22 +423,24 @@ pub struct Partnership {
     pub access_reason: String,
     /// The last refused request (blocked or refused) and why.
     #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_refusal_at: Option<i64>,
     pub last_refusal: Option<String>,
 }
 
 /// A client certificate's first EAS DeviceId.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CertificateBinding {
     pub serial: String,
     pub eas_device_id: String,
     pub user: String,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub bound_at: i64,
 }
 
 /// A device profile as stored (DESIGN §4 `profile create`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     pub name: String,
     pub platform: String,
@@ -430,6 +455,7 @@ pub struct Profile {
     pub delivery: String,
     pub groups: Vec<String>,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -484,24 +510,110 @@ pub struct NewRenewal {
 }
 
 /// A renewal enrollment: pending until the device gets a newer certificate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Renewal {
     pub device: String,
     pub serial: String,
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub cleared_at: Option<i64>,
 }
 
 /// A valid device certificate inside its template's renewal window.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ExpiringCertificate {
     #[serde(flatten)]
     pub certificate: Certificate,
     /// When its window opened: notAfter minus the template's renew-before days.
     #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub renew_from: i64,
     /// Whether a renewal enrollment has been started for it.
     pub renewal_started: bool,
+}
+
+/// An admin API token as kept: its name, role and life, never the token itself.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiToken {
+    pub name: String,
+    /// `admin`, `helpdesk`, `auditor` or `enroller`.
+    pub role: String,
+    /// SHA-256 of the token, hex: compared in constant time, never shown.
+    #[serde(skip)]
+    pub hash: String,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<i64>,
+    #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewApiToken {
+    pub name: String,
+    pub role: String,
+    pub hash: String,
+    pub expires_at: Option<i64>,
+}
+
+/// One page of a list walked in key order: at most `limit` records after the key `after`.
+/// Each page is an index range scan, so page 900 costs what page 1 costs.
+#[derive(Clone, Debug)]
+pub struct PageQuery<K> {
+    pub after: Option<K>,
+    pub limit: u32,
+}
+
+/// The key partnerships are listed by: (user, EAS DeviceId, suspect).
+pub type PartnershipKey = (String, String, bool);
+
+#[derive(Clone, Debug, Default)]
+pub struct PartnershipFilter {
+    pub user: Option<String>,
+    /// Access state: `allow`, `block`, `quarantine` or `refuse`.
+    pub state: Option<String>,
+    /// Device state: `managed` or `unmanaged`.
+    pub status: Option<String>,
+    /// Substring of the DeviceId, user, model, friendly name or user agent (case-insensitive).
+    pub text: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeviceFilter {
+    pub user: Option<String>,
+    /// `pending`, `enrolled`, `retired` or `wiped`.
+    pub state: Option<String>,
+    pub platform: Option<String>,
+    /// Substring of the uid, user or device serial (case-insensitive).
+    pub text: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CertPageFilter {
+    pub device: Option<String>,
+    pub user: Option<String>,
+    pub status: Option<CertStatus>,
+    pub ca: Option<String>,
+    /// Substring of the subject or serial (case-insensitive).
+    pub text: Option<String>,
+    /// "now" for deciding `expired`.
+    pub now: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub since: Option<i64>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// The event's target (e.g. a device uid, a serial, a user).
+    pub subject: Option<String>,
+    /// Substring of the target or detail (case-insensitive).
+    pub text: Option<String>,
 }

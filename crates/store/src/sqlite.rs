@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Result, StoreError};
 use crate::model::*;
+use crate::sqlite_api as api;
 use crate::sqlite_gateway as gw;
 use crate::Store;
 
@@ -35,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0009_scep_no_des.sql"),
     include_str!("../migrations/sqlite/0010_ca_removal.sql"),
     include_str!("../migrations/sqlite/0011_scep_ra_only.sql"),
+    include_str!("../migrations/sqlite/0012_api_tokens.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -439,7 +441,7 @@ fn template_from_row(row: &Row<'_>) -> rusqlite::Result<Template> {
     })
 }
 
-fn device_from_row(row: &Row<'_>) -> rusqlite::Result<Device> {
+pub(crate) fn device_from_row(row: &Row<'_>) -> rusqlite::Result<Device> {
     Ok(Device {
         uid: row.get("uid")?,
         user: row.get("upn")?,
@@ -489,9 +491,10 @@ pub(crate) fn cert_from_row(row: &Row<'_>, now: i64) -> rusqlite::Result<Certifi
 
 const TEMPLATE_SELECT: &str =
     "SELECT t.*, c.name AS ca_name FROM templates t JOIN cas c ON c.id = t.ca_id";
-const DEVICE_SELECT: &str = "SELECT d.*, u.upn AS upn, t.name AS template_name FROM devices d \
+pub(crate) const DEVICE_SELECT: &str =
+    "SELECT d.*, u.upn AS upn, t.name AS template_name FROM devices d \
      JOIN users u ON u.id = d.user_id LEFT JOIN templates t ON t.id = d.template_id";
-const CERT_SELECT: &str =
+pub(crate) const CERT_SELECT: &str =
     "SELECT k.*, c.name AS ca_name, d.uid AS device_uid, t.name AS template_name \
      FROM certificates k JOIN cas c ON c.id = k.ca_id \
      LEFT JOIN devices d ON d.id = k.device_id LEFT JOIN templates t ON t.id = k.template_id";
@@ -1469,6 +1472,54 @@ impl Store for SqliteStore {
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
+    }
+
+    async fn page_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageQuery<i64>,
+    ) -> Result<Vec<AuditEvent>> {
+        self.read(|c| api::page_audit(c, filter, page))
+    }
+
+    async fn insert_api_token(&self, ctx: &Ctx, token: NewApiToken) -> Result<ApiToken> {
+        self.write(|tx| api::insert_api_token(tx, ctx, &token))
+    }
+
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
+        self.read(api::list_api_tokens)
+    }
+
+    async fn api_token_by_hash(&self, hash_hex: &str) -> Result<Option<ApiToken>> {
+        self.read(|c| api::api_token_by_hash(c, hash_hex))
+    }
+
+    async fn revoke_api_token(&self, ctx: &Ctx, name: &str) -> Result<()> {
+        self.write(|tx| api::revoke_api_token(tx, ctx, name))
+    }
+
+    async fn page_partnerships(
+        &self,
+        filter: &PartnershipFilter,
+        page: &PageQuery<PartnershipKey>,
+    ) -> Result<Vec<Partnership>> {
+        self.read(|c| api::page_partnerships(c, filter, page))
+    }
+
+    async fn page_devices(
+        &self,
+        filter: &DeviceFilter,
+        page: &PageQuery<String>,
+    ) -> Result<Vec<Device>> {
+        self.read(|c| api::page_devices(c, filter, page))
+    }
+
+    async fn page_certificates(
+        &self,
+        filter: &CertPageFilter,
+        page: &PageQuery<String>,
+    ) -> Result<Vec<Certificate>> {
+        self.read(|c| api::page_certificates(c, filter, page))
     }
 
     async fn insert_rule(&self, ctx: &Ctx, rule: AccessRule) -> Result<()> {

@@ -148,7 +148,7 @@ pub(crate) fn save_partnerships(tx: &Connection, partnerships: &[Partnership]) -
     Ok(())
 }
 
-fn partnership_from_row(r: &Row<'_>) -> rusqlite::Result<Partnership> {
+pub(crate) fn partnership_from_row(r: &Row<'_>) -> rusqlite::Result<Partnership> {
     Ok(Partnership {
         user: r.get("user")?,
         eas_device_id: r.get("eas_device_id")?,

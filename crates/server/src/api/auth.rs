@@ -1,0 +1,101 @@
+//! Bearer-token authentication of `/api/v1` and the role check every operation makes.
+//!
+//! The middleware looks the token up on every call (so expiry and revocation take effect on the
+//! next request), puts the [`Caller`] in the request's extensions and runs the handler as that
+//! caller: everything the call changes is audited with `token:NAME` as the actor. A refused
+//! operation (403) is audited too; an unauthenticated call (401) is not, so that nobody without
+//! a token can fill the audit trail.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use easgate_ops::context::acting_as;
+use easgate_ops::tokens::{AuthFailure, Caller, Permission, Role};
+
+use super::problem::{ApiError, ApiResult};
+use crate::App;
+
+/// The token of `Authorization: Bearer …`, or the password of HTTP Basic (as NDES clients send
+/// it).
+pub fn presented_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.trim().to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        return text
+            .split_once(':')
+            .map(|(_, password)| password.to_string());
+    }
+    None
+}
+
+/// The caller a request's token stands for, or the 401 to answer.
+pub async fn caller_of(app: &App, headers: &HeaderMap) -> ApiResult<Caller> {
+    let Some(secret) = presented_token(headers) else {
+        return Err(ApiError::unauthorized(
+            "send an API token as `Authorization: Bearer TOKEN` (easgate token create)",
+        ));
+    };
+    match app.easgate.authenticate(&secret).await? {
+        Ok(caller) => Ok(caller),
+        Err(AuthFailure::Expired) => Err(ApiError::unauthorized("the token has expired")),
+        Err(AuthFailure::Revoked) => Err(ApiError::unauthorized("the token was revoked")),
+        Err(AuthFailure::Unknown) => Err(ApiError::unauthorized("unknown token")),
+    }
+}
+
+pub async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let caller = match caller_of(&app, req.headers()).await {
+        Ok(caller) => caller,
+        Err(problem) => return problem.into_response(),
+    };
+    let actor = caller.actor();
+    req.extensions_mut().insert(caller);
+    acting_as(actor, next.run(req)).await
+}
+
+/// Refuse (403, audited) unless `caller` may do `need`.
+pub async fn require(app: &App, caller: &Caller, need: Permission, what: &str) -> ApiResult<()> {
+    if caller.role.may(need) {
+        return Ok(());
+    }
+    let role = Role::least_for(need);
+    let ctx = app.easgate.ctx();
+    if let Err(e) = app
+        .easgate
+        .store
+        .record_event(
+            &ctx,
+            "api.denied",
+            "token",
+            &caller.name,
+            &format!("{what}: needs role {role}, token has {}", caller.role),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "admin API: cannot audit a refused call");
+    }
+    let holders = Role::ALL
+        .into_iter()
+        .filter(|r| r.may(need))
+        .map(Role::as_str)
+        .collect::<Vec<_>>()
+        .join(" or ");
+    Err(ApiError::forbidden(
+        role.as_str(),
+        format!(
+            "{what} needs role {holders}; token `{}` has role {}",
+            caller.name, caller.role
+        ),
+    ))
+}
