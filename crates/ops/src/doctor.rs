@@ -379,11 +379,11 @@ impl Easgate {
             })
             .await?
             .into_iter()
-            .filter(|c| c.ca == *name)
+            .filter(|c| c.ca == *name && c.device.is_some())
             .max_by_key(|c| c.issued_at)
             .and_then(|c| c.serial.parse::<Serial>().ok());
         let (serial, asked) = match serial {
-            Some(s) => (s, "its newest certificate"),
+            Some(s) => (s, "its newest device certificate"),
             None => match Serial::random() {
                 Ok(s) => (s, "a serial it never issued"),
                 Err(e) => {
