@@ -98,6 +98,18 @@ pub enum Command {
     /// challenges only: what an MDM gets).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Check the whole setup from the outside, one line per check: the public URL resolves,
+    /// each CA's certificate, CRLs and OCSP answer correctly through it (the server must run),
+    /// the gateway's TLS certificate, the upstream, trusted CAs' CRLs, file modes, templates
+    /// and profiles, access rules, the clock. Exit 1 if any check fails.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Check this upstream EAS URL instead of the one `serve` recorded.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

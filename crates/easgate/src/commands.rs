@@ -36,6 +36,8 @@ pub enum CliError {
     Serve(#[from] easgate_server::ServeError),
     #[error("the certificate is not fit for EAS certificate authentication: {0} check(s) failed")]
     Unfit(usize),
+    #[error("{0} setup check(s) failed (see the FAIL lines above)")]
+    SetupChecks(usize),
     #[error("not a certificate (PEM or DER): {} ({why})", .file.display())]
     NotACertificate { file: PathBuf, why: String },
 }
@@ -196,7 +198,43 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Eas(cmd) => crate::access_commands::eas(&easgate, cmd, as_json).await,
         Command::Audit(args) => audit(&easgate, args, as_json).await,
         Command::Token(cmd) => crate::token_commands::token(&easgate, cmd, as_json).await,
+        Command::Doctor(args) => doctor(&easgate, args, as_json).await,
     }
+}
+
+/// `easgate doctor`: the report, one line per check (a failure's fix on the next line), or
+/// the report as JSON; exit 1 when a check failed.
+async fn doctor(e: &Easgate, args: DoctorArgs, as_json: bool) -> Result<(), CliError> {
+    let report = e
+        .doctor(&easgate_ops::doctor::DoctorOptions {
+            upstream: args.upstream,
+        })
+        .await?;
+    if as_json {
+        json(&report)?;
+    } else {
+        let width = report
+            .checks
+            .iter()
+            .map(|c| c.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        for check in &report.checks {
+            let status = match check.status {
+                easgate_ops::doctor::CheckStatus::Fail => "FAIL",
+                other => other.as_str(),
+            };
+            println!("{status:<5} {:<width$}  {}", check.name, check.detail);
+            if let Some(fix) = &check.fix {
+                println!("{:<5} {:<width$}  → fix: {fix}", "", "");
+            }
+        }
+    }
+    let failed = report.checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        return Err(CliError::SetupChecks(failed));
+    }
+    Ok(())
 }
 
 async fn ca(e: &Easgate, cmd: CaCommand, as_json: bool) -> Result<(), CliError> {

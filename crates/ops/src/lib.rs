@@ -13,6 +13,7 @@ pub mod context;
 pub mod crl;
 pub mod devices;
 pub mod directory;
+pub mod doctor;
 mod error;
 pub mod master_key;
 pub mod names;

@@ -21,6 +21,7 @@ pub mod input;
 pub mod issue;
 pub mod key;
 pub mod ocsp;
+pub mod ocsp_check;
 pub mod pkcs12;
 pub mod revocation;
 pub mod sealed;

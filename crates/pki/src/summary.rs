@@ -69,3 +69,47 @@ pub fn issuing_ca<'a>(cert_der: &[u8], cas: &'a [(String, Vec<u8>)]) -> Option<&
         .then_some(name.as_str())
     })
 }
+
+/// The host names a server certificate is valid for: its DNS and IP address SANs (IP
+/// addresses in their usual text form), for checking that a TLS certificate covers the name
+/// clients connect to.
+pub fn host_names(der: &[u8]) -> Result<Vec<String>, PkiError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| PkiError::Malformed {
+        what: "certificate",
+        why: format!("not an X.509 certificate ({e})"),
+    })?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(v) => names.push(v.to_ascii_lowercase()),
+                GeneralName::IPAddress(bytes) => {
+                    if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
+                        names.push(std::net::Ipv4Addr::from(v4).to_string());
+                    } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
+                        names.push(std::net::Ipv6Addr::from(v6).to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Whether `host` (a DNS name or IP address) is covered by `names` (as [`host_names`] gives
+/// them): equal ignoring case, or matched by a `*.` wildcard for one leftmost label.
+pub fn covers(names: &[String], host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    names.iter().any(|name| {
+        if *name == host {
+            return true;
+        }
+        match name.strip_prefix("*.") {
+            Some(suffix) => host
+                .split_once('.')
+                .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+            None => false,
+        }
+    })
+}

@@ -13,6 +13,7 @@ use crate::App;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(crate::readiness::readyz))
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(&app))
         .merge(crate::api::router(app))

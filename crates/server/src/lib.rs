@@ -14,6 +14,7 @@ pub mod init;
 pub mod jobs;
 pub mod metrics;
 pub mod public;
+pub mod readiness;
 pub mod renewal;
 pub mod state;
 

@@ -62,6 +62,8 @@ pub struct ServedCrl {
     pub number: i64,
     pub base_number: Option<i64>,
     pub this_update: i64,
+    /// When relying parties stop trusting it (`/readyz` reports a CRL past it).
+    pub next_update: i64,
     pub der: Bytes,
 }
 
@@ -71,6 +73,7 @@ impl From<Crl> for ServedCrl {
             number: crl.number,
             base_number: crl.base_number,
             this_update: crl.this_update,
+            next_update: crl.next_update,
             der: Bytes::from(crl.der),
         }
     }

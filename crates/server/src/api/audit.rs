@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(list_audit))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
+        .routes(routes!(doctor))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -164,4 +165,19 @@ async fn revoke_token(
         name,
         revoked: Vec::new(),
     }))
+}
+
+/// Every setup check, as `easgate doctor` runs them (auditor): one entry each, with the fix.
+#[utoipa::path(get, path = "/doctor", tag = "Audit",
+    responses((status = 200, body = easgate_ops::doctor::DoctorReport)))]
+async fn doctor(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<easgate_ops::doctor::DoctorReport>> {
+    require(&app, &caller, Permission::Read, "running the setup checks").await?;
+    let report = app
+        .easgate
+        .doctor(&easgate_ops::doctor::DoctorOptions::default())
+        .await?;
+    Ok(Json(report))
 }

@@ -158,6 +158,15 @@ impl Gateway {
                 "passthrough"
             })
             .await?;
+        let upstream = config.upstream.as_ref().map(ToString::to_string);
+        easgate
+            .record_serve_settings(&easgate_ops::doctor::ServeRecord {
+                upstream: upstream.as_deref(),
+                upstream_ca: config.upstream_ca.as_deref(),
+                gateway_cert: &cert,
+                gateway_key: &key,
+            })
+            .await?;
         let partnerships = Partnerships::load(easgate.store.as_ref())
             .await
             .map_err(easgate_ops::OpsError::from)?;
