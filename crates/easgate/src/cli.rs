@@ -157,9 +157,30 @@ pub struct ServeArgs {
     /// Public PKI listener (plain HTTP) [default: 0.0.0.0:8080].
     #[arg(long, env = "EASGATE_PUBLIC_LISTEN", value_name = "ADDR")]
     pub public_listen: Option<String>,
-    /// Admin listener [default: 127.0.0.1:9090].
+    /// Admin listener: REST API, /metrics, /healthz [default: 127.0.0.1:9090]. An address off
+    /// loopback needs --admin-tls.
     #[arg(long, env = "EASGATE_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<String>,
+    /// Serve the admin listener over TLS, with the gateway's certificate unless
+    /// --admin-tls-cert/--admin-tls-key name another.
+    #[arg(long, env = "EASGATE_ADMIN_TLS")]
+    pub admin_tls: bool,
+    /// Certificate chain (PEM) of the admin listener's TLS (implies --admin-tls).
+    #[arg(
+        long,
+        env = "EASGATE_ADMIN_TLS_CERT",
+        value_name = "FILE",
+        requires = "admin_tls_key"
+    )]
+    pub admin_tls_cert: Option<String>,
+    /// The key of --admin-tls-cert (PEM).
+    #[arg(
+        long,
+        env = "EASGATE_ADMIN_TLS_KEY",
+        value_name = "FILE",
+        requires = "admin_tls_cert"
+    )]
+    pub admin_tls_key: Option<String>,
     /// EAS gateway listener (TLS; client certificate requested) [default: 0.0.0.0:8443].
     #[arg(long, env = "EASGATE_GATEWAY_LISTEN", value_name = "ADDR")]
     pub gateway_listen: Option<String>,

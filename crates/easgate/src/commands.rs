@@ -1121,6 +1121,25 @@ fn serve_config(
             file.admin_listen.as_deref(),
             "127.0.0.1:9090",
         )?,
+        admin_tls: {
+            let cert = args
+                .admin_tls_cert
+                .clone()
+                .or_else(|| file.admin_tls_cert.clone())
+                .map(PathBuf::from);
+            let key = args
+                .admin_tls_key
+                .clone()
+                .or_else(|| file.admin_tls_key.clone())
+                .map(PathBuf::from);
+            if cert.is_some() != key.is_some() {
+                return Err(CliError::Usage(
+                    "admin_tls_cert and admin_tls_key go together".into(),
+                ));
+            }
+            (args.admin_tls || file.admin_tls.unwrap_or(false) || cert.is_some())
+                .then_some(easgate_server::config::AdminTls { cert, key })
+        },
         crl_interval: pick_duration(
             "--crl-interval",
             args.crl_interval.as_deref(),

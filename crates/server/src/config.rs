@@ -19,6 +19,9 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub public_listen: Option<String>,
     pub admin_listen: Option<String>,
+    pub admin_tls: Option<bool>,
+    pub admin_tls_cert: Option<String>,
+    pub admin_tls_key: Option<String>,
     pub gateway_listen: Option<String>,
     pub gateway_threads: Option<usize>,
     pub upstream: Option<String>,
@@ -61,6 +64,8 @@ impl FileConfig {
 pub struct ServeConfig {
     pub public_listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// Serve the admin listener over TLS (required off loopback).
+    pub admin_tls: Option<AdminTls>,
     /// Full CRLs are re-made this often.
     pub crl_interval: Duration,
     /// Full CRL nextUpdate - thisUpdate.
@@ -80,6 +85,13 @@ pub struct ServeConfig {
     /// Limits of the public and admin listeners.
     pub http_limits: crate::http_listener::HttpLimits,
     pub gateway: crate::gateway::GatewayConfig,
+}
+
+/// The admin listener's TLS identity; without files, the gateway's certificate and key.
+#[derive(Clone, Debug, Default)]
+pub struct AdminTls {
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
 }
 
 /// A webhook URL: absolute http:// or https:// with a host.
@@ -211,6 +223,14 @@ impl ServeConfig {
                 )));
             }
         }
+        if self.admin_tls.is_none() && !self.admin_listen.ip().is_loopback() {
+            return Err(ServeError::Config(format!(
+                "--admin-listen {}: the admin API carries tokens and changes everything, so off \
+                 loopback it is served only over TLS: add --admin-tls (the gateway's certificate \
+                 by default, or --admin-tls-cert/--admin-tls-key), or listen on 127.0.0.1",
+                self.admin_listen
+            )));
+        }
         if self.public_listen == self.admin_listen && self.public_listen.port() != 0 {
             return Err(ServeError::Config(
                 "the public and admin listeners need different addresses".into(),
@@ -233,6 +253,7 @@ mod tests {
         let ok = ServeConfig {
             public_listen: "127.0.0.1:8080".parse().unwrap(),
             admin_listen: "127.0.0.1:9090".parse().unwrap(),
+            admin_tls: None,
             crl_interval: Duration::from_secs(43_200),
             crl_validity: Duration::from_secs(86_400),
             delta_crl_delay: Duration::from_secs(60),
@@ -264,9 +285,20 @@ mod tests {
         assert!(bad.validate().is_err());
         let bad = ServeConfig {
             admin_listen: ok.public_listen,
-            ..ok
+            ..ok.clone()
         };
         assert!(bad.validate().is_err());
+        // Off loopback the admin listener needs TLS.
+        let open = ServeConfig {
+            admin_listen: "0.0.0.0:9090".parse().unwrap(),
+            ..ok.clone()
+        };
+        assert!(open.clone().validate().is_err());
+        let open_tls = ServeConfig {
+            admin_tls: Some(AdminTls::default()),
+            ..open
+        };
+        assert!(open_tls.validate().is_ok());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The plain-HTTP listeners (public PKI and admin), served with limits that `axum::serve`
+//! The HTTP/1.1 listeners (public PKI, and admin, which may serve TLS), served with limits that `axum::serve`
 //! does not offer: a request head must arrive within `header_timeout` — which also closes a
 //! keep-alive connection idle that long, since hyper starts the same timer while it waits for
 //! the next request — and at most `max_connections` are open at once (a connection over the
@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 /// Limits of one plain-HTTP listener.
@@ -56,6 +57,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
@@ -94,17 +96,55 @@ pub async fn serve(
             let mut router = router.clone();
             async move { tower_service::Service::call(&mut router, req).await }
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .serve_connection(TokioIo::new(tcp), service);
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            if let Err(e) = connection.await {
+            let result = match tls {
+                None => serve_io(TokioIo::new(tcp), service, limits, watcher).await,
+                Some(acceptor) => {
+                    // The handshake gets the same deadline as a request head.
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            serve_io(TokioIo::new(stream), service, limits, watcher).await
+                        }
+                        Ok(Err(e)) => {
+                            debug!(listener = name, peer = %peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(listener = name, peer = %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
                 debug!(listener = name, peer = %peer, error = %e, "connection ended with an error");
             }
         });
     }
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+}
+
+/// One HTTP/1.1 connection over `io` (plain TCP or TLS), drained at shutdown.
+async fn serve_io<I, S>(
+    io: TokioIo<I>,
+    service: S,
+    limits: HttpLimits,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), hyper::Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Send + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as http_body::Body>::Data: Send,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(io, service);
+    watcher.watch(connection).await
 }

@@ -100,7 +100,24 @@ pub async fn serve(
         "easgate: public PKI listening on http://{}",
         public.local_addr()?
     );
-    eprintln!("easgate: admin listening on http://{}", admin.local_addr()?);
+    let admin_tls = match &config.admin_tls {
+        Some(paths) => {
+            let (cert, key) = match (&paths.cert, &paths.key) {
+                (Some(c), Some(k)) => (c.clone(), k.clone()),
+                _ => gateway::identity_paths(&app.easgate, &config.gateway)?,
+            };
+            let identity = gateway::tls::Identity::load(&cert, &key)?;
+            Some(tokio_rustls::TlsAcceptor::from(
+                gateway::tls::plain_server_config(&identity)?,
+            ))
+        }
+        None => None,
+    };
+    eprintln!(
+        "easgate: admin listening on {}://{}",
+        if admin_tls.is_some() { "https" } else { "http" },
+        admin.local_addr()?
+    );
     eprintln!(
         "easgate: gateway listening on https://{}{}",
         gateway_listener.local_addr()?,
@@ -153,6 +170,7 @@ pub async fn serve(
         public,
         public::router(Arc::clone(&app)),
         limits,
+        None,
         stopped.clone(),
     );
     let admin_server = http_listener::serve(
@@ -160,6 +178,7 @@ pub async fn serve(
         admin,
         admin::router(Arc::clone(&app)),
         limits,
+        admin_tls,
         stopped.clone(),
     );
 

@@ -612,7 +612,7 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     pub actor: Option<String>,
     pub action: Option<String>,
-    /// The event's target (e.g. a device uid, a serial, a user).
+    /// The event's target, whole (`device:dev1`) or its key alone (`dev1`).
     pub subject: Option<String>,
     /// Substring of the target or detail (case-insensitive).
     pub text: Option<String>,

@@ -190,7 +190,8 @@ pub(crate) fn page_audit(
     let mut stmt = c.prepare_cached(
         "SELECT * FROM audit_events WHERE (?1 IS NULL OR id > ?1) AND (?2 IS NULL OR at >= ?2) \
          AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4 OR action LIKE ?4 || '.%') \
-         AND (?5 IS NULL OR target = ?5 COLLATE NOCASE) \
+         AND (?5 IS NULL OR target = ?5 COLLATE NOCASE \
+              OR substr(target, instr(target, ':') + 1) = ?5 COLLATE NOCASE) \
          AND (?6 IS NULL OR target LIKE ?6 ESCAPE '\\' OR detail LIKE ?6 ESCAPE '\\') \
          ORDER BY id LIMIT ?7",
     )?;

@@ -382,11 +382,7 @@ impl Env {
                     panic!("serve did not start:\n{}", log.lock().unwrap().join("\n"));
                 }
             };
-            let addr = |l: &str| {
-                l.rsplit("http://")
-                    .next()
-                    .and_then(|a| a.trim().parse().ok())
-            };
+            let addr = |l: &str| l.rsplit("://").next().and_then(|a| a.trim().parse().ok());
             if line.contains("public PKI listening on") {
                 public = addr(&line);
             } else if line.contains("admin listening on") {
@@ -512,4 +508,78 @@ pub fn eventually(secs: f64, mut f: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// One admin API call over plain HTTP/1.1: (status, Content-Type, body as JSON or as a JSON
+/// string when it is not JSON). `token` goes in `Authorization: Bearer`.
+pub fn api(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String, serde_json::Value) {
+    api_raw(
+        addr,
+        method,
+        path,
+        token,
+        "application/json",
+        body.unwrap_or("").as_bytes(),
+    )
+}
+
+/// As [`api`], with any content type and body bytes.
+pub fn api_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    (status, content_type, json)
 }

@@ -114,6 +114,24 @@ fn write<T>(lock: &RwLock<Arc<T>>, value: impl Into<Arc<T>>) {
     }
 }
 
+/// The gateway's TLS certificate and key files: `--gateway-cert`/`--gateway-key`, or the ones
+/// the first start made in the data directory.
+pub fn identity_paths(
+    easgate: &easgate_ops::Easgate,
+    config: &GatewayConfig,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), ServeError> {
+    match (&config.cert, &config.key) {
+        (Some(c), Some(k)) => Ok((c.clone(), k.clone())),
+        (None, None) => Ok((
+            easgate.data_dir.join(crate::init::GATEWAY_CERT_FILE),
+            easgate.data_dir.join(crate::init::GATEWAY_KEY_FILE),
+        )),
+        _ => Err(ServeError::Config(
+            "--gateway-cert and --gateway-key go together".into(),
+        )),
+    }
+}
+
 impl Gateway {
     /// Load everything the gateway decides with. `our_cas` are the CA certificates of ours.
     pub async fn load(
@@ -121,18 +139,7 @@ impl Gateway {
         config: GatewayConfig,
         our_cas: Vec<(String, Vec<u8>)>,
     ) -> Result<Self, ServeError> {
-        let (cert, key) = match (&config.cert, &config.key) {
-            (Some(c), Some(k)) => (c.clone(), k.clone()),
-            (None, None) => (
-                easgate.data_dir.join(crate::init::GATEWAY_CERT_FILE),
-                easgate.data_dir.join(crate::init::GATEWAY_KEY_FILE),
-            ),
-            _ => {
-                return Err(ServeError::Config(
-                    "--gateway-cert and --gateway-key go together".into(),
-                ))
-            }
-        };
+        let (cert, key) = identity_paths(easgate, &config)?;
         let identity = Identity::load(&cert, &key)?;
         let anchors = build_anchors(easgate, our_cas, 1).await?;
         let tls = tls::server_config(&identity, anchors.hints.clone())?;
