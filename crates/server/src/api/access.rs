@@ -134,6 +134,7 @@ pub struct PartnershipQuery {
     /// Substring of the DeviceId, user, model, friendly name or user agent.
     text: Option<String>,
     /// Records per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -37,6 +37,7 @@ pub struct UserListQuery {
     /// Substring of the UPN, email or display name (case-insensitive).
     text: Option<String>,
     /// Records per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,

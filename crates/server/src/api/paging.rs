@@ -93,6 +93,7 @@ pub fn page_in_memory<T>(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Records per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -326,6 +326,7 @@ pub struct CertListQuery {
     /// Substring of the subject or serial.
     text: Option<String>,
     /// Records per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
