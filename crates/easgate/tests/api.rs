@@ -63,6 +63,8 @@ fn each_role_may_do_exactly_its_operations() {
         let (_, _, serial) = env.issue_device_cert("alice@corp.example", &format!("rev-{role}"));
         serials.insert(role, serial);
     }
+    let ca_pem =
+        serde_json::to_string(&std::fs::read_to_string(env.export_ca("default")).unwrap()).unwrap();
     for role in roles {
         let r = role;
         let serial = &serials[role];
@@ -128,6 +130,13 @@ fn each_role_may_do_exactly_its_operations() {
                 "POST",
                 "/api/v1/what-if".into(),
                 Some(r#"{"user":"alice@corp.example","platform":"ios","cert":"valid"}"#.into()),
+                200,
+            ),
+            (
+                "read",
+                "POST",
+                "/api/v1/certificates/doctor".into(),
+                Some(format!(r#"{{"certificate_pem":{ca_pem}}}"#)),
                 200,
             ),
             ("audit", "GET", "/api/v1/audit?since=1h".into(), None, 200),
@@ -230,6 +239,13 @@ fn each_role_may_do_exactly_its_operations() {
                 201,
             ),
             ("admin", "GET", "/api/v1/tokens".into(), None, 200),
+            (
+                "admin",
+                "PATCH",
+                "/api/v1/cas/default/scep".into(),
+                Some(r#"{"no_des":false}"#.into()),
+                200,
+            ),
             (
                 "admin",
                 "POST",

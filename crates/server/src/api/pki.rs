@@ -37,6 +37,8 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(list_certificates, issue_certificate))
         .routes(routes!(show_certificate))
         .routes(routes!(revoke_certificate))
+        .routes(routes!(set_scep))
+        .routes(routes!(doctor_certificate))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -470,4 +472,120 @@ async fn revoke_certificate(
         Some(r) => RevocationReason::from_str(r).map_err(|e| ApiError::bad_field("reason", e))?,
     };
     Ok(Json(app.easgate.revoke_certificate(&serial, reason).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScepSettings {
+    /// Refuse single-DES SCEP envelopes (failInfo badAlg).
+    no_des: Option<bool>,
+    /// GetCACert answers with the RSA RA certificate alone (for clients that encrypt to every
+    /// certificate of the answer) instead of the CA and its RA.
+    ra_only: Option<bool>,
+    /// A static challenge (at least 8 characters; stored hashed): the device is named by the
+    /// CSR's CN and must be enrolled.
+    static_challenge: Option<String>,
+    /// Remove the static challenge: only one-time challenges work.
+    #[serde(default)]
+    remove_static_challenge: bool,
+}
+
+/// Change a CA's SCEP settings (admin), as `ca set-scep-des`, `set-scep-cacert`,
+/// `set-scep-challenge`.
+#[utoipa::path(patch, path = "/cas/{name}/scep", tag = "CAs", params(("name" = String, Path)),
+    request_body = ScepSettings, responses((status = 200, body = CaInfo)))]
+async fn set_scep(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Body(req): Body<ScepSettings>,
+) -> ApiResult<Json<CaInfo>> {
+    require(&app, &caller, Permission::Admin, "changing SCEP settings").await?;
+    if req.static_challenge.is_some() && req.remove_static_challenge {
+        return Err(ApiError::bad_field(
+            "remove_static_challenge",
+            "give static_challenge or remove_static_challenge, not both",
+        ));
+    }
+    if let Some(challenge) = &req.static_challenge {
+        if challenge.trim().len() < 8 {
+            return Err(ApiError::bad_field(
+                "static_challenge",
+                "a static SCEP challenge needs at least 8 characters",
+            ));
+        }
+    }
+    let e = &app.easgate;
+    // Checked first, so that a CA that does not exist changes nothing.
+    e.show_ca(&name).await?;
+    if let Some(refuse) = req.no_des {
+        e.set_scep_no_des(&name, refuse).await?;
+    }
+    if let Some(ra_only) = req.ra_only {
+        e.set_scep_ra_only(&name, ra_only).await?;
+    }
+    if let Some(challenge) = &req.static_challenge {
+        e.set_scep_static_challenge(&name, Some(challenge)).await?;
+    } else if req.remove_static_challenge {
+        e.set_scep_static_challenge(&name, None).await?;
+    }
+    Ok(Json(e.show_ca(&name).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorRequest {
+    /// The certificate, PEM.
+    certificate_pem: String,
+    /// Check it against this CA (default: the one it chains to).
+    ca: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CertificateCheck {
+    /// Stable id, e.g. `eku-client-auth`.
+    pub check: String,
+    /// `PASS`, `FAIL` or `SKIP`.
+    pub result: String,
+    pub detail: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CertificateDoctor {
+    /// Fit for EAS certificate authentication: no check failed.
+    pub fit: bool,
+    pub checks: Vec<CertificateCheck>,
+}
+
+/// Say exactly what is wrong with a certificate for EAS (as `cert doctor`).
+#[utoipa::path(post, path = "/certificates/doctor", tag = "Certificates",
+    request_body = DoctorRequest, responses((status = 200, body = CertificateDoctor)))]
+async fn doctor_certificate(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Body(req): Body<DoctorRequest>,
+) -> ApiResult<Json<CertificateDoctor>> {
+    require(&app, &caller, Permission::Read, "checking a certificate").await?;
+    let report = app
+        .easgate
+        .doctor_certificate(req.certificate_pem.as_bytes(), req.ca.as_deref())
+        .await?;
+    if let Some(why) = report.unreadable() {
+        return Err(ApiError::bad_field(
+            "certificate_pem",
+            format!("not a certificate: {why}"),
+        ));
+    }
+    Ok(Json(CertificateDoctor {
+        fit: report.fit(),
+        checks: report
+            .checks
+            .iter()
+            .map(|c| CertificateCheck {
+                check: c.id.to_string(),
+                result: c.verdict.to_string(),
+                detail: c.detail.clone(),
+            })
+            .collect(),
+    }))
 }
