@@ -306,6 +306,29 @@ fn each_role_may_do_exactly_its_operations() {
     assert!(actions.contains(&"cert.revoke"), "{actions:?}");
     assert!(actions.contains(&"api.denied"), "{actions:?}");
     assert!(!actions.contains(&"group.add"), "{actions:?}");
+    // Every call, reads included, is counted into the token's minute; a stopping server writes
+    // the open minutes.
+    let mut server = server;
+    assert_eq!(server.stop(), Some(0));
+    let calls = env.json(&[
+        "audit",
+        "--action",
+        "api.calls",
+        "--actor",
+        "token:t-auditor",
+    ]);
+    let detail = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        detail.contains("GET /api/v1/devices/{uid} 200 ×1"),
+        "{detail}"
+    );
+    assert!(detail.contains("POST /api/v1/groups 403 ×1"), "{detail}");
 }
 
 #[test]

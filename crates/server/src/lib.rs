@@ -40,6 +40,8 @@ pub struct App {
     pub pki: PkiState,
     pub metrics: Metrics,
     pub gateway: gateway::Gateway,
+    /// API calls counted for the audit trail.
+    pub api_calls: api::call_log::CallLog,
     /// The change-feed revision the in-memory state was loaded at.
     pub start_revision: i64,
 }
@@ -90,6 +92,7 @@ pub async fn serve(
         pki,
         metrics: Metrics::new(),
         gateway,
+        api_calls: api::call_log::CallLog::default(),
         start_revision,
     });
 

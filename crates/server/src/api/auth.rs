@@ -2,13 +2,14 @@
 //!
 //! The middleware looks the token up on every call (so expiry and revocation take effect on the
 //! next request), puts the [`Caller`] in the request's extensions and runs the handler as that
-//! caller: everything the call changes is audited with `token:NAME` as the actor. A refused
-//! operation (403) is audited too; an unauthenticated call (401) is not, so that nobody without
-//! a token can fill the audit trail.
+//! caller: everything the call changes is audited with `token:NAME` as the actor, and every
+//! call, reads included, is counted into the token's `api.calls` event of the minute
+//! ([`super::call_log`]). A refused operation (403) is audited at once; an unauthenticated call
+//! (401) is not audited, so that nobody without a token can fill the audit trail.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -60,8 +61,23 @@ pub async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: N
         Err(problem) => return problem.into_response(),
     };
     let actor = caller.actor();
+    let operation = format!(
+        "{} {}",
+        req.method(),
+        req.extensions()
+            .get::<MatchedPath>()
+            .map_or("?", MatchedPath::as_str)
+    );
+    let name = caller.name.clone();
     req.extensions_mut().insert(caller);
-    acting_as(actor, next.run(req)).await
+    let response = acting_as(actor, next.run(req)).await;
+    app.api_calls.note(
+        &name,
+        &operation,
+        response.status().as_u16(),
+        app.easgate.now().unix_timestamp(),
+    );
+    response
 }
 
 /// Refuse (403, audited) unless `caller` may do `need`.

@@ -9,6 +9,7 @@
 mod access;
 mod audit;
 pub mod auth;
+pub mod call_log;
 mod config;
 mod devices;
 mod directory;

@@ -381,6 +381,9 @@ pub async fn flush_loop(app: Arc<crate::App>, mut shutdown: watch::Receiver<bool
         if let Err(e) = gw.refusals.flush(store.as_ref(), now).await {
             warn!(error = %e, "cannot record access refusals in the audit trail");
         }
+        if let Err(e) = app.api_calls.flush(store.as_ref(), now, stopping).await {
+            warn!(error = %e, "cannot record API calls in the audit trail");
+        }
         if stopping {
             return;
         }
