@@ -440,7 +440,9 @@ fn bad_input_is_a_problem_and_changes_nothing() {
     let (env, server, admin) = setup();
     let before = env.snapshot();
     let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(2 << 20));
-    let cases: Vec<(&str, &str, &str, Vec<u8>, u16, Option<&str>)> = vec![
+    // (method, path, content type, body, status, field at fault)
+    type Case<'a> = (&'a str, &'a str, &'a str, Vec<u8>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         ("POST", "/api/v1/groups", "application/json", b"{\"name\":".to_vec(), 400, Some("body")),
         ("POST", "/api/v1/groups", "application/json", b"{\"name\":5}".to_vec(), 400, Some("name")),
         ("POST", "/api/v1/groups", "application/json", b"{\"name\":\"g\",\"admin\":true}".to_vec(), 400, Some("admin")),
