@@ -444,3 +444,65 @@ fn a_secret_readable_by_others_fails_the_file_modes_line() {
         "{line}"
     );
 }
+
+/// A reverse proxy (Python's http.server) in front of the public listener that answers 404
+/// for the full CRL of CA `default` and passes everything else on: the CRL alone is
+/// unreachable. Returns the child and its port.
+fn proxy_without_full_crl(target: std::net::SocketAddr) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let script = r#"
+import http.server, sys, urllib.request, urllib.error
+target = sys.argv[1]
+class Proxy(http.server.BaseHTTPRequestHandler):
+    def relay(self):
+        if self.path.split('?')[0] == '/crl/default.crl':
+            self.send_error(404, 'hidden by the test')
+            return
+        length = int(self.headers.get('Content-Length') or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ('host', 'connection')}
+        request = urllib.request.Request(target + self.path, data=body, headers=headers, method=self.command)
+        try:
+            answer = urllib.request.urlopen(request, timeout=10)
+        except urllib.error.HTTPError as e:
+            answer = e
+        data = answer.read()
+        self.send_response_only(answer.status)
+        for k, v in answer.headers.items():
+            if k.lower() not in ('transfer-encoding', 'connection', 'content-length'):
+                self.send_header(k, v)
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    do_GET = relay
+    do_POST = relay
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Proxy)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, &format!("http://{target}")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().parse().expect("proxy port"))
+}
+
+#[test]
+fn an_unreachable_crl_fails_only_its_line() {
+    let (mut env, server, _upstream) = healthy(&[]);
+    let (mut proxy, port) = proxy_without_full_crl(server.public);
+    // The CLI reaches the PKI through the proxy, as devices would through a broken path.
+    env.public_url = format!("http://127.0.0.1:{port}");
+    let (code, report) = doctor(&env, &[]);
+    let _ = proxy.kill();
+    only_these_fail(code, &report, &["crl:default"]);
+    let crl = check(&report, "crl:default");
+    assert!(crl["detail"].as_str().unwrap().contains("404"), "{crl}");
+}
