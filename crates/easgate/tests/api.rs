@@ -475,6 +475,7 @@ fn bad_input_is_a_problem_and_changes_nothing() {
         ("GET", "/api/v1/cas/..%2Fdefault", "application/json", vec![], 404, None),
         ("GET", "/api/v1/../admin-token", "application/json", vec![], 404, None),
         ("GET", "/api/v1/no/such/path", "application/json", vec![], 404, None),
+        ("PUT", "/api/v1/cas", "application/json", b"{}".to_vec(), 405, None),
         ("DELETE", "/api/v1/cas/nosuch", "application/json", vec![], 404, None),
         ("POST", "/api/v1/users", "application/json",
             b"{\"upn\":\"alice@corp.example\",\"email\":\"alice@mail.example\"}".to_vec(), 409, None),

@@ -67,6 +67,7 @@ pub fn router(app: Arc<App>) -> Router {
             auth::authenticate,
         ))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app);
     Router::new()
@@ -84,6 +85,13 @@ async fn not_found() -> impl IntoResponse {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "no such API path (see /api/openapi.json)",
+    )
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this path does not take that method (see /api/openapi.json)",
     )
 }
 
@@ -119,6 +127,7 @@ fn finish_document(mut doc: OpenApiDoc) -> OpenApiDoc {
         ("409", "conflicts with what exists"),
         ("410", "gone (a used or expired one-time link)"),
         ("413", "request body too large"),
+        ("405", "the path does not take this method"),
         ("415", "the body is not JSON"),
         ("500", "internal error (details in the server log)"),
     ];

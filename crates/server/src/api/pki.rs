@@ -518,11 +518,13 @@ async fn set_scep(
     let e = &app.easgate;
     // Checked first, so that a CA that does not exist changes nothing.
     e.show_ca(&name).await?;
-    if let Some(refuse) = req.no_des {
-        e.set_scep_no_des(&name, refuse).await?;
-    }
+    // First the one that can still be refused (an RSA CA has no RA), so a refusal changes
+    // nothing.
     if let Some(ra_only) = req.ra_only {
         e.set_scep_ra_only(&name, ra_only).await?;
+    }
+    if let Some(refuse) = req.no_des {
+        e.set_scep_no_des(&name, refuse).await?;
     }
     if let Some(challenge) = &req.static_challenge {
         e.set_scep_static_challenge(&name, Some(challenge)).await?;
