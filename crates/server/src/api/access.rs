@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use easgate_ops::access::{EasDevice, WhatIf, WhatIfAnswer};
-use easgate_ops::tokens::{Caller, Permission};
+use easgate_ops::tokens::Permission;
 use easgate_store::{
     AccessRule, EasOverride, PageQuery as StorePage, Partnership, PartnershipFilter, PartnershipKey,
 };
@@ -17,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::require;
+use super::auth::{require, Api};
 use super::paging::{page_args, page_in_memory, page_of, Page, PageQuery};
 use super::pki::Removed;
 use super::problem::{ApiError, ApiResult, Body, Path, Query};
@@ -144,8 +143,7 @@ pub struct PartnershipQuery {
 #[utoipa::path(get, path = "/partnerships", tag = "Partnerships", params(PartnershipQuery),
     responses((status = 200, body = Page<MobileDevice>)))]
 async fn list_partnerships(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<PartnershipQuery>,
 ) -> ApiResult<Json<Page<MobileDevice>>> {
     require(&app, &caller, Permission::Read, "listing partnerships").await?;
@@ -203,8 +201,7 @@ impl From<EasDevice> for EasDeviceDetail {
 #[utoipa::path(get, path = "/partnerships/{device_id}", tag = "Partnerships",
     params(("device_id" = String, Path)), responses((status = 200, body = EasDeviceDetail)))]
 async fn show_partnership(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(device_id): Path<String>,
 ) -> ApiResult<Json<EasDeviceDetail>> {
     require(&app, &caller, Permission::Read, "reading a partnership").await?;
@@ -223,8 +220,7 @@ pub struct Cleared {
 #[utoipa::path(delete, path = "/partnerships/{device_id}", tag = "Partnerships",
     params(("device_id" = String, Path)), responses((status = 200, body = Cleared)))]
 async fn clear_partnership(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(device_id): Path<String>,
 ) -> ApiResult<Json<Cleared>> {
     require(
@@ -245,8 +241,7 @@ async fn clear_partnership(
 #[utoipa::path(get, path = "/overrides", tag = "Partnerships", params(PageQuery),
     responses((status = 200, body = Page<EasOverride>)))]
 async fn list_overrides(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<EasOverride>>> {
     require(&app, &caller, Permission::Read, "listing overrides").await?;
@@ -280,8 +275,7 @@ pub struct OverrideRequest {
     params(("device_id" = String, Path)), request_body = OverrideRequest,
     responses((status = 200, body = EasOverride)))]
 async fn set_override(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(device_id): Path<String>,
     Body(req): Body<OverrideRequest>,
 ) -> ApiResult<Json<EasOverride>> {
@@ -322,8 +316,7 @@ async fn set_override(
 #[utoipa::path(delete, path = "/overrides/{device_id}", tag = "Partnerships",
     params(("device_id" = String, Path)), responses((status = 200, body = Cleared)))]
 async fn remove_override(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(device_id): Path<String>,
 ) -> ApiResult<Json<Cleared>> {
     require(&app, &caller, Permission::Helpdesk, "clearing an override").await?;
@@ -348,8 +341,7 @@ pub struct RulePage {
 #[utoipa::path(get, path = "/rules", tag = "Rules", params(PageQuery),
     responses((status = 200, body = RulePage)))]
 async fn list_rules(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<RulePage>> {
     require(&app, &caller, Permission::Read, "listing rules").await?;
@@ -396,8 +388,7 @@ pub struct NewRule {
 #[utoipa::path(post, path = "/rules", tag = "Rules", request_body = NewRule,
     responses((status = 201, body = AccessRule)))]
 async fn add_rule(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<NewRule>,
 ) -> ApiResult<(StatusCode, Json<AccessRule>)> {
     require(&app, &caller, Permission::Admin, "adding a rule").await?;
@@ -422,17 +413,12 @@ async fn add_rule(
 #[utoipa::path(delete, path = "/rules/{name}", tag = "Rules", params(("name" = String, Path)),
     responses((status = 200, body = Removed)))]
 async fn remove_rule(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Removed>> {
     require(&app, &caller, Permission::Admin, "removing a rule").await?;
     app.easgate.remove_rule(&name).await?;
-    Ok(Json(Removed {
-        removed: "rule".into(),
-        name,
-        revoked: Vec::new(),
-    }))
+    Ok(Json(Removed::named("rule", name)))
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -445,10 +431,7 @@ pub struct DefaultAction {
 /// The default action.
 #[utoipa::path(get, path = "/default-action", tag = "Rules",
     responses((status = 200, body = DefaultAction)))]
-async fn get_default(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<DefaultAction>> {
+async fn get_default(Api { app, caller }: Api) -> ApiResult<Json<DefaultAction>> {
     require(
         &app,
         &caller,
@@ -465,8 +448,7 @@ async fn get_default(
 #[utoipa::path(put, path = "/default-action", tag = "Rules", request_body = DefaultAction,
     responses((status = 200, body = DefaultAction)))]
 async fn set_default(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<DefaultAction>,
 ) -> ApiResult<Json<DefaultAction>> {
     require(
@@ -503,8 +485,7 @@ pub struct WhatIfRequest {
 #[utoipa::path(post, path = "/what-if", tag = "Rules", request_body = WhatIfRequest,
     responses((status = 200, body = WhatIfAnswer)))]
 async fn test_rules(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<WhatIfRequest>,
 ) -> ApiResult<Json<WhatIfAnswer>> {
     require(&app, &caller, Permission::Read, "testing the rules").await?;

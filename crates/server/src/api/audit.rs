@@ -2,17 +2,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
-use easgate_ops::tokens::{Caller, CreatedToken, Permission, Role};
+use axum::Json;
+use easgate_ops::tokens::{CreatedToken, Permission, Role};
 use easgate_store::{ApiToken, AuditEvent, AuditFilter, PageQuery as StorePage};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::require;
+use super::auth::{require, Api};
 use super::paging::{page_args, page_in_memory, page_of, Page, PageQuery};
 use super::pki::Removed;
 use super::problem::{ApiError, ApiResult, Body, Path, Query};
@@ -51,8 +50,7 @@ pub struct AuditQuery {
 #[utoipa::path(get, path = "/audit", tag = "Audit", params(AuditQuery),
     responses((status = 200, body = Page<AuditEvent>)))]
 async fn list_audit(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEvent>>> {
     require(
@@ -102,8 +100,7 @@ async fn list_audit(
 #[utoipa::path(get, path = "/tokens", tag = "Tokens", params(PageQuery),
     responses((status = 200, body = Page<ApiToken>)))]
 async fn list_tokens(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<ApiToken>>> {
     require(&app, &caller, Permission::Admin, "listing tokens").await?;
@@ -130,8 +127,7 @@ pub struct NewToken {
 #[utoipa::path(post, path = "/tokens", tag = "Tokens", request_body = NewToken,
     responses((status = 201, body = CreatedToken)))]
 async fn create_token(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     require(&app, &caller, Permission::Admin, "creating a token").await?;
@@ -155,26 +151,18 @@ async fn create_token(
 #[utoipa::path(delete, path = "/tokens/{name}", tag = "Tokens", params(("name" = String, Path)),
     responses((status = 200, body = Removed)))]
 async fn revoke_token(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Removed>> {
     require(&app, &caller, Permission::Admin, "revoking a token").await?;
     app.easgate.revoke_token(&name).await?;
-    Ok(Json(Removed {
-        removed: "token".into(),
-        name,
-        revoked: Vec::new(),
-    }))
+    Ok(Json(Removed::named("token", name)))
 }
 
 /// Every setup check, as `easgate doctor` runs them (auditor): one entry each, with the fix.
 #[utoipa::path(get, path = "/doctor", tag = "Audit",
     responses((status = 200, body = easgate_ops::doctor::DoctorReport)))]
-async fn doctor(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<easgate_ops::doctor::DoctorReport>> {
+async fn doctor(Api { app, caller }: Api) -> ApiResult<Json<easgate_ops::doctor::DoctorReport>> {
     require(&app, &caller, Permission::Read, "running the setup checks").await?;
     let report = app
         .easgate

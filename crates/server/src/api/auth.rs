@@ -115,3 +115,29 @@ pub async fn require(app: &App, caller: &Caller, need: Permission, what: &str) -
         ),
     ))
 }
+
+/// What every `/api/v1` handler starts from: the server and the authenticated caller (put in
+/// the request by [`authenticate`]).
+pub struct Api {
+    pub app: Arc<App>,
+    pub caller: Caller,
+}
+
+impl axum::extract::FromRequestParts<Arc<App>> for Api {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<App>,
+    ) -> ApiResult<Self> {
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("no authenticated caller"))?;
+        Ok(Api {
+            app: Arc::clone(state),
+            caller,
+        })
+    }
+}

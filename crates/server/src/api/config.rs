@@ -3,13 +3,12 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use easgate_ops::profiles::ProfileRequest;
 use easgate_ops::templates::{TemplateChange, TemplateRequest};
-use easgate_ops::tokens::{Caller, Permission};
+use easgate_ops::tokens::Permission;
 use easgate_pki::key::KeyType;
 use easgate_store::{Profile, Template};
 use serde::Deserialize;
@@ -17,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::require;
+use super::auth::{require, Api};
 use super::paging::{page_args, page_in_memory, Page, PageQuery};
 use super::pki::Removed;
 use super::problem::{ApiError, ApiResult, Body, Path, Query};
@@ -42,8 +41,7 @@ fn key_type(text: Option<&str>) -> ApiResult<Option<KeyType>> {
 #[utoipa::path(get, path = "/templates", tag = "Templates", params(PageQuery),
     responses((status = 200, body = Page<Template>)))]
 async fn list_templates(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Template>>> {
     require(&app, &caller, Permission::Read, "listing templates").await?;
@@ -76,8 +74,7 @@ pub struct NewTemplate {
 #[utoipa::path(post, path = "/templates", tag = "Templates", request_body = NewTemplate,
     responses((status = 201, body = Template)))]
 async fn create_template(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<NewTemplate>,
 ) -> ApiResult<(StatusCode, Json<Template>)> {
     require(&app, &caller, Permission::Admin, "creating a template").await?;
@@ -101,8 +98,7 @@ async fn create_template(
 #[utoipa::path(get, path = "/templates/{name}", tag = "Templates",
     params(("name" = String, Path)), responses((status = 200, body = Template)))]
 async fn show_template(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Template>> {
     require(&app, &caller, Permission::Read, "reading a template").await?;
@@ -124,8 +120,7 @@ pub struct TemplateUpdate {
     params(("name" = String, Path)), request_body = TemplateUpdate,
     responses((status = 200, body = Template)))]
 async fn update_template(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
     Body(req): Body<TemplateUpdate>,
 ) -> ApiResult<Json<Template>> {
@@ -148,8 +143,7 @@ async fn update_template(
 #[utoipa::path(post, path = "/templates/{name}/default", tag = "Templates",
     params(("name" = String, Path)), responses((status = 200, body = Template)))]
 async fn make_default_template(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Template>> {
     require(
@@ -166,25 +160,19 @@ async fn make_default_template(
 #[utoipa::path(delete, path = "/templates/{name}", tag = "Templates",
     params(("name" = String, Path)), responses((status = 200, body = Removed)))]
 async fn remove_template(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Removed>> {
     require(&app, &caller, Permission::Admin, "removing a template").await?;
     app.easgate.remove_template(&name).await?;
-    Ok(Json(Removed {
-        removed: "template".into(),
-        name,
-        revoked: Vec::new(),
-    }))
+    Ok(Json(Removed::named("template", name)))
 }
 
 /// List profiles.
 #[utoipa::path(get, path = "/profiles", tag = "Profiles", params(PageQuery),
     responses((status = 200, body = Page<Profile>)))]
 async fn list_profiles(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Profile>>> {
     require(&app, &caller, Permission::Read, "listing profiles").await?;
@@ -219,8 +207,7 @@ pub struct NewProfile {
 #[utoipa::path(post, path = "/profiles", tag = "Profiles", request_body = NewProfile,
     responses((status = 201, body = Profile)))]
 async fn create_profile(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<NewProfile>,
 ) -> ApiResult<(StatusCode, Json<Profile>)> {
     require(&app, &caller, Permission::Admin, "creating a profile").await?;
@@ -246,8 +233,7 @@ async fn create_profile(
 #[utoipa::path(get, path = "/profiles/{name}", tag = "Profiles",
     params(("name" = String, Path)), responses((status = 200, body = Profile)))]
 async fn show_profile(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Profile>> {
     require(&app, &caller, Permission::Read, "reading a profile").await?;
@@ -258,17 +244,12 @@ async fn show_profile(
 #[utoipa::path(delete, path = "/profiles/{name}", tag = "Profiles",
     params(("name" = String, Path)), responses((status = 200, body = Removed)))]
 async fn remove_profile(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Removed>> {
     require(&app, &caller, Permission::Admin, "removing a profile").await?;
     app.easgate.remove_profile(&name).await?;
-    Ok(Json(Removed {
-        removed: "profile".into(),
-        name,
-        revoked: Vec::new(),
-    }))
+    Ok(Json(Removed::named("profile", name)))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -289,8 +270,7 @@ pub struct RenderQuery {
     responses((status = 200, description = "the rendered profile", content(
         (Vec<u8> = "application/x-apple-aspen-config"), (String = "application/json")))))]
 async fn render_profile(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
     Query(q): Query<RenderQuery>,
 ) -> ApiResult<Response> {

@@ -3,18 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use easgate_ops::devices::{DeviceChallenge, Enrollment};
-use easgate_ops::tokens::{Caller, Permission};
+use easgate_ops::tokens::Permission;
 use easgate_store::{CertFilter, Certificate, Device, DeviceFilter, PageQuery as StorePage};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::require;
+use super::auth::{require, Api};
 use super::paging::{page_args, page_of, Page};
 use super::problem::{ApiResult, Body, Path, Query};
 use crate::App;
@@ -52,8 +51,7 @@ pub struct DeviceListQuery {
 #[utoipa::path(get, path = "/devices", tag = "Devices", params(DeviceListQuery),
     responses((status = 200, body = Page<Device>)))]
 async fn list_devices(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<DeviceListQuery>,
 ) -> ApiResult<Json<Page<Device>>> {
     require(&app, &caller, Permission::Read, "listing devices").await?;
@@ -101,8 +99,7 @@ pub struct EnrollRequest {
 #[utoipa::path(post, path = "/devices", tag = "Devices", request_body = EnrollRequest,
     responses((status = 201, body = Enrollment)))]
 async fn enroll_device(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<EnrollRequest>,
 ) -> ApiResult<(StatusCode, Json<Enrollment>)> {
     require(&app, &caller, Permission::Enroll, "enrolling a device").await?;
@@ -130,8 +127,7 @@ pub struct DeviceDetail {
 #[utoipa::path(get, path = "/devices/{uid}", tag = "Devices", params(("uid" = String, Path)),
     responses((status = 200, body = DeviceDetail)))]
 async fn show_device(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(uid): Path<String>,
 ) -> ApiResult<Json<DeviceDetail>> {
     require(&app, &caller, Permission::Read, "reading a device").await?;
@@ -165,8 +161,7 @@ pub struct ReenrollRequest {
     params(("uid" = String, Path)), request_body = ReenrollRequest,
     responses((status = 200, body = Enrollment)))]
 async fn reenroll_device(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(uid): Path<String>,
     Body(req): Body<ReenrollRequest>,
 ) -> ApiResult<Json<Enrollment>> {
@@ -183,8 +178,7 @@ async fn reenroll_device(
 #[utoipa::path(post, path = "/devices/{uid}/challenge", tag = "Devices",
     params(("uid" = String, Path)), responses((status = 201, body = DeviceChallenge)))]
 async fn device_challenge(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(uid): Path<String>,
 ) -> ApiResult<(StatusCode, Json<DeviceChallenge>)> {
     require(
@@ -207,7 +201,12 @@ pub struct EndedDevice {
     pub revoked: Vec<String>,
 }
 
-async fn end(app: &App, caller: &Caller, uid: &str, state: &str) -> ApiResult<Json<EndedDevice>> {
+async fn end(
+    app: &App,
+    caller: &easgate_ops::tokens::Caller,
+    uid: &str,
+    state: &str,
+) -> ApiResult<Json<EndedDevice>> {
     require(
         app,
         caller,
@@ -223,8 +222,7 @@ async fn end(app: &App, caller: &Caller, uid: &str, state: &str) -> ApiResult<Js
 #[utoipa::path(post, path = "/devices/{uid}/retire", tag = "Devices",
     params(("uid" = String, Path)), responses((status = 200, body = EndedDevice)))]
 async fn retire_device(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(uid): Path<String>,
 ) -> ApiResult<Json<EndedDevice>> {
     end(&app, &caller, &uid, "retired").await
@@ -234,8 +232,7 @@ async fn retire_device(
 #[utoipa::path(post, path = "/devices/{uid}/wipe", tag = "Devices",
     params(("uid" = String, Path)), responses((status = 200, body = EndedDevice)))]
 async fn wipe_device(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(uid): Path<String>,
 ) -> ApiResult<Json<EndedDevice>> {
     end(&app, &caller, &uid, "wiped").await

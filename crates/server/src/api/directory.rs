@@ -2,17 +2,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
-use easgate_ops::tokens::{Caller, Permission};
+use axum::Json;
+use easgate_ops::tokens::Permission;
 use easgate_store::{Group, User, UserChange};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::require;
+use super::auth::{require, Api};
 use super::paging::{page_args, page_in_memory, Page, PageQuery};
 use super::pki::Removed;
 use super::problem::{ApiResult, Body, Path, Query};
@@ -51,8 +50,7 @@ fn contains(haystack: &str, needle: &str) -> bool {
 #[utoipa::path(get, path = "/users", tag = "Users", params(UserListQuery),
     responses((status = 200, body = Page<User>)))]
 async fn list_users(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<UserListQuery>,
 ) -> ApiResult<Json<Page<User>>> {
     require(&app, &caller, Permission::Read, "listing users").await?;
@@ -92,8 +90,7 @@ pub struct NewUser {
 #[utoipa::path(post, path = "/users", tag = "Users", request_body = NewUser,
     responses((status = 201, body = User)))]
 async fn add_user(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<NewUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     require(&app, &caller, Permission::Admin, "adding a user").await?;
@@ -112,11 +109,7 @@ async fn add_user(
 /// Show a user.
 #[utoipa::path(get, path = "/users/{upn}", tag = "Users", params(("upn" = String, Path)),
     responses((status = 200, body = User)))]
-async fn show_user(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-    Path(upn): Path<String>,
-) -> ApiResult<Json<User>> {
+async fn show_user(Api { app, caller }: Api, Path(upn): Path<String>) -> ApiResult<Json<User>> {
     require(&app, &caller, Permission::Read, "reading a user").await?;
     Ok(Json(app.easgate.get_user(&upn).await?))
 }
@@ -146,8 +139,7 @@ pub struct UpdatedUser {
 #[utoipa::path(patch, path = "/users/{upn}", tag = "Users", params(("upn" = String, Path)),
     request_body = UserUpdate, responses((status = 200, body = UpdatedUser)))]
 async fn update_user(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(upn): Path<String>,
     Body(req): Body<UserUpdate>,
 ) -> ApiResult<Json<UpdatedUser>> {
@@ -188,25 +180,19 @@ async fn update_user(
 #[utoipa::path(delete, path = "/users/{upn}", tag = "Users", params(("upn" = String, Path)),
     responses((status = 200, body = Removed)))]
 async fn remove_user(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(upn): Path<String>,
 ) -> ApiResult<Json<Removed>> {
     require(&app, &caller, Permission::Admin, "removing a user").await?;
     app.easgate.remove_user(&upn).await?;
-    Ok(Json(Removed {
-        removed: "user".into(),
-        name: upn,
-        revoked: Vec::new(),
-    }))
+    Ok(Json(Removed::named("user", upn)))
 }
 
 /// List groups.
 #[utoipa::path(get, path = "/groups", tag = "Users", params(PageQuery),
     responses((status = 200, body = Page<Group>)))]
 async fn list_groups(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Group>>> {
     require(&app, &caller, Permission::Read, "listing groups").await?;
@@ -225,8 +211,7 @@ pub struct NewGroup {
 #[utoipa::path(post, path = "/groups", tag = "Users", request_body = NewGroup,
     responses((status = 201, body = Group)))]
 async fn add_group(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<NewGroup>,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
     require(&app, &caller, Permission::Admin, "adding a group").await?;
@@ -240,15 +225,10 @@ async fn add_group(
 #[utoipa::path(delete, path = "/groups/{name}", tag = "Users", params(("name" = String, Path)),
     responses((status = 200, body = Removed)))]
 async fn remove_group(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Removed>> {
     require(&app, &caller, Permission::Admin, "removing a group").await?;
     app.easgate.remove_group(&name).await?;
-    Ok(Json(Removed {
-        removed: "group".into(),
-        name,
-        revoked: Vec::new(),
-    }))
+    Ok(Json(Removed::named("group", name)))
 }

@@ -3,13 +3,12 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use easgate_ops::ca::CaInfo;
 use easgate_ops::certs::KeySource;
-use easgate_ops::tokens::{Caller, Permission};
+use easgate_ops::tokens::Permission;
 use easgate_pki::key::KeyType;
 use easgate_pki::revocation::RevocationReason;
 use easgate_store::{
@@ -20,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::require;
+use super::auth::{require, Api};
 use super::paging::{page_args, page_in_memory, page_of, Page, PageQuery};
 use super::problem::{ApiError, ApiResult, Body, Path, Query};
 use crate::App;
@@ -67,8 +66,7 @@ fn key_type(text: Option<&str>, default: KeyType) -> ApiResult<KeyType> {
 #[utoipa::path(get, path = "/cas", tag = "CAs", params(PageQuery),
     responses((status = 200, body = Page<CaInfo>)))]
 async fn list_cas(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<CaInfo>>> {
     require(&app, &caller, Permission::Read, "listing CAs").await?;
@@ -81,8 +79,7 @@ async fn list_cas(
 #[utoipa::path(post, path = "/cas", tag = "CAs", request_body = NewCa,
     responses((status = 201, body = CaInfo)))]
 async fn create_ca(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<NewCa>,
 ) -> ApiResult<(StatusCode, Json<CaInfo>)> {
     require(&app, &caller, Permission::Admin, "creating a CA").await?;
@@ -103,11 +100,7 @@ async fn create_ca(
 /// Show a CA with its URLs and fingerprints.
 #[utoipa::path(get, path = "/cas/{name}", tag = "CAs", params(("name" = String, Path)),
     responses((status = 200, body = CaInfo)))]
-async fn show_ca(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<CaInfo>> {
+async fn show_ca(Api { app, caller }: Api, Path(name): Path<String>) -> ApiResult<Json<CaInfo>> {
     require(&app, &caller, Permission::Read, "reading a CA").await?;
     Ok(Json(app.easgate.show_ca(&name).await?))
 }
@@ -130,12 +123,22 @@ pub struct Removed {
     pub revoked: Vec<String>,
 }
 
+impl Removed {
+    /// `name`, of kind `kind`, removed without revoking anything.
+    pub fn named(kind: &str, name: String) -> Self {
+        Removed {
+            removed: kind.to_string(),
+            name,
+            revoked: Vec::new(),
+        }
+    }
+}
+
 /// Remove a CA (admin): no longer listed, served or trusted.
 #[utoipa::path(delete, path = "/cas/{name}", tag = "CAs",
     params(("name" = String, Path), RemoveCaQuery), responses((status = 200, body = Removed)))]
 async fn remove_ca(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
     Query(q): Query<RemoveCaQuery>,
 ) -> ApiResult<Json<Removed>> {
@@ -162,8 +165,7 @@ pub struct ExportQuery {
     responses((status = 200, description = "the certificate", content(
         (String = "application/x-pem-file"), (Vec<u8> = "application/pkix-cert")))))]
 async fn export_ca(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<Response> {
@@ -197,11 +199,7 @@ async fn export_ca(
 #[utoipa::path(get, path = "/cas/{name}/entra-script", tag = "CAs",
     params(("name" = String, Path)),
     responses((status = 200, description = "the script", content((String = "text/plain")))))]
-async fn entra_script(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
+async fn entra_script(Api { app, caller }: Api, Path(name): Path<String>) -> ApiResult<Response> {
     require(&app, &caller, Permission::Read, "reading an Entra script").await?;
     let script = app.easgate.entra_script(&name).await?;
     Ok((
@@ -225,8 +223,7 @@ pub struct CrlRequest {
 #[utoipa::path(post, path = "/cas/{name}/crls", tag = "CAs", params(("name" = String, Path)),
     request_body = CrlRequest, responses((status = 201, body = Crl)))]
 async fn generate_crl(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
     Body(req): Body<CrlRequest>,
 ) -> ApiResult<(StatusCode, Json<Crl>)> {
@@ -255,8 +252,7 @@ async fn generate_crl(
 #[utoipa::path(get, path = "/trusted-cas", tag = "Trusted CAs", params(PageQuery),
     responses((status = 200, body = Page<TrustedCa>)))]
 async fn list_trusted(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<TrustedCa>>> {
     require(&app, &caller, Permission::Read, "listing trusted CAs").await?;
@@ -279,8 +275,7 @@ pub struct NewTrustedCa {
 #[utoipa::path(post, path = "/trusted-cas", tag = "Trusted CAs", request_body = NewTrustedCa,
     responses((status = 201, body = TrustedCa)))]
 async fn add_trusted(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<NewTrustedCa>,
 ) -> ApiResult<(StatusCode, Json<TrustedCa>)> {
     require(&app, &caller, Permission::Admin, "trusting a CA").await?;
@@ -300,17 +295,12 @@ async fn add_trusted(
 #[utoipa::path(delete, path = "/trusted-cas/{name}", tag = "Trusted CAs",
     params(("name" = String, Path)), responses((status = 200, body = Removed)))]
 async fn remove_trusted(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Removed>> {
     require(&app, &caller, Permission::Admin, "removing a trusted CA").await?;
     app.easgate.remove_trusted_ca(&name).await?;
-    Ok(Json(Removed {
-        removed: "trusted-ca".into(),
-        name,
-        revoked: Vec::new(),
-    }))
+    Ok(Json(Removed::named("trusted-ca", name)))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -351,8 +341,7 @@ pub fn cert_status(text: Option<&str>) -> ApiResult<Option<CertStatus>> {
 #[utoipa::path(get, path = "/certificates", tag = "Certificates", params(CertListQuery),
     responses((status = 200, body = Page<Certificate>)))]
 async fn list_certificates(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Query(q): Query<CertListQuery>,
 ) -> ApiResult<Json<Page<Certificate>>> {
     require(&app, &caller, Permission::Read, "listing certificates").await?;
@@ -407,8 +396,7 @@ fn pem_of(tag: &str, der: &[u8]) -> String {
 #[utoipa::path(post, path = "/certificates", tag = "Certificates", request_body = IssueRequest,
     responses((status = 201, body = IssuedCertificate)))]
 async fn issue_certificate(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<IssueRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedCertificate>)> {
     require(&app, &caller, Permission::Admin, "issuing a certificate").await?;
@@ -434,8 +422,7 @@ async fn issue_certificate(
 #[utoipa::path(get, path = "/certificates/{serial}", tag = "Certificates",
     params(("serial" = String, Path)), responses((status = 200, body = Certificate)))]
 async fn show_certificate(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(serial): Path<String>,
 ) -> ApiResult<Json<Certificate>> {
     require(&app, &caller, Permission::Read, "reading a certificate").await?;
@@ -455,8 +442,7 @@ pub struct RevokeRequest {
     params(("serial" = String, Path)), request_body = RevokeRequest,
     responses((status = 200, body = Certificate)))]
 async fn revoke_certificate(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(serial): Path<String>,
     Body(req): Body<RevokeRequest>,
 ) -> ApiResult<Json<Certificate>> {
@@ -495,8 +481,7 @@ pub struct ScepSettings {
 #[utoipa::path(patch, path = "/cas/{name}/scep", tag = "CAs", params(("name" = String, Path)),
     request_body = ScepSettings, responses((status = 200, body = CaInfo)))]
 async fn set_scep(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Path(name): Path<String>,
     Body(req): Body<ScepSettings>,
 ) -> ApiResult<Json<CaInfo>> {
@@ -563,8 +548,7 @@ pub struct CertificateDoctor {
 #[utoipa::path(post, path = "/certificates/doctor", tag = "Certificates",
     request_body = DoctorRequest, responses((status = 200, body = CertificateDoctor)))]
 async fn doctor_certificate(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Api { app, caller }: Api,
     Body(req): Body<DoctorRequest>,
 ) -> ApiResult<Json<CertificateDoctor>> {
     require(&app, &caller, Permission::Read, "checking a certificate").await?;
