@@ -141,3 +141,40 @@ impl axum::extract::FromRequestParts<Arc<App>> for Api {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::presented_token;
+    use axum::http::{header, HeaderMap, HeaderValue};
+    use proptest::prelude::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(header::AUTHORIZATION, v);
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_and_basic() {
+        assert_eq!(
+            presented_token(&headers("Bearer egt_1")).as_deref(),
+            Some("egt_1")
+        );
+        // Basic: the password is the token (NDES clients send user:password).
+        assert_eq!(
+            presented_token(&headers("Basic dXNlcjplZ3RfMg==")).as_deref(),
+            Some("egt_2")
+        );
+        assert_eq!(presented_token(&headers("Digest x")), None);
+        assert_eq!(presented_token(&HeaderMap::new()), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_authorization_header_is_handled(value in "[ -~]{0,100}") {
+            let _ = presented_token(&headers(&value));
+        }
+    }
+}
