@@ -238,7 +238,7 @@ fn each_role_may_do_exactly_its_operations() {
                 Some(r#"{"delta":true}"#.into()),
                 201,
             ),
-            ("admin", "GET", "/api/v1/tokens".into(), None, 200),
+            ("audit", "GET", "/api/v1/tokens".into(), None, 200),
             (
                 "admin",
                 "PATCH",

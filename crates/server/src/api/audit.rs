@@ -96,14 +96,14 @@ async fn list_audit(
     Ok(Json(page_of(events, args.limit, |e| e.id)))
 }
 
-/// List API tokens (admin): names, roles and lives, never the tokens.
+/// List API tokens (auditor): names, roles and lives, never the tokens.
 #[utoipa::path(get, path = "/tokens", tag = "Tokens", params(PageQuery),
     responses((status = 200, body = Page<ApiToken>)))]
 async fn list_tokens(
     Api { app, caller }: Api,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<ApiToken>>> {
-    require(&app, &caller, Permission::Admin, "listing tokens").await?;
+    require(&app, &caller, Permission::ReadAudit, "listing tokens").await?;
     let args = page_args(q.limit, q.cursor.as_deref())?;
     let tokens = app.easgate.list_tokens().await?;
     // Revoked tokens keep their name; the created time orders those of one name.
