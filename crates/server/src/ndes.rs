@@ -7,8 +7,11 @@
 //! because the MDM's cloud reaches the SCEP host, while the admin listener stays on loopback.
 //!
 //! - Authentication: HTTP Basic whose password is an API token (the user name is ignored; a
-//!   bearer token works too) of a role that may enroll (enroller, helpdesk, admin). No or a bad
-//!   token: 401 with `WWW-Authenticate: Basic realm="easgate"`; another role: 403, audited.
+//!   bearer token works too) of role enroller or admin. No or a bad token: 401 with
+//!   `WWW-Authenticate: Basic realm="easgate"`; another role: 403, audited as `api.denied`.
+//!   Helpdesk tokens, which may fetch a challenge for a named device over the API, are refused
+//!   here: a challenge from this page enrolls whichever device the request names, which is
+//!   the MDM's business (enroller) or the admin's.
 //! - The challenge is one-time, expires in 60 minutes and is bound to no device: the SCEP
 //!   request's common name names the device, which must already be enrolled (`ops::ndes`).
 //!   `?ca=NAME` limits it to that CA's SCEP URL; without, it works at any of ours.
@@ -32,11 +35,11 @@ use axum::Router;
 use easgate_ops::context::acting_as;
 use easgate_ops::devices::DYNAMIC_CHALLENGE_SECS;
 use easgate_ops::ndes::{ChallengeCacheFull, UnboundChallenge};
-use easgate_ops::tokens::{AuthFailure, Permission};
+use easgate_ops::tokens::{AuthFailure, Caller, Role};
 use easgate_ops::OpsError;
 use tracing::{info, warn};
 
-use crate::api::auth::{presented_token, require};
+use crate::api::auth::presented_token;
 use crate::App;
 
 /// The paths NDES clients are configured with (IIS serves them case-insensitively; see
@@ -167,18 +170,12 @@ pub async fn page(
     };
     let actor = caller.actor();
     acting_as(actor, async {
-        if let Err(refused) = require(
-            &app,
-            &caller,
-            Permission::Enroll,
-            "fetching a SCEP challenge from /certsrv/mscep_admin/",
-        )
-        .await
-        {
+        if !may_fetch(&caller) {
+            deny(&app, &caller).await;
             return plain(
-                refused.status(),
+                StatusCode::FORBIDDEN,
                 &format!(
-                    "token `{}` has role {}: the challenge page needs role enroller, helpdesk or admin",
+                    "token `{}` has role {}: the challenge page needs role enroller or admin",
                     caller.name, caller.role
                 ),
             );
@@ -225,6 +222,33 @@ pub async fn page(
         }
     })
     .await
+}
+
+/// Enroller and admin tokens only (see the module documentation for why not helpdesk).
+fn may_fetch(caller: &Caller) -> bool {
+    matches!(caller.role, Role::Enroller | Role::Admin)
+}
+
+/// Audit a refused fetch as the admin API audits a refused call.
+async fn deny(app: &App, caller: &Caller) {
+    let ctx = app.easgate.ctx();
+    if let Err(e) = app
+        .easgate
+        .store
+        .record_event(
+            &ctx,
+            "api.denied",
+            "token",
+            &caller.name,
+            &format!(
+                "fetching a SCEP challenge from /certsrv/mscep_admin/: needs role enroller or admin, token has {}",
+                caller.role
+            ),
+        )
+        .await
+    {
+        warn!(target: "easgate::public", error = %e, "NDES page: cannot audit a refused fetch");
+    }
 }
 
 /// The page: NDES's layout and the sentences clients parse, in easgate's words otherwise.
