@@ -17,6 +17,7 @@ pub mod doctor;
 mod error;
 pub mod master_key;
 pub mod names;
+pub mod ndes;
 pub mod profiles;
 pub mod renewals;
 pub mod scep;

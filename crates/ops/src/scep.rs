@@ -5,7 +5,7 @@
 use easgate_pki::{KeyType, PrivateKey};
 use easgate_scep::response::cert_rep;
 use easgate_scep::{CertRep, Cipher, MessageType, PkiMessage, ScepError, Signer};
-use easgate_store::ScepEnrollment;
+use easgate_store::{ScepEnrollment, SpentChallenge};
 
 use crate::certs::KeySource;
 
@@ -90,11 +90,11 @@ impl Easgate {
     }
 }
 
-/// What a PKIOperation earns a certificate on: the device, the one-time challenge to spend (its
-/// hash), the certificate a renewal supersedes, and the template when the device has none.
+/// What a PKIOperation earns a certificate on: the device, the one-time challenge to spend, the
+/// certificate a renewal supersedes, and the template when the device has none.
 struct Grounds {
     device: String,
-    challenge_hash: Option<String>,
+    challenge: Option<SpentChallenge>,
     supersedes: Option<String>,
     fallback_template: Option<String>,
 }
@@ -222,17 +222,16 @@ impl Easgate {
         // What the certificate is for; everything is written in one transaction below.
         let Grounds {
             device,
-            challenge_hash,
+            challenge,
             supersedes,
             fallback_template,
         } = match message.message_type {
             MessageType::PkcsReq => match easgate_scep::request::challenge_password(&csr_der) {
                 Some(challenge) => {
-                    let (device, challenge_hash) =
-                        self.enrolling_device(ca, &challenge, &csr).await?;
+                    let (device, challenge) = self.enrolling_device(ca, &challenge, &csr).await?;
                     Grounds {
                         device,
-                        challenge_hash,
+                        challenge,
                         supersedes: None,
                         fallback_template: None,
                     }
@@ -271,7 +270,7 @@ impl Easgate {
             .record_scep_enrollment(
                 &self.ctx(),
                 ScepEnrollment {
-                    challenge_hash,
+                    challenge,
                     certificate: new,
                     supersedes,
                     ca: ca.to_string(),
@@ -311,24 +310,35 @@ impl Easgate {
         Ok(cert.map(|c| c.der))
     }
 
-    /// The device a PKCSReq enrolls: the one its one-time challenge belongs to (spending it),
-    /// or, with the CA's static challenge, the one the CSR's CN names.
+    /// The device a PKCSReq enrolls: the one its one-time challenge belongs to, or, with a
+    /// one-time challenge bound to no device (NDES-style) or the CA's static challenge, the one
+    /// the CSR's CN names.
     async fn enrolling_device(
         &self,
         ca: &str,
         challenge: &str,
         csr: &easgate_pki::csr::VerifiedCsr,
-    ) -> std::result::Result<(String, Option<String>), ScepError> {
+    ) -> std::result::Result<(String, Option<SpentChallenge>), ScepError> {
         // Looked up, not spent: the challenge is spent in the same transaction that records
         // the certificate.
         let hash = secret_hash(challenge);
+        let now = self.now().unix_timestamp();
         if let Some(device) = self
             .store
-            .peek_scep_challenge(&hash, self.now().unix_timestamp())
+            .peek_scep_challenge(&hash, now)
             .await
             .map_err(refused)?
         {
-            return Ok((device, Some(hash)));
+            return Ok((device, Some(SpentChallenge::Device(hash))));
+        }
+        if self
+            .store
+            .peek_unbound_challenge(&hash, ca, now)
+            .await
+            .map_err(refused)?
+        {
+            let device = self.device_named_by_cn(ca, csr).await?;
+            return Ok((device, Some(SpentChallenge::Unbound(hash))));
         }
         if self
             .static_challenge_matches(ca, challenge)
@@ -345,6 +355,42 @@ impl Easgate {
         Err(ScepError::BadRequest(
             "the challenge is wrong, used or expired".into(),
         ))
+    }
+
+    /// The device an unbound challenge enrolls: the one the CSR's CN names, which must exist
+    /// and take its certificates from CA `ca` (its template's), so that a challenge fetched for
+    /// one CA, or for any, never yields a certificate the device's template does not ask for.
+    /// Whether the device and its user are active is checked at issuance.
+    async fn device_named_by_cn(
+        &self,
+        ca: &str,
+        csr: &easgate_pki::csr::VerifiedCsr,
+    ) -> std::result::Result<String, ScepError> {
+        let uid = csr.requested_common_name.clone().ok_or_else(|| {
+            ScepError::BadRequest(
+                "with a challenge from /certsrv/mscep_admin/ the CSR's CN must name the device"
+                    .into(),
+            )
+        })?;
+        let device = self.store.get_device(&uid).await.map_err(refused)?;
+        let Some(device) = device else {
+            return Err(ScepError::BadRequest(format!(
+                "the CSR's CN `{}` names no device: enroll it first (device enroll, or POST /api/v1/devices with that uid)",
+                uid.chars().take(64).collect::<String>()
+            )));
+        };
+        let template = match &device.template {
+            Some(name) => self.get_template(name).await,
+            None => self.default_template().await,
+        }
+        .map_err(refused)?;
+        if template.ca != ca {
+            return Err(ScepError::BadRequest(format!(
+                "device `{uid}` gets its certificates from CA `{}` (template `{}`), not from `{ca}`: use that CA's SCEP URL",
+                template.ca, template.name
+            )));
+        }
+        Ok(uid)
     }
 
     /// A certificate for `device` from its template (or `fallback_template`), not yet
@@ -392,7 +438,7 @@ impl Easgate {
             .ok_or_else(|| ScepError::BadRequest("that certificate belongs to no device".into()))?;
         Ok(Grounds {
             device,
-            challenge_hash: None,
+            challenge: None,
             supersedes: Some(current.serial),
             fallback_template: current.template,
         })

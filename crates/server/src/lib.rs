@@ -13,6 +13,7 @@ pub mod http_listener;
 pub mod init;
 pub mod jobs;
 pub mod metrics;
+pub mod ndes;
 pub mod public;
 pub mod readiness;
 pub mod renewal;

@@ -1,5 +1,6 @@
 //! The public PKI listener (plain HTTP, as CRL and OCSP clients expect): CA certificates,
-//! CRLs and OCSP, answered from memory.
+//! CRLs and OCSP, answered from memory; SCEP, profile downloads, and the NDES-compatible
+//! challenge page for MDMs (`ndes.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,7 +50,8 @@ pub fn router(app: Arc<App>) -> Router {
                 .layer(DefaultBodyLimit::max(SCEP_BODY_LIMIT)),
         )
         .route("/enroll/{token}", get(enroll))
-        .fallback(not_found)
+        .merge(crate::ndes::routes())
+        .fallback(fallback)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
             log_request,
@@ -78,6 +80,21 @@ async fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "not found\n")
 }
 
+/// Unrouted paths: the NDES page in another letter case (IIS ignores case, and MDM admins
+/// copy `/CertSrv/mscep_admin/` from Microsoft's documents), else 404.
+async fn fallback(
+    State(app): State<Arc<App>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    query: axum::extract::RawQuery,
+) -> Response {
+    if crate::ndes::is_page_path(uri.path()) {
+        return crate::ndes::page(State(app), method, headers, query).await;
+    }
+    not_found().await
+}
+
 fn route_name(path: &str) -> &'static str {
     match path.split('/').nth(1) {
         Some("ca") => "ca",
@@ -85,6 +102,7 @@ fn route_name(path: &str) -> &'static str {
         Some("ocsp") => "ocsp",
         Some("scep") => "scep",
         Some("enroll") => "enroll",
+        Some(s) if s.eq_ignore_ascii_case("certsrv") => "ndes",
         _ => "other",
     }
 }
@@ -294,7 +312,7 @@ async fn scep(
 }
 
 /// `%XX` decoding of a query value (`+` is kept: in base64 it is a digit).
-fn percent_decode(s: &str) -> Result<String, ()> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, ()> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -12,6 +12,7 @@ mod sqlite;
 mod sqlite_api;
 mod sqlite_gateway;
 mod sqlite_profiles;
+mod sqlite_unbound;
 
 use std::sync::Arc;
 
@@ -155,8 +156,20 @@ pub trait Store: Send + Sync {
     /// The device an unused, unexpired one-time challenge (its hash) belongs to; nothing is
     /// spent.
     async fn peek_scep_challenge(&self, hash_hex: &str, now: i64) -> Result<Option<String>>;
+    /// Add a one-time SCEP challenge bound to no device (handed to an MDM by the NDES-compatible
+    /// page), usable at CA `ca` or, without one, at any; audited `scep.challenge.create` on
+    /// `challenge:unbound`. `Ok(None)`, with nothing written, when `max_live` unused, unexpired
+    /// ones exist already (NDES's "password cache is full"). `NotFound` for an unknown CA.
+    async fn insert_unbound_challenge(
+        &self,
+        ctx: &Ctx,
+        challenge: NewUnboundChallenge,
+    ) -> Result<Option<i64>>;
+    /// Whether an unused one-time challenge bound to no device (its hash), unexpired at `now`,
+    /// may enroll at CA `ca`; nothing is spent.
+    async fn peek_unbound_challenge(&self, hash_hex: &str, ca: &str, now: i64) -> Result<bool>;
     /// A SCEP enrollment as one transaction: the challenge spent (it must still be unused and
-    /// belong to the certificate's device), the certificate recorded, the certificate it
+    /// belong to the certificate's device, or, bound to no device, be meant for this CA), the certificate recorded, the certificate it
     /// renews revoked (`superseded`), and the SCEP transaction recorded — all or nothing, so a
     /// server stopped at any point leaves the challenge usable for the client's retry. The
     /// `scep.enroll` audit event is part of it.

@@ -101,8 +101,8 @@ pub struct NewUser {
 /// One SCEP enrollment, written in one transaction (see `Store::record_scep_enrollment`).
 #[derive(Clone, Debug)]
 pub struct ScepEnrollment {
-    /// The one-time challenge to spend (its hash); `None` for a static challenge or a renewal.
-    pub challenge_hash: Option<String>,
+    /// The one-time challenge to spend; `None` for a static challenge or a renewal.
+    pub challenge: Option<SpentChallenge>,
     pub certificate: NewCertificate,
     /// The certificate a renewal replaces (revoked `superseded`).
     pub supersedes: Option<String>,
@@ -111,6 +111,28 @@ pub struct ScepEnrollment {
     pub key_sha256: String,
     /// The `scep.enroll` audit event's detail.
     pub detail: String,
+}
+
+/// The one-time SCEP challenge an enrollment spends, by the SHA-256 (hex) of its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpentChallenge {
+    /// A device's own challenge: it must belong to the certificate's device.
+    Device(String),
+    /// A challenge bound to no device (NDES-style, fetched by an MDM): it must be meant for the
+    /// enrollment's CA or for any; it records the device it enrolled.
+    Unbound(String),
+}
+
+/// A new one-time challenge bound to no device (see `Store::insert_unbound_challenge`).
+#[derive(Clone, Debug)]
+pub struct NewUnboundChallenge {
+    /// SHA-256 of the challenge, hex.
+    pub hash_hex: String,
+    /// The CA it enrolls at; `None`: any.
+    pub ca: Option<String>,
+    pub expires_at: i64,
+    /// Refuse when this many unused, unexpired ones exist already.
+    pub max_live: i64,
 }
 
 /// A change to a user (`user set`): only what is given changes.

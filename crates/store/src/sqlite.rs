@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0010_ca_removal.sql"),
     include_str!("../migrations/sqlite/0011_scep_ra_only.sql"),
     include_str!("../migrations/sqlite/0012_api_tokens.sql"),
+    include_str!("../migrations/sqlite/0013_unbound_challenges.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -1398,15 +1399,28 @@ impl Store for SqliteStore {
 
     async fn record_scep_enrollment(&self, ctx: &Ctx, e: ScepEnrollment) -> Result<bool> {
         self.write(|tx| {
-            if let Some(hash) = &e.challenge_hash {
-                let Some((id, uid)) = spend_challenge(tx, ctx, hash)? else {
-                    return Ok(false);
-                };
-                if Some(uid.as_str()) != e.certificate.device.as_deref() {
-                    return Err(StoreError::Conflict(format!(
-                        "challenge {id} belongs to device `{uid}`, not to the certificate's"
-                    )));
+            match &e.challenge {
+                Some(SpentChallenge::Device(hash)) => {
+                    let Some((id, uid)) = spend_challenge(tx, ctx, hash)? else {
+                        return Ok(false);
+                    };
+                    if Some(uid.as_str()) != e.certificate.device.as_deref() {
+                        return Err(StoreError::Conflict(format!(
+                            "challenge {id} belongs to device `{uid}`, not to the certificate's"
+                        )));
+                    }
                 }
+                Some(SpentChallenge::Unbound(hash)) => {
+                    let Some(uid) = e.certificate.device.as_deref() else {
+                        return Err(StoreError::Conflict(
+                            "a certificate enrolled with a challenge must belong to a device".into(),
+                        ));
+                    };
+                    if crate::sqlite_unbound::spend(tx, ctx, hash, &e.ca, uid)?.is_none() {
+                        return Ok(false);
+                    }
+                }
+                None => {}
             }
             insert_certificate(tx, ctx, &e.certificate)?;
             if let Some(serial) = &e.supersedes {
@@ -1428,6 +1442,18 @@ impl Store for SqliteStore {
             record(tx, ctx, "scep.enroll", "certificate", &e.certificate.serial, &e.detail)?;
             Ok(true)
         })
+    }
+
+    async fn insert_unbound_challenge(
+        &self,
+        ctx: &Ctx,
+        challenge: NewUnboundChallenge,
+    ) -> Result<Option<i64>> {
+        self.write(|tx| crate::sqlite_unbound::insert(tx, ctx, &challenge))
+    }
+
+    async fn peek_unbound_challenge(&self, hash_hex: &str, ca: &str, now: i64) -> Result<bool> {
+        self.read(|c| crate::sqlite_unbound::usable(c, hash_hex, ca, now))
     }
 
     async fn get_scep_transaction(
