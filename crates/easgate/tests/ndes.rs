@@ -347,6 +347,17 @@ fn a_challenge_for_one_ca_does_not_enroll_at_another() {
         server.log_text()
     );
 
+    // A challenge bound to the device is refused at another CA's SCEP URL too, and not spent:
+    // it still enrolls at its own CA.
+    let bound = env.json(&["device", "reenroll", "mail-dev"])["challenge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, out) = scepclient(&dir.join("d"), &other, &bound, "mail-dev");
+    assert!(code != 0 && out.contains("badRequest"), "{out}");
+    let (code, out) = scepclient(&dir.join("e"), &mail, &bound, "mail-dev");
+    assert_eq!(code, 0, "{out}\n{}", server.log_text());
+
     // Fetched for `mail`: enrolls there.
     let for_mail = mdm_fetch(&format!("{page}?ca=mail"), &enroller).unwrap();
     let (code, out) = scepclient(&dir.join("c"), &mail, &for_mail, "mail-dev");

@@ -329,6 +329,7 @@ impl Easgate {
             .await
             .map_err(refused)?
         {
+            self.check_device_ca(ca, &device).await?;
             return Ok((device, Some(SpentChallenge::Device(hash))));
         }
         if self
@@ -345,11 +346,7 @@ impl Easgate {
             .await
             .map_err(refused)?
         {
-            let device = csr.requested_common_name.clone().ok_or_else(|| {
-                ScepError::BadRequest(
-                    "with the static challenge the CSR's CN must name the device".into(),
-                )
-            })?;
+            let device = self.device_named_by_cn(ca, csr).await?;
             return Ok((device, None));
         }
         Err(ScepError::BadRequest(
@@ -357,10 +354,9 @@ impl Easgate {
         ))
     }
 
-    /// The device an unbound challenge enrolls: the one the CSR's CN names, which must exist
-    /// and take its certificates from CA `ca` (its template's), so that a challenge fetched for
-    /// one CA, or for any, never yields a certificate the device's template does not ask for.
-    /// Whether the device and its user are active is checked at issuance.
+    /// The device an unbound or static challenge enrolls: the one the CSR's CN names, which
+    /// must exist and take its certificates from CA `ca` ([`Self::check_device_ca`]). Whether
+    /// the device and its user are active is checked at issuance.
     async fn device_named_by_cn(
         &self,
         ca: &str,
@@ -368,11 +364,19 @@ impl Easgate {
     ) -> std::result::Result<String, ScepError> {
         let uid = csr.requested_common_name.clone().ok_or_else(|| {
             ScepError::BadRequest(
-                "with a challenge from /certsrv/mscep_admin/ the CSR's CN must name the device"
+                "with a challenge not bound to a device (static, or from /certsrv/mscep_admin/) the CSR's CN must name the device"
                     .into(),
             )
         })?;
-        let device = self.store.get_device(&uid).await.map_err(refused)?;
+        self.check_device_ca(ca, &uid).await?;
+        Ok(uid)
+    }
+
+    /// Device `uid` exists and takes its certificates from CA `ca` (its template's), so that a
+    /// request at one CA's SCEP URL never yields a certificate of another CA, nor one the
+    /// device's template does not ask for.
+    async fn check_device_ca(&self, ca: &str, uid: &str) -> std::result::Result<(), ScepError> {
+        let device = self.store.get_device(uid).await.map_err(refused)?;
         let Some(device) = device else {
             return Err(ScepError::BadRequest(format!(
                 "the CSR's CN `{}` names no device: enroll it first (device enroll, or POST /api/v1/devices with that uid)",
@@ -390,7 +394,7 @@ impl Easgate {
                 template.ca, template.name
             )));
         }
-        Ok(uid)
+        Ok(())
     }
 
     /// A certificate for `device` from its template (or `fallback_template`), not yet
