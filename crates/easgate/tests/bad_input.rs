@@ -267,7 +267,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         (w("cert revoke 0123456789ABCDEF"), "does not exist"),
         (w("cert show 0123456789abcdef"), "does not exist"),
         (w("cert list --device nope"), "device `nope`"),
-        (w("audit --since forever"), "invalid duration"),
+        (w("audit --since forever"), "invalid --since `forever`"),
     ];
     for (args, expected) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
