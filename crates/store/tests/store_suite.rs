@@ -736,12 +736,12 @@ async fn pages_follow_the_cursor_to_the_end(store: Arc<dyn Store>) {
         last_seen: 2000 + i as i64,
         last_sync: Some(3000 + i as i64),
         last_command: Some("Sync".into()),
-        cert_serial: (i % 3 == 0).then(|| format!("{i:04X}")),
+        cert_serial: i.is_multiple_of(3).then(|| format!("{i:04X}")),
         device_state: "managed".into(),
         access_state: "allow".into(),
         access_reason: format!("reason {i}"),
-        last_refusal_at: (i % 5 == 0).then_some(4000),
-        last_refusal: (i % 5 == 0).then(|| "refused".into()),
+        last_refusal_at: i.is_multiple_of(5).then_some(4000),
+        last_refusal: i.is_multiple_of(5).then(|| "refused".into()),
     };
     let all: Vec<Partnership> = (0..23).map(partnership).collect();
     store.save_partnerships(&all).await.unwrap();
