@@ -18,6 +18,7 @@ struct Cli {
     command: Command,
 }
 
+mod api_load;
 mod crl_bench;
 mod gateway_load;
 mod ocsp_load;
@@ -67,6 +68,10 @@ enum Command {
     /// (http://): new handshakes/s, keep-alive requests/s, latency at a fixed open-loop rate,
     /// or N held long-poll requests. Ends with a `RESULT k=v ...` line.
     GatewayLoad(gateway_load::Args),
+    /// Enroll new devices and fetch each one's SCEP challenge through the admin API
+    /// (`POST /api/v1/devices`, then `POST /api/v1/devices/{uid}/challenge`) over CONNECTIONS
+    /// keep-alive connections for SECONDS. Prints pairs/s and pair latency.
+    ApiEnroll(api_load::Args),
     /// A stand-in ActiveSync upstream: HTTP/1.1, 200 with a small body for everything, except
     /// `Cmd=Ping` requests, held for HOLD_SECS first. `GET /__stats` tells how many are held.
     Upstream {
@@ -106,6 +111,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::GatewayLoad(args) => rt
             .block_on(gateway_load::run(args))
+            .map_err(|e| e as Box<dyn std::error::Error>),
+        Command::ApiEnroll(args) => rt
+            .block_on(api_load::run(args))
             .map_err(|e| e as Box<dyn std::error::Error>),
         Command::Upstream {
             listen, hold_secs, ..

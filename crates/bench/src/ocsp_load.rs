@@ -19,7 +19,10 @@ struct Stats {
 }
 
 /// Read one HTTP response (Content-Length bodies); returns (status, keep-alive).
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(u16, bool), BoxError> {
+pub(crate) async fn read_response(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Result<(u16, bool), BoxError> {
     buf.clear();
     let mut chunk = [0u8; 16 * 1024];
     loop {

@@ -1,6 +1,10 @@
 //! SQLite statements behind the admin API: API tokens, and the paged lists (partnerships,
 //! devices, certificates, audit events). Each page is one range scan of an index in key order
 //! from the cursor (`WHERE key > ?`), never an OFFSET, so a deep page costs what the first does.
+//!
+//! The cursor's condition is in a page's SQL only when there is a cursor ([`after`]): SQLite
+//! cannot search an index with `?1 IS NULL OR key > ?1` and plans it as a scan from the first
+//! row, filtering, so page 900 of 100,000 partnerships read 89,900 rows to skip them.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -12,7 +16,7 @@ use crate::model::{
 use crate::sqlite::{
     cert_from_row, device_from_row, record, unique_violation, CERT_SELECT, DEVICE_SELECT,
 };
-use crate::sqlite_gateway::partnership_from_row;
+use crate::sqlite_gateway::{partnership_from_row, PARTNERSHIP_SELECT};
 
 fn token_from_row(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
     Ok(ApiToken {
@@ -77,6 +81,17 @@ pub(crate) fn revoke_api_token(tx: &Connection, ctx: &Ctx, name: &str) -> Result
     record(tx, ctx, "token.revoke", "token", name, "")
 }
 
+/// The condition that resumes a page after its cursor: `range` (which reads the cursor's
+/// parameters) when there is one, else a condition that is always true and leaves the index
+/// scan in key order from the first row.
+fn after<K>(page: &PageQuery<K>, range: &'static str) -> &'static str {
+    if page.after.is_some() {
+        range
+    } else {
+        "?1 IS NULL"
+    }
+}
+
 /// `%text%` for LIKE, with LIKE's own wildcards in `text` taken literally.
 fn like_pattern(text: Option<&str>) -> Option<String> {
     text.map(|t| {
@@ -97,16 +112,17 @@ pub(crate) fn page_partnerships(
         Some((u, d, s)) => (Some(u.as_str()), Some(d.as_str()), *s),
         None => (None, None, false),
     };
-    let mut stmt = c.prepare_cached(
-        "SELECT * FROM eas_partnerships \
-         WHERE (?1 IS NULL OR (user, eas_device_id, suspect) > (?1, ?2, ?3)) \
+    let after = after(page, "(user, eas_device_id, suspect) > (?1, ?2, ?3)");
+    let mut stmt = c.prepare_cached(&format!(
+        "{PARTNERSHIP_SELECT} \
+         WHERE {after} \
            AND (?4 IS NULL OR user = ?4) AND (?5 IS NULL OR access_state = ?5) \
            AND (?6 IS NULL OR device_state = ?6) \
            AND (?7 IS NULL OR eas_device_id LIKE ?7 ESCAPE '\\' OR user LIKE ?7 ESCAPE '\\' \
                 OR model LIKE ?7 ESCAPE '\\' OR friendly_name LIKE ?7 ESCAPE '\\' \
                 OR user_agent LIKE ?7 ESCAPE '\\') \
-         ORDER BY user, eas_device_id, suspect LIMIT ?8",
-    )?;
+         ORDER BY user, eas_device_id, suspect LIMIT ?8"
+    ))?;
     let rows = stmt.query_map(
         params![
             after_user,
@@ -128,8 +144,9 @@ pub(crate) fn page_devices(
     filter: &DeviceFilter,
     page: &PageQuery<String>,
 ) -> Result<Vec<Device>> {
+    let after = after(page, "d.uid > ?1");
     let mut stmt = c.prepare_cached(&format!(
-        "{DEVICE_SELECT} WHERE (?1 IS NULL OR d.uid > ?1) AND (?2 IS NULL OR u.upn = ?2 COLLATE NOCASE) \
+        "{DEVICE_SELECT} WHERE {after} AND (?2 IS NULL OR u.upn = ?2 COLLATE NOCASE) \
          AND (?3 IS NULL OR d.state = ?3) AND (?4 IS NULL OR d.platform = ?4) \
          AND (?5 IS NULL OR d.uid LIKE ?5 ESCAPE '\\' OR u.upn LIKE ?5 ESCAPE '\\' \
               OR d.device_serial LIKE ?5 ESCAPE '\\') \
@@ -160,8 +177,9 @@ pub(crate) fn page_certificates(
         Some(CertStatus::Expired) => "k.status = 'valid' AND k.not_after < ?7",
         Some(CertStatus::Revoked) => "k.status = 'revoked'",
     };
+    let after = after(page, "k.serial > ?1");
     let mut stmt = c.prepare_cached(&format!(
-        "{CERT_SELECT} WHERE (?1 IS NULL OR k.serial > ?1) AND (?2 IS NULL OR d.uid = ?2) \
+        "{CERT_SELECT} WHERE {after} AND (?2 IS NULL OR d.uid = ?2) \
          AND (?3 IS NULL OR c.name = ?3) \
          AND (?4 IS NULL OR k.subject LIKE ?4 ESCAPE '\\' OR k.serial LIKE ?4 ESCAPE '\\') \
          AND (?5 IS NULL OR d.user_id = (SELECT id FROM users WHERE upn = ?5 COLLATE NOCASE)) \
@@ -187,14 +205,15 @@ pub(crate) fn page_audit(
     filter: &AuditFilter,
     page: &PageQuery<i64>,
 ) -> Result<Vec<AuditEvent>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT * FROM audit_events WHERE (?1 IS NULL OR id > ?1) AND (?2 IS NULL OR at >= ?2) \
+    let after = after(page, "id > ?1");
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT * FROM audit_events WHERE {after} AND (?2 IS NULL OR at >= ?2) \
          AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4 OR action LIKE ?4 || '.%') \
          AND (?5 IS NULL OR target = ?5 COLLATE NOCASE \
               OR substr(target, instr(target, ':') + 1) = ?5 COLLATE NOCASE) \
          AND (?6 IS NULL OR target LIKE ?6 ESCAPE '\\' OR detail LIKE ?6 ESCAPE '\\') \
-         ORDER BY id LIMIT ?7",
-    )?;
+         ORDER BY id LIMIT ?7"
+    ))?;
     let rows = stmt.query_map(
         params![
             page.after,
