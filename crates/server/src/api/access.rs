@@ -34,7 +34,9 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(test_rules))
 }
 
-/// A device partnership as Exchange's `Get-MobileDevice` names it, with easgate's own fields.
+/// A device partnership as Exchange's `Get-MobileDevice` names it, with easgate's own fields
+/// beside (what Exchange has no name for). Built by moving the partnership's fields, never
+/// copying them: a page of partnerships is the API's hottest answer.
 #[derive(Serialize, ToSchema)]
 pub struct MobileDevice {
     #[serde(rename = "DeviceId")]
@@ -51,56 +53,89 @@ pub struct MobileDevice {
     pub friendly_name: Option<String>,
     /// `EAS` for native mail apps, `Outlook` for Outlook, `Other`.
     #[serde(rename = "ClientType")]
-    pub client_type: String,
-    #[serde(rename = "FirstSyncTime")]
+    pub client_type: &'static str,
+    #[serde(rename = "FirstSyncTime", serialize_with = "easgate_store::json_time::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
-    pub first_sync_time: String,
-    #[serde(rename = "LastSuccessSync")]
+    pub first_sync_time: i64,
+    /// The last request that reached the mailbox.
+    #[serde(rename = "LastSuccessSync", serialize_with = "easgate_store::json_time::rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub last_success_sync: Option<String>,
+    pub last_success_sync: Option<i64>,
     /// `Allowed`, `Blocked` or `Quarantined`.
     #[serde(rename = "DeviceAccessState")]
-    pub device_access_state: String,
+    pub device_access_state: &'static str,
     /// `Individual` (a per-device override), `DeviceRule` (a rule), `Global` (the default) or
     /// `Policy` (a hard refusal: certificate, identity or user).
     #[serde(rename = "DeviceAccessStateReason")]
-    pub device_access_state_reason: String,
+    pub device_access_state_reason: &'static str,
     /// The rule that decided, for `DeviceRule`.
     #[serde(rename = "DeviceAccessControlRule")]
     pub device_access_control_rule: Option<String>,
-    /// easgate's own record of the partnership.
-    #[serde(flatten)]
-    pub partnership: Partnership,
+    /// The user the requests named (the mailbox).
+    pub user: String,
+    /// Requests that named this DeviceId without the certificate bound to it: a possible spoof,
+    /// kept apart from the bound device's own partnership.
+    pub suspect: bool,
+    /// `ios`, `android`, `windows` or `other`.
+    pub platform: String,
+    /// `native`, `outlook` or `other`.
+    pub client: String,
+    /// EAS protocol version of the last request.
+    pub protocol: Option<String>,
+    #[serde(serialize_with = "easgate_store::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen: i64,
+    pub last_command: Option<String>,
+    /// The serial of the certificate the device presented.
+    pub cert_serial: Option<String>,
+    /// `managed` or `unmanaged`, as of the last request.
+    pub device_state: String,
+    /// easgate's last decision: `allow`, `block`, `quarantine` or `refuse`.
+    pub access_state: String,
+    pub access_reason: String,
+    #[serde(serialize_with = "easgate_store::json_time::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_refusal_at: Option<i64>,
+    pub last_refusal: Option<String>,
 }
 
 impl From<Partnership> for MobileDevice {
     fn from(p: Partnership) -> Self {
-        let rfc = easgate_ops::time_fmt::rfc3339;
         let (reason, rule) = exchange_reason(&p.access_reason, &p.access_state);
         MobileDevice {
-            device_id: p.eas_device_id.clone(),
-            device_type: p.device_type.clone(),
-            device_model: p.model.clone(),
-            device_os: p.os.clone(),
-            device_user_agent: p.user_agent.clone(),
-            friendly_name: p.friendly_name.clone(),
+            device_id: p.eas_device_id,
+            device_type: p.device_type,
+            device_model: p.model,
+            device_os: p.os,
+            device_user_agent: p.user_agent,
+            friendly_name: p.friendly_name,
             client_type: match p.client.as_str() {
                 "native" => "EAS",
                 "outlook" => "Outlook",
                 _ => "Other",
-            }
-            .into(),
-            first_sync_time: rfc(p.first_seen),
-            last_success_sync: p.last_sync.map(rfc),
+            },
+            first_sync_time: p.first_seen,
+            last_success_sync: p.last_sync,
             device_access_state: match p.access_state.as_str() {
                 "allow" => "Allowed",
                 "quarantine" => "Quarantined",
                 _ => "Blocked",
-            }
-            .into(),
-            device_access_state_reason: reason.into(),
+            },
+            device_access_state_reason: reason,
             device_access_control_rule: rule,
-            partnership: p,
+            user: p.user,
+            suspect: p.suspect,
+            platform: p.platform,
+            client: p.client,
+            protocol: p.protocol,
+            last_seen: p.last_seen,
+            last_command: p.last_command,
+            cert_serial: p.cert_serial,
+            device_state: p.device_state,
+            access_state: p.access_state,
+            access_reason: p.access_reason,
+            last_refusal_at: p.last_refusal_at,
+            last_refusal: p.last_refusal,
         }
     }
 }
