@@ -11,6 +11,11 @@ mod token_commands;
 
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: serving a page of the API allocates per record, and
+/// glibc's allocator took about a fifth of the server's time there (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 /// `easgate … | head`: once the reader is gone, printing fails with a broken pipe, which
