@@ -54,11 +54,17 @@ pub struct MobileDevice {
     /// `EAS` for native mail apps, `Outlook` for Outlook, `Other`.
     #[serde(rename = "ClientType")]
     pub client_type: &'static str,
-    #[serde(rename = "FirstSyncTime", serialize_with = "easgate_store::json_time::rfc3339")]
+    #[serde(
+        rename = "FirstSyncTime",
+        serialize_with = "easgate_store::json_time::rfc3339"
+    )]
     #[schema(value_type = String, format = DateTime)]
     pub first_sync_time: i64,
     /// The last request that reached the mailbox.
-    #[serde(rename = "LastSuccessSync", serialize_with = "easgate_store::json_time::rfc3339_opt")]
+    #[serde(
+        rename = "LastSuccessSync",
+        serialize_with = "easgate_store::json_time::rfc3339_opt"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_success_sync: Option<i64>,
     /// `Allowed`, `Blocked` or `Quarantined`.
