@@ -1327,6 +1327,7 @@ async fn audit(e: &Easgate, args: AuditArgs, as_json: bool) -> Result<(), CliErr
         action: args.action,
         subject: args.subject,
         text: None,
+        newest_first: false,
     };
     let events = e.audit_events(&filter).await?;
     if as_json {

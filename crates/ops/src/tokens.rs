@@ -43,6 +43,27 @@ pub enum Permission {
     Admin,
 }
 
+impl Permission {
+    pub const ALL: [Permission; 5] = [
+        Permission::Read,
+        Permission::ReadAudit,
+        Permission::Helpdesk,
+        Permission::Enroll,
+        Permission::Admin,
+    ];
+
+    /// The permission's name as the web console's session lists it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::ReadAudit => "read_audit",
+            Permission::Helpdesk => "helpdesk",
+            Permission::Enroll => "enroll",
+            Permission::Admin => "admin",
+        }
+    }
+}
+
 impl Role {
     pub const ALL: [Role; 4] = [Role::Admin, Role::Helpdesk, Role::Auditor, Role::Enroller];
 
@@ -179,7 +200,16 @@ impl Easgate {
         &self,
         secret: &str,
     ) -> Result<std::result::Result<Caller, AuthFailure>> {
-        let hash = secret_hash(secret);
+        self.authenticate_hash(&secret_hash(secret)).await
+    }
+
+    /// As [`Easgate::authenticate`], for a token known by its stored hash (the web console's
+    /// session keeps the hash, never the token): expiry and revocation are checked anew.
+    pub async fn authenticate_hash(
+        &self,
+        hash: &str,
+    ) -> Result<std::result::Result<Caller, AuthFailure>> {
+        let hash = hash.to_string();
         let Some(token) = self.store.api_token_by_hash(&hash).await? else {
             return Ok(Err(AuthFailure::Unknown));
         };

@@ -1,4 +1,5 @@
-//! The admin listener (loopback by default): health, metrics and the REST API (`/api`).
+//! The admin listener (loopback by default): health, metrics, the REST API (`/api`) and the
+//! web console (`/`, `/console/…`).
 
 use std::sync::Arc;
 
@@ -16,7 +17,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(crate::readiness::readyz))
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(&app))
-        .merge(crate::api::router(app))
+        .merge(crate::api::router(Arc::clone(&app)))
+        .merge(crate::console::router(app))
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {

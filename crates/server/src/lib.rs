@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod console;
 mod error;
 pub mod gateway;
 pub mod http_listener;
@@ -43,6 +44,8 @@ pub struct App {
     pub gateway: gateway::Gateway,
     /// API calls counted for the audit trail.
     pub api_calls: api::call_log::CallLog,
+    /// The web console's signed-in sessions.
+    pub console: console::session::Sessions,
     /// The change-feed revision the in-memory state was loaded at.
     pub start_revision: i64,
 }
@@ -94,6 +97,7 @@ pub async fn serve(
         metrics: Metrics::new(),
         gateway,
         api_calls: api::call_log::CallLog::default(),
+        console: console::session::Sessions::default(),
         start_revision,
     });
 

@@ -605,6 +605,10 @@ pub struct PartnershipFilter {
     pub status: Option<String>,
     /// Substring of the DeviceId, user, model, friendly name or user agent (case-insensitive).
     pub text: Option<String>,
+    /// `ios`, `android`, `windows` or `other`.
+    pub platform: Option<String>,
+    /// `native`, `outlook` or `other`.
+    pub client: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -638,4 +642,6 @@ pub struct AuditFilter {
     pub subject: Option<String>,
     /// Substring of the target or detail (case-insensitive).
     pub text: Option<String>,
+    /// Newest first (the cursor then pages back in time).
+    pub newest_first: bool,
 }

@@ -121,6 +121,7 @@ pub(crate) fn page_partnerships(
            AND (?7 IS NULL OR eas_device_id LIKE ?7 ESCAPE '\\' OR user LIKE ?7 ESCAPE '\\' \
                 OR model LIKE ?7 ESCAPE '\\' OR friendly_name LIKE ?7 ESCAPE '\\' \
                 OR user_agent LIKE ?7 ESCAPE '\\') \
+           AND (?9 IS NULL OR platform = ?9) AND (?10 IS NULL OR client = ?10) \
          ORDER BY user, eas_device_id, suspect LIMIT ?8"
     ))?;
     let rows = stmt.query_map(
@@ -132,7 +133,9 @@ pub(crate) fn page_partnerships(
             filter.state,
             filter.status,
             like_pattern(filter.text.as_deref()),
-            page.limit
+            page.limit,
+            filter.platform,
+            filter.client
         ],
         partnership_from_row,
     )?;
@@ -205,14 +208,18 @@ pub(crate) fn page_audit(
     filter: &AuditFilter,
     page: &PageQuery<i64>,
 ) -> Result<Vec<AuditEvent>> {
-    let after = after(page, "id > ?1");
+    let (after, order) = if filter.newest_first {
+        (after(page, "id < ?1"), "DESC")
+    } else {
+        (after(page, "id > ?1"), "ASC")
+    };
     let mut stmt = c.prepare_cached(&format!(
         "SELECT * FROM audit_events WHERE {after} AND (?2 IS NULL OR at >= ?2) \
          AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4 OR action LIKE ?4 || '.%') \
          AND (?5 IS NULL OR target = ?5 COLLATE NOCASE \
               OR substr(target, instr(target, ':') + 1) = ?5 COLLATE NOCASE) \
          AND (?6 IS NULL OR target LIKE ?6 ESCAPE '\\' OR detail LIKE ?6 ESCAPE '\\') \
-         ORDER BY id LIMIT ?7"
+         ORDER BY id {order} LIMIT ?7"
     ))?;
     let rows = stmt.query_map(
         params![

@@ -454,6 +454,22 @@ pub fn http(
     exchange(addr, &head, body)
 }
 
+/// One HTTP/1.1 request with the given extra header lines (`"Cookie: …"`): (status, head, body).
+pub fn http_with(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    exchange(addr, &head, body)
+}
+
 /// Send one request (`head` ends with the blank line) on a new connection and read the whole
 /// answer: (status, head, body with any chunking removed).
 fn exchange(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, String, Vec<u8>) {

@@ -173,6 +173,10 @@ pub struct PartnershipQuery {
     status: Option<String>,
     /// Substring of the DeviceId, user, model, friendly name or user agent.
     text: Option<String>,
+    /// Platform: `ios`, `android`, `windows` or `other`.
+    platform: Option<String>,
+    /// Client: `native` (the phone's own mail app), `outlook` or `other`.
+    client: Option<String>,
     /// Records per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -194,6 +198,8 @@ async fn list_partnerships(
         state: q.state,
         status: q.status,
         text: q.text,
+        platform: q.platform,
+        client: q.client,
     };
     let rows = app
         .easgate

@@ -25,6 +25,13 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(doctor))
 }
 
+#[derive(Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditOrder {
+    Asc,
+    Desc,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -39,6 +46,8 @@ pub struct AuditQuery {
     subject: Option<String>,
     /// Substring of the subject or detail.
     text: Option<String>,
+    /// `asc` (oldest first, the default) or `desc` (newest first).
+    order: Option<AuditOrder>,
     /// Records per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -46,7 +55,7 @@ pub struct AuditQuery {
     cursor: Option<String>,
 }
 
-/// The audit trail, oldest first (auditor).
+/// The audit trail, oldest first, or newest first with `order=desc` (auditor).
 #[utoipa::path(get, path = "/audit", tag = "Audit", params(AuditQuery),
     responses((status = 200, body = Page<AuditEvent>)))]
 async fn list_audit(
@@ -80,6 +89,7 @@ async fn list_audit(
         action: q.action,
         subject: q.subject,
         text: q.text,
+        newest_first: matches!(q.order, Some(AuditOrder::Desc)),
     };
     let events = app
         .easgate

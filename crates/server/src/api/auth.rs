@@ -6,17 +6,22 @@
 //! call, reads included, is counted into the token's `api.calls` event of the minute
 //! ([`super::call_log`]). A refused operation (403) is audited at once; an unauthenticated call
 //! (401) is not audited, so that nobody without a token can fill the audit trail.
+//!
+//! The web console's pages call the same API with a session cookie instead of the bearer token
+//! ([`crate::console::session`]); a change made that way must also carry the session's CSRF
+//! token.
 
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use easgate_ops::context::acting_as;
 use easgate_ops::tokens::{AuthFailure, Caller, Permission, Role};
 
 use super::problem::{ApiError, ApiResult};
+use crate::console::{self, session};
 use crate::App;
 
 /// The token of `Authorization: Bearer …`, or the password of HTTP Basic (as NDES clients send
@@ -55,12 +60,25 @@ pub async fn caller_of(app: &App, headers: &HeaderMap) -> ApiResult<Caller> {
     }
 }
 
+/// The caller of an API request: its bearer token, or else the web console's session cookie,
+/// whose changes must carry the session's CSRF token (403, audited, without it).
+async fn request_caller(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+    operation: &str,
+) -> ApiResult<Caller> {
+    if headers.contains_key(header::AUTHORIZATION) || session::cookie(headers).is_none() {
+        return caller_of(app, headers).await;
+    }
+    let (_, s, caller) = console::session_caller(app, headers).await?;
+    if session::changes(method) {
+        console::csrf_or_refuse(app, headers, &s, &caller, operation).await?;
+    }
+    Ok(caller)
+}
+
 pub async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
-    let caller = match caller_of(&app, req.headers()).await {
-        Ok(caller) => caller,
-        Err(problem) => return problem.into_response(),
-    };
-    let actor = caller.actor();
     let operation = format!(
         "{} {}",
         req.method(),
@@ -68,6 +86,12 @@ pub async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: N
             .get::<MatchedPath>()
             .map_or("?", MatchedPath::as_str)
     );
+    let method = req.method().clone();
+    let caller = match request_caller(&app, &method, req.headers(), &operation).await {
+        Ok(caller) => caller,
+        Err(problem) => return problem.into_response(),
+    };
+    let actor = caller.actor();
     let name = caller.name.clone();
     req.extensions_mut().insert(caller);
     let response = acting_as(actor, next.run(req)).await;

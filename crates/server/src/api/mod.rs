@@ -11,6 +11,7 @@ mod audit;
 pub mod auth;
 pub mod call_log;
 mod config;
+mod dashboard;
 mod devices;
 mod directory;
 mod paging;
@@ -59,6 +60,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(config::routes())
         .merge(access::routes())
         .merge(audit::routes())
+        .merge(dashboard::routes())
         .split_for_parts();
     let doc = Arc::new(finish_document(doc));
     let api = api

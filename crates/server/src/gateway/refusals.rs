@@ -48,7 +48,12 @@ impl Tally {
 #[derive(Default)]
 pub struct RefusalLog {
     tallies: Mutex<HashMap<Key, Tally>>,
+    /// Refusals per (minute, cause) of the last hour, for the console's dashboard.
+    recent: Mutex<HashMap<(i64, &'static str), u64>>,
 }
+
+/// How many minutes [`RefusalLog::last_hour`] looks back.
+const RECENT_MINUTES: i64 = 60;
 
 /// An audit event waiting to be written.
 struct Pending {
@@ -69,6 +74,14 @@ impl RefusalLog {
         now: i64,
     ) {
         let minute = now.div_euclid(60);
+        if !spoof {
+            if let Ok(mut recent) = self.recent.lock() {
+                *recent.entry((minute, cause)).or_default() += 1;
+                if recent.len() > 4 * RECENT_MINUTES as usize {
+                    recent.retain(|(m, _), _| *m > minute - RECENT_MINUTES);
+                }
+            }
+        }
         let Ok(mut tallies) = self.tallies.lock() else {
             return;
         };
@@ -91,6 +104,22 @@ impl RefusalLog {
                 tallies.insert(key, Tally::first(minute, reason, spoof));
             }
         }
+    }
+
+    /// Refusals this instance made in the hour before `now`, per cause, most first.
+    pub fn last_hour(&self, now: i64) -> Vec<(&'static str, u64)> {
+        let minute = now.div_euclid(60);
+        let mut by_cause: HashMap<&'static str, u64> = HashMap::new();
+        if let Ok(recent) = self.recent.lock() {
+            for ((m, cause), n) in recent.iter() {
+                if *m > minute - RECENT_MINUTES && *m <= minute {
+                    *by_cause.entry(cause).or_default() += n;
+                }
+            }
+        }
+        let mut counts: Vec<_> = by_cause.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        counts
     }
 
     /// The events due at `now`: each tally's first refusal, and what a closed minute counted
@@ -169,6 +198,25 @@ fn event(spoof: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_hour_counts_refusals_by_cause() {
+        let log = RefusalLog::default();
+        let start: i64 = 30_000_000 * 60;
+        for i in 0..5 {
+            log.note("A", "u", "certificate-revoked", &"r", false, start + i);
+        }
+        log.note("B", "u", "user-disabled", &"d", false, start + 30);
+        // A possible spoof is not a refusal by cause.
+        log.note("C", "u", "spoof", &"s", true, start + 30);
+        log.note("D", "u", "user-disabled", &"d", false, start + 61 * 60);
+        assert_eq!(
+            log.last_hour(start + 59 * 60),
+            vec![("certificate-revoked", 5), ("user-disabled", 1)]
+        );
+        // An hour later only the newest is left.
+        assert_eq!(log.last_hour(start + 61 * 60), vec![("user-disabled", 1)]);
+    }
 
     #[test]
     fn a_device_retrying_every_second_leaves_two_events_a_minute() {
