@@ -59,6 +59,24 @@ def sign_in(page, base, token):
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
+def tab_to(page, locator, limit=80):
+    """Press Tab until `locator` has the keyboard focus, as a keyboard user would."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if locator.evaluate("e => e === document.activeElement"):
+            return
+    raise Failure(f"Tab never reaches {locator}")
+
+
+def sign_in_by_keyboard(page, base, token):
+    page.goto(base + "/")
+    expect(page.get_by_role("heading", name="Sign in", level=1)).to_be_visible()
+    tab_to(page, page.get_by_label("API token"))
+    page.keyboard.type(token)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
 def open_page(page, link, heading):
     page.get_by_role("navigation", name="Main").get_by_role("link", name=link, exact=True).click()
     expect(page.get_by_role("heading", name=heading, level=1)).to_be_visible()
@@ -82,12 +100,17 @@ def api_status(page, method, path, body=None, csrf=True):
 
 
 def step_approve(page, args, out):
-    sign_in(page, args.base, args.token)
-    open_page(page, "Quarantine", "Quarantine queue")
+    # By keyboard alone: sign in, open the queue, approve.
+    sign_in_by_keyboard(page, args.base, args.token)
+    nav = page.get_by_role("navigation", name="Main")
+    tab_to(page, nav.get_by_role("link", name="Quarantine", exact=True))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Quarantine queue", level=1)).to_be_visible()
     approve = page.get_by_role("button", name=f"Approve {args.device}")
     # The queue updates by itself: the device may arrive after the page opened.
     expect(approve).to_be_visible(timeout=15000)
-    approve.click()
+    tab_to(page, approve)
+    page.keyboard.press("Enter")
     expect(page.get_by_role("status").filter(has_text=f"Approved {args.device}")).to_be_visible()
     expect(approve).to_have_count(0, timeout=15000)
     out["approved"] = args.device
