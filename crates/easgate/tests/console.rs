@@ -2,7 +2,8 @@
 //! admin's round in Debian's Chromium driven by Playwright (tests/peers/console_browser.py):
 //! a device a rule quarantined shows up in the live queue, is approved there and reaches the
 //! upstream; its certificate is revoked in the console and its next request is refused; a rule
-//! is added and tested with the what-if form; a helpdesk token is not offered the rule editor;
+//! is added and tested with the what-if form; a device enrolled in the console gets a working
+//! one-time link with its QR code; a helpdesk token is not offered the rule editor;
 //! a change without the CSRF token is refused; every page passes axe-core at desktop and phone
 //! width, with screenshots under target/console-screenshots/.
 
@@ -422,6 +423,19 @@ fn an_admin_works_the_quarantine_queue_and_revokes_in_chromium() {
         "--action",
         "quarantine",
     ]);
+    env.ok(&[
+        "profile",
+        "create",
+        "iphones",
+        "--platform",
+        "ios",
+        "--template",
+        "phones",
+        "--eas-host",
+        "localhost",
+        "--account-name",
+        "Mail",
+    ]);
     let helpdesk = token(&env, "desk", "helpdesk");
     let upstream = Upstream::start(&env);
     let server = env.serve(&["--upstream", &upstream.url()]);
@@ -479,6 +493,22 @@ fn an_admin_works_the_quarantine_queue_and_revokes_in_chromium() {
         causes.iter().any(|c| c["count"].as_u64() >= Some(1)),
         "{dash}"
     );
+
+    // A new device enrolled in the console: its one-time link (shown with its QR code) downloads
+    // the profile once.
+    let devices_before = env.json(&["device", "list"]).as_array().unwrap().len();
+    let out = browser(&server, "enroll", &admin, device);
+    assert_eq!(
+        env.json(&["device", "list"]).as_array().unwrap().len(),
+        devices_before + 1
+    );
+    let link = out["profile_url"].as_str().unwrap();
+    let path = &link[link.find("/enroll/").unwrap()..];
+    let (status, _, profile) = http_with(server.public, "GET", path, &[], b"");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&profile).contains("com.apple.eas.account"));
+    let (status, _, _) = http_with(server.public, "GET", path, &[], b"");
+    assert_ne!(status, 200, "the link works once");
 
     // Rules: add one, test it with what-if; CSRF and sign-out.
     let out = browser(&server, "rules", &admin, device);

@@ -5,7 +5,7 @@ is not as expected, or on any error the page itself raised (CSP violations inclu
 
     console_browser.py STEP --base URL --token TOKEN [--device ID] [--shots DIR] [--axe FILE]
 
-Steps: approve, revoke, rules, helpdesk, tour (every page: screenshots at 1280x800 and
+Steps: approve, revoke, enroll (a device for a user: its link and QR code), rules, helpdesk, tour (every page: screenshots at 1280x800 and
 phone width, and axe-core's check with no serious or critical violation allowed).
 """
 
@@ -127,6 +127,25 @@ def step_revoke(page, args, out):
     out["revoked"] = re.search(r"Certificate (\w+) revoked", status.first.inner_text()).group(1)
 
 
+def step_enroll(page, args, out):
+    sign_in(page, args.base, args.token)
+    open_page(page, "Users", "Users and groups")
+    page.get_by_role("button", name=args.user, exact=True).click()
+    expect(page.get_by_role("heading", name="Enroll a device")).to_be_visible()
+    page.get_by_label("Platform", exact=True).select_option("ios")
+    page.get_by_role("button", name="Enroll device").click()
+    expect(page.get_by_role("heading", name="Enrollment link")).to_be_visible()
+    qr = page.get_by_role("img", name="QR code of the enrollment link")
+    expect(qr).to_be_visible()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img.qr'); return i && i.complete && i.naturalWidth > 0; }"
+    )
+    text = page.locator(".enrollment").inner_text()
+    link = re.search(r"https?://\S+/enroll/\S+", text)
+    check(link is not None, f"no profile URL shown: {text}")
+    out["profile_url"] = link.group(0)
+
+
 def what_if(page, user, platform):
     page.get_by_label("User", exact=True).fill(user)
     page.get_by_label("Platform", exact=True).select_option(platform)
@@ -245,7 +264,7 @@ def step_tour(page, args, out):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("step", choices=["approve", "revoke", "rules", "helpdesk", "tour"])
+    parser.add_argument("step", choices=["approve", "revoke", "enroll", "rules", "helpdesk", "tour"])
     parser.add_argument("--base", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--device")
