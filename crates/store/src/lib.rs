@@ -8,6 +8,7 @@
 
 mod error;
 pub mod model;
+mod postgres;
 mod sqlite;
 mod sqlite_api;
 mod sqlite_gateway;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 pub use error::{Result, StoreError};
 pub mod json_time;
 pub use model::*;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// The operations of the store. Implementations must make each mutating call atomic.
