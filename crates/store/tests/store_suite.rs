@@ -1,5 +1,6 @@
-//! The store contract, written once against `dyn Store` so every backend runs the same suite
-//! (SQLite now; PostgreSQL joins when its backend lands).
+//! The store contract, written once against `dyn Store` so every backend runs the same suite:
+//! SQLite always, PostgreSQL when `EASGATE_TEST_POSTGRES_URL` names a server (`scripts/test`
+//! sets it), each test in a fresh schema of its own that is dropped afterwards (best effort).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,11 +15,62 @@ fn ctx(now: i64) -> Ctx {
     }
 }
 
-async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
+/// What a test's store leaves behind: a temporary directory, or a PostgreSQL schema.
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema(String),
+}
+
+impl Guard {
+    /// Remove what the test made (a failed test leaves its schema, named for the process).
+    async fn finish(self) {
+        if let Guard::Schema(schema) = self {
+            use sqlx::Connection;
+            let Ok(base) = std::env::var(PG_VAR) else {
+                return;
+            };
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                let _ = sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+const PG_VAR: &str = "EASGATE_TEST_POSTGRES_URL";
+
+async fn sqlite(_test: &str) -> Option<(Guard, Arc<dyn Store>)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = open(&url).await.unwrap();
-    (dir, store)
+    Some((Guard::Dir(dir), store))
+}
+
+/// A store in a fresh schema of the PostgreSQL server `EASGATE_TEST_POSTGRES_URL` names; `None`
+/// (after one line saying so) when the variable is unset.
+async fn postgres(test: &str) -> Option<(Guard, Arc<dyn Store>)> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let Ok(base) = std::env::var(PG_VAR) else {
+        println!("skipped {test} on PostgreSQL: {PG_VAR} is not set");
+        return None;
+    };
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!(
+        "easgate_suite_{}_{nanos}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let store = PgStore::open(&format!("{base}{sep}schema={schema}"))
+        .await
+        .unwrap();
+    Some((Guard::Schema(schema), Arc::new(store)))
 }
 
 async fn seed(store: &dyn Store) {
@@ -815,8 +867,11 @@ macro_rules! backend_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let (_guard, store) = super::$backend().await;
+                    let Some((guard, store)) = super::$backend(stringify!($test)).await else {
+                        return;
+                    };
                     super::$test(store).await;
+                    guard.finish().await;
                 }
             )*
         }
@@ -824,6 +879,7 @@ macro_rules! backend_suite {
 }
 
 backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end);
+backend_suite!(postgres: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end);
 
 #[tokio::test]
 async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {

@@ -2,17 +2,14 @@
 //! guarantees across processes matter most (serials never reused, CRL numbers strictly
 //! increasing), each with the SQLite backend's audit events and errors.
 
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
 
 use crate::error::Result;
 use crate::model::*;
 
+use super::rows::to_json;
 use super::write::{id_of, record, unique_violation};
 use super::PgStore;
-
-fn to_json(list: &[String]) -> String {
-    serde_json::Value::from(list.to_vec()).to_string()
-}
 
 impl PgStore {
     /// The latest change-feed revision (0 on an empty store).
@@ -110,87 +107,7 @@ impl PgStore {
     /// every process.
     pub async fn insert_certificate(&self, ctx: &Ctx, cert: NewCertificate) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let ca_id = id_of(
-            &mut tx,
-            "SELECT id FROM cas WHERE name = $1",
-            &cert.ca,
-            "CA",
-        )
-        .await?;
-        let device_id = match cert.device.as_deref() {
-            Some(uid) => Some(
-                id_of(
-                    &mut tx,
-                    "SELECT id FROM devices WHERE uid = $1",
-                    uid,
-                    "device",
-                )
-                .await?,
-            ),
-            None => None,
-        };
-        let template_id = match cert.template.as_deref() {
-            Some(name) => Some(
-                id_of(
-                    &mut tx,
-                    "SELECT id FROM templates WHERE name = $1",
-                    name,
-                    "template",
-                )
-                .await?,
-            ),
-            None => None,
-        };
-        sqlx::query(
-            "INSERT INTO certificates (serial, ca_id, device_id, template_id, subject, sans, \
-             key_type, not_before, not_after, der, status, issued_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', $11)",
-        )
-        .bind(&cert.serial)
-        .bind(ca_id)
-        .bind(device_id)
-        .bind(template_id)
-        .bind(&cert.subject)
-        .bind(to_json(&cert.sans))
-        .bind(&cert.key_type)
-        .bind(cert.not_before)
-        .bind(cert.not_after)
-        .bind(&cert.der)
-        .bind(ctx.now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| unique_violation(e, "certificate serial", &cert.serial))?;
-        if let (Some(id), Some(uid)) = (device_id, cert.device.as_deref()) {
-            sqlx::query(
-                "UPDATE devices SET state = 'enrolled', updated_at = $1 \
-                 WHERE id = $2 AND state = 'pending'",
-            )
-            .bind(ctx.now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            let cleared = sqlx::query(
-                "UPDATE renewals SET cleared_at = $1 WHERE device_id = $2 AND cleared_at IS NULL",
-            )
-            .bind(ctx.now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if cleared > 0 {
-                let detail = format!("renewed with certificate {}", cert.serial);
-                record(&mut tx, ctx, "renewal.clear", "device", uid, &detail).await?;
-            }
-        }
-        record(
-            &mut tx,
-            ctx,
-            "cert.issue",
-            "certificate",
-            &cert.serial,
-            &cert.subject,
-        )
-        .await?;
+        insert_certificate(&mut tx, ctx, &cert).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -212,4 +129,85 @@ impl PgStore {
         tx.commit().await?;
         Ok(number)
     }
+}
+
+/// [`PgStore::insert_certificate`] inside a caller's transaction.
+pub(crate) async fn insert_certificate(
+    tx: &mut PgConnection,
+    ctx: &Ctx,
+    cert: &NewCertificate,
+) -> Result<()> {
+    let ca_id = id_of(
+        &mut *tx,
+        "SELECT id FROM cas WHERE name = $1",
+        &cert.ca,
+        "CA",
+    )
+    .await?;
+    let device_id = match cert.device.as_deref() {
+        Some(uid) => Some(id_of(tx, "SELECT id FROM devices WHERE uid = $1", uid, "device").await?),
+        None => None,
+    };
+    let template_id = match cert.template.as_deref() {
+        Some(name) => Some(
+            id_of(
+                tx,
+                "SELECT id FROM templates WHERE name = $1",
+                name,
+                "template",
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    sqlx::query(
+        "INSERT INTO certificates (serial, ca_id, device_id, template_id, subject, sans, \
+         key_type, not_before, not_after, der, status, issued_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'valid', $11)",
+    )
+    .bind(&cert.serial)
+    .bind(ca_id)
+    .bind(device_id)
+    .bind(template_id)
+    .bind(&cert.subject)
+    .bind(to_json(&cert.sans))
+    .bind(&cert.key_type)
+    .bind(cert.not_before)
+    .bind(cert.not_after)
+    .bind(&cert.der)
+    .bind(ctx.now)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| unique_violation(e, "certificate serial", &cert.serial))?;
+    if let (Some(id), Some(uid)) = (device_id, cert.device.as_deref()) {
+        sqlx::query(
+            "UPDATE devices SET state = 'enrolled', updated_at = $1 \
+             WHERE id = $2 AND state = 'pending'",
+        )
+        .bind(ctx.now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let cleared = sqlx::query(
+            "UPDATE renewals SET cleared_at = $1 WHERE device_id = $2 AND cleared_at IS NULL",
+        )
+        .bind(ctx.now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if cleared > 0 {
+            let detail = format!("renewed with certificate {}", cert.serial);
+            record(tx, ctx, "renewal.clear", "device", uid, &detail).await?;
+        }
+    }
+    record(
+        &mut *tx,
+        ctx,
+        "cert.issue",
+        "certificate",
+        &cert.serial,
+        &cert.subject,
+    )
+    .await
 }

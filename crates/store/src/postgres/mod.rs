@@ -15,12 +15,24 @@
 //! (certificate serials, names) is enforced by the database's constraints, so it holds across
 //! processes; CRL numbers come from `UPDATE … RETURNING` on a per-CA counter row.
 //!
-//! Modules: `url` (URL and `schema` parameter), `migrate` (versioned schema under an advisory
-//! lock), `write` (the write transaction, audit/change recording, error mapping), `core`
-//! (change feed, settings, CAs, certificates, CRL numbers).
+//! Modules, one job each: `url` (URL and `schema` parameter), `migrate` (versioned schema under
+//! an advisory lock), `write` (the write transaction, audit/change recording, error mapping),
+//! `rows` (shared SELECTs and row mapping), `core` (change feed, settings, CA creation,
+//! issuance, CRL numbers), `directory` (CAs, trusted CAs, groups, users), `devices`
+//! (templates, devices, certificates), `pki` (CRLs, SCEP, audit), `profiles` (profiles,
+//! service keys, tokens, renewals), `gateway` (rules, overrides, partnerships, bindings), `api`
+//! (API tokens, paged lists), `store_impl` (the `Store` trait over all of them).
 
+mod api;
 mod core;
+mod devices;
+mod directory;
+mod gateway;
 mod migrate;
+mod pki;
+mod profiles;
+mod rows;
+mod store_impl;
 mod url;
 mod write;
 

@@ -76,3 +76,45 @@ pub(crate) async fn id_of(
         .await?
         .ok_or_else(|| StoreError::not_found(kind, key))
 }
+
+/// `lower()` of a text parameter as the NOCASE columns compare (ASCII-only folding under the
+/// "C" collation, as SQLite's NOCASE), for `lower(col) = NOCASE_PARAM` with `$1`.
+pub(crate) const NOCASE_1: &str = "lower($1::text COLLATE \"C\")";
+
+/// Revoke every valid certificate matching `where_clause` (with `$1` bound to `id`); the
+/// serials revoked, in serial order.
+pub(crate) async fn revoke_where(
+    tx: &mut PgConnection,
+    where_clause: &str,
+    id: i64,
+    revoke: &crate::model::Revocation,
+) -> Result<Vec<String>> {
+    let serials: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT serial FROM certificates WHERE status = 'valid' AND {where_clause} ORDER BY serial"
+    ))
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query(&format!(
+        "UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 \
+         WHERE status = 'valid' AND {where_clause}"
+    ))
+    .bind(id)
+    .bind(revoke.at)
+    .bind(&revoke.reason)
+    .execute(&mut *tx)
+    .await?;
+    Ok(serials)
+}
+
+/// The first column of every row of `sql`, given one text parameter.
+pub(crate) async fn names_where(
+    tx: &mut PgConnection,
+    sql: &str,
+    param: &str,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(sql)
+        .bind(param)
+        .fetch_all(&mut *tx)
+        .await?)
+}
