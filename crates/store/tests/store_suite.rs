@@ -861,6 +861,330 @@ async fn pages_follow_the_cursor_to_the_end(store: Arc<dyn Store>) {
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
 }
 
+/// UPNs, group names, token names and EAS DeviceIds compare case-insensitively (ASCII) and keep
+/// the case they were written with; lists sort the same way.
+async fn names_compare_case_insensitively(store: Arc<dyn Store>) {
+    let c = ctx(10);
+    store.insert_group(&c, "Sales").await.unwrap();
+    store.insert_group(&c, "admins").await.unwrap();
+    assert!(matches!(
+        store.insert_group(&c, "SALES").await,
+        Err(StoreError::AlreadyExists { kind: "group", .. })
+    ));
+    let groups: Vec<String> = store
+        .list_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    assert_eq!(groups, ["admins", "Sales"]);
+    let user = NewUser {
+        upn: "Alice@Corp.example".into(),
+        email: "alice@corp.example".into(),
+        display_name: None,
+        groups: vec!["sales".into(), "ADMINS".into()],
+    };
+    let alice = store.insert_user(&c, user.clone()).await.unwrap();
+    assert_eq!(alice.upn, "Alice@Corp.example");
+    assert_eq!(alice.groups, ["admins", "Sales"]);
+    assert!(matches!(
+        store
+            .insert_user(
+                &c,
+                NewUser {
+                    upn: "alice@corp.EXAMPLE".into(),
+                    ..user.clone()
+                }
+            )
+            .await,
+        Err(StoreError::AlreadyExists { kind: "user", .. })
+    ));
+    let found = store.get_user("ALICE@corp.example").await.unwrap().unwrap();
+    assert_eq!(found.upn, "Alice@Corp.example");
+    store
+        .insert_user(
+            &c,
+            NewUser {
+                upn: "bob@corp.example".into(),
+                groups: vec![],
+                ..user
+            },
+        )
+        .await
+        .unwrap();
+    let upns: Vec<String> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.upn)
+        .collect();
+    assert_eq!(upns, ["Alice@Corp.example", "bob@corp.example"]);
+    let changed = store
+        .update_user(
+            &c,
+            "alice@corp.example",
+            UserChange {
+                remove_groups: vec!["sales".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.groups, ["admins"]);
+    assert!(matches!(
+        store.remove_group(&c, "nope").await,
+        Err(StoreError::NotFound { kind: "group", .. })
+    ));
+    store.remove_group(&c, "SALES").await.unwrap();
+
+    // Token names: unique among live tokens, case-insensitively; revoked by any case.
+    let token = |name: &str, hash: &str| NewApiToken {
+        name: name.into(),
+        role: "admin".into(),
+        hash: hash.into(),
+        expires_at: None,
+    };
+    store
+        .insert_api_token(&c, token("Ops", "h1"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_api_token(&c, token("OPS", "h2")).await,
+        Err(StoreError::AlreadyExists { kind: "token", .. })
+    ));
+    store.revoke_api_token(&c, "ops").await.unwrap();
+    store
+        .insert_api_token(&c, token("OPS", "h2"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.revoke_api_token(&c, "ghost").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let tokens = store.list_api_tokens().await.unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(
+        store.api_token_by_hash("h2").await.unwrap().unwrap().name,
+        "OPS"
+    );
+}
+
+fn partnership(user: &str, id: &str, seen: i64) -> Partnership {
+    Partnership {
+        user: user.into(),
+        eas_device_id: id.into(),
+        suspect: false,
+        device_type: Some("iPhone".into()),
+        model: Some("iPhone 100%_new".into()),
+        os: None,
+        friendly_name: None,
+        user_agent: None,
+        client: "ios-mail".into(),
+        platform: "ios".into(),
+        protocol: Some("16.1".into()),
+        first_seen: seen,
+        last_seen: seen,
+        last_sync: None,
+        last_command: None,
+        cert_serial: None,
+        device_state: "unmanaged".into(),
+        access_state: "block".into(),
+        access_reason: "default".into(),
+        last_refusal_at: None,
+        last_refusal: None,
+    }
+}
+
+/// Partnerships upsert by (user, DeviceId, suspect) case-insensitively, keep their first
+/// sighting, filter with LIKE's wildcards taken literally; overrides and clearing follow.
+async fn gateway_records_upsert_and_filter(store: Arc<dyn Store>) {
+    let c = ctx(20);
+    store
+        .save_partnerships(&[
+            partnership("alice@corp.example", "DEV1", 100),
+            partnership("bob@corp.example", "dev2", 110),
+        ])
+        .await
+        .unwrap();
+    let mut again = partnership("ALICE@corp.example", "dev1", 200);
+    again.first_seen = 150;
+    again.access_state = "allow".into();
+    store.save_partnerships(&[again]).await.unwrap();
+    let all = store.list_partnerships(None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (all[0].user.as_str(), all[0].eas_device_id.as_str()),
+        ("alice@corp.example", "DEV1")
+    );
+    assert_eq!(
+        (
+            all[0].first_seen,
+            all[0].last_seen,
+            all[0].access_state.as_str()
+        ),
+        (100, 200, "allow")
+    );
+    assert_eq!(
+        store
+            .list_partnerships(Some("BOB@corp.example"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.get_partnerships("Dev2").await.unwrap().len(), 1);
+
+    let page = |text: &str| PartnershipFilter {
+        text: Some(text.into()),
+        ..Default::default()
+    };
+    let q = PageQuery {
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(
+        store
+            .page_partnerships(&page("100%_"), &q)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .page_partnerships(&page("100x"), &q)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        store
+            .page_partnerships(&page("IPHONE"), &q)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let first = store
+        .page_partnerships(
+            &PartnershipFilter::default(),
+            &PageQuery {
+                after: None,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let rest = store
+        .page_partnerships(
+            &PartnershipFilter::default(),
+            &PageQuery {
+                after: Some(("ALICE@CORP.EXAMPLE".into(), "dev1".into(), false)),
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first[0].eas_device_id, "DEV1");
+    assert_eq!(
+        rest.iter()
+            .map(|p| p.eas_device_id.as_str())
+            .collect::<Vec<_>>(),
+        ["dev2"]
+    );
+
+    store
+        .set_override(&c, "DEV1", "allow", Some("ok"), true)
+        .await
+        .unwrap();
+    store
+        .set_override(&c, "dev1", "block", None, false)
+        .await
+        .unwrap();
+    let overrides = store.list_overrides().await.unwrap();
+    assert_eq!(overrides.len(), 1);
+    assert_eq!(
+        (
+            overrides[0].eas_device_id.as_str(),
+            overrides[0].action.as_str()
+        ),
+        ("DEV1", "block")
+    );
+    assert_eq!(store.clear_partnerships(&c, "dEv1").await.unwrap(), 1);
+    assert!(store.list_overrides().await.unwrap().is_empty());
+    assert!(matches!(
+        store.clear_partnerships(&c, "dev1").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let binding = |serial: &str, id: &str| CertificateBinding {
+        serial: serial.into(),
+        eas_device_id: id.into(),
+        user: "alice@corp.example".into(),
+        bound_at: 5,
+    };
+    store
+        .save_bindings(&[binding("0B", "x"), binding("0A", "y")])
+        .await
+        .unwrap();
+    store.save_bindings(&[binding("0A", "z")]).await.unwrap();
+    let bindings = store.list_bindings().await.unwrap();
+    assert_eq!(
+        bindings
+            .iter()
+            .map(|b| (b.serial.as_str(), b.eas_device_id.as_str()))
+            .collect::<Vec<_>>(),
+        [("0A", "y"), ("0B", "x")]
+    );
+
+    let rule = AccessRule {
+        name: "block-bob".into(),
+        priority: 5,
+        users: vec!["Bob@corp.example".into()],
+        groups: vec![],
+        platforms: vec![],
+        clients: vec![],
+        device_states: vec![],
+        networks: vec![],
+        action: "block".into(),
+    };
+    store.insert_rule(&c, rule.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_rule(&c, rule).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let rules: Vec<String> = store
+        .list_rules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(rules, ["block-bob", "allow-managed"]);
+    store
+        .insert_user(
+            &c,
+            NewUser {
+                upn: "bob@CORP.example".into(),
+                email: "b@x".into(),
+                display_name: None,
+                groups: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.remove_user(&c, "bob@corp.example").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.remove_rule(&c, "block-bob").await.unwrap();
+    store.remove_user(&c, "BOB@corp.example").await.unwrap();
+    assert!(store.get_user("bob@corp.example").await.unwrap().is_none());
+}
+
 macro_rules! backend_suite {
     ($backend:ident: $($test:ident),*) => {
         mod $backend {
@@ -878,8 +1202,8 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end);
-backend_suite!(postgres: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end);
+backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter);
+backend_suite!(postgres: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter);
 
 #[tokio::test]
 async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {
