@@ -67,10 +67,8 @@ async fn postgres(test: &str) -> Option<(Guard, Arc<dyn Store>)> {
         N.fetch_add(1, Ordering::Relaxed)
     );
     let sep = if base.contains('?') { '&' } else { '?' };
-    let store = PgStore::open(&format!("{base}{sep}schema={schema}"))
-        .await
-        .unwrap();
-    Some((Guard::Schema(schema), Arc::new(store)))
+    let store = open(&format!("{base}{sep}schema={schema}")).await.unwrap();
+    Some((Guard::Schema(schema), store))
 }
 
 async fn seed(store: &dyn Store) {
@@ -1206,13 +1204,18 @@ backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_
 backend_suite!(postgres: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter);
 
 #[tokio::test]
-async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {
-    let err = open("postgres://easgate:secret@127.0.0.1/test")
+async fn postgres_urls_open_the_postgres_backend_and_failures_hide_the_password() {
+    // Nothing listens on port 1: the error names host and port, never the password.
+    let err = open("postgres://easgate:secret@127.0.0.1:1/test")
         .await
         .err()
         .unwrap();
     let text = err.to_string();
-    assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(matches!(err, StoreError::Connect { .. }), "{text}");
+    assert!(text.contains("PostgreSQL at 127.0.0.1:1"), "{text}");
     assert!(!text.contains("secret"), "password leaked: {text}");
+    assert!(open("postgresql://easgate:secret@127.0.0.1:1/test")
+        .await
+        .is_err());
     assert!(open("mysql://x").await.is_err());
 }

@@ -39,6 +39,7 @@ mod write;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
 
 use crate::error::{Result, StoreError};
 
@@ -61,16 +62,17 @@ impl PgStore {
             port: parsed.options.get_port(),
             source,
         };
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(parsed.options.clone())
+        // One connection first, so a wrong host, port or credential fails at once with a
+        // clear message (a pool would retry until its acquire timeout); it also migrates.
+        let mut conn = PgConnection::connect_with(&parsed.options)
             .await
             .map_err(connect_error)?;
-        let mut conn = pool.acquire().await.map_err(connect_error)?;
         migrate::migrate(&mut conn, parsed.schema.as_deref()).await?;
-        drop(conn);
+        let _ = conn.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(parsed.options);
         Ok(PgStore { pool })
     }
 
