@@ -311,6 +311,16 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
+/// The database file of a `sqlite:` URL (`None` for any other kind, e.g. PostgreSQL, whose
+/// storage the server guards): what file-mode checks look at.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if url.starts_with("sqlite:") {
+        sqlite::path_of(url).ok()
+    } else {
+        None
+    }
+}
+
 /// A URL with any password replaced, fit for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
