@@ -1183,6 +1183,386 @@ async fn gateway_records_upsert_and_filter(store: Arc<dyn Store>) {
     assert!(store.get_user("bob@corp.example").await.unwrap().is_none());
 }
 
+/// The calls no other test reaches: templates, trusted CAs, CA removal, disabling with
+/// revocation, re-enrollment, device/owner reads, CRL metadata, OCSP states, SCEP enrollment
+/// with an unbound challenge and its transaction, profiles, and the device/certificate pages.
+fn all_certs() -> CertPageFilter {
+    CertPageFilter {
+        device: None,
+        user: None,
+        status: None,
+        ca: None,
+        text: None,
+        now: 400,
+    }
+}
+
+async fn the_remaining_calls_behave_alike(store: Arc<dyn Store>) {
+    seed(&*store).await;
+    let c = ctx(200);
+    // Templates.
+    let mut t = store.get_template("phones").await.unwrap().unwrap();
+    assert!(!t.is_default);
+    let mut other = NewTemplate {
+        name: "laptops".into(),
+        ca: "default".into(),
+        subject: "CN=x".into(),
+        sans: vec![],
+        key_type: "ec-p256".into(),
+        validity_days: 10,
+        renew_before_days: 2,
+        is_default: true,
+    };
+    store.insert_template(&c, other.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_template(&c, other.clone()).await,
+        Err(StoreError::AlreadyExists {
+            kind: "template",
+            ..
+        })
+    ));
+    other.validity_days = 20;
+    assert_eq!(
+        store
+            .update_template(&c, other.clone())
+            .await
+            .unwrap()
+            .validity_days,
+        20
+    );
+    t = store.set_default_template(&c, "phones").await.unwrap();
+    assert!(t.is_default);
+    let names: Vec<(String, bool)> = store
+        .list_templates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.is_default))
+        .collect();
+    assert_eq!(
+        names,
+        [("laptops".to_string(), false), ("phones".to_string(), true)]
+    );
+    assert!(matches!(
+        store.remove_template(&c, "phones").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.remove_template(&c, "laptops").await.unwrap();
+    assert!(matches!(
+        store.update_template(&c, other).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Trusted CAs.
+    let trusted = NewTrustedCa {
+        name: "partner".into(),
+        subject: "CN=Partner".into(),
+        cert_der: vec![7],
+        crl_url: Some("http://crl".into()),
+        delta_crl_url: None,
+    };
+    store.insert_trusted_ca(&c, trusted.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_trusted_ca(&c, trusted).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        store.list_trusted_cas().await.unwrap()[0]
+            .crl_url
+            .as_deref(),
+        Some("http://crl")
+    );
+    store.remove_trusted_ca(&c, "partner").await.unwrap();
+    assert!(matches!(
+        store.remove_trusted_ca(&c, "partner").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Devices and their owner.
+    let dev = store
+        .reenroll_device(
+            &c,
+            "dev1",
+            NewChallenge {
+                hash_hex: "cc".into(),
+                profile_token_hash_hex: "dd".into(),
+                expires_at: 5000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(dev.updated_at, 200);
+    assert_eq!(store.peek_scep_challenge("aa", 250).await.unwrap(), None);
+    assert_eq!(
+        store
+            .peek_scep_challenge("cc", 250)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("dev1")
+    );
+    store.add_challenge(&c, "dev1", "ee", 5000).await.unwrap();
+    assert_eq!(
+        store
+            .list_devices(Some("ALICE@corp.example"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let (d, owner) = store.get_device_with_owner("dev1").await.unwrap().unwrap();
+    assert_eq!(
+        (d.uid.as_str(), owner.upn.as_str()),
+        ("dev1", "alice@corp.example")
+    );
+    assert_eq!(owner.groups, ["sales"]);
+
+    // SCEP enrollment with an unbound challenge, its transaction, OCSP states, CRL metadata.
+    assert!(store
+        .insert_unbound_challenge(
+            &c,
+            NewUnboundChallenge {
+                hash_hex: "u1".into(),
+                ca: Some("default".into()),
+                expires_at: 900,
+                max_live: 1
+            },
+        )
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .insert_unbound_challenge(
+                &c,
+                NewUnboundChallenge {
+                    hash_hex: "u2".into(),
+                    ca: None,
+                    expires_at: 900,
+                    max_live: 1
+                },
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        store
+            .insert_unbound_challenge(
+                &c,
+                NewUnboundChallenge {
+                    hash_hex: "u3".into(),
+                    ca: Some("nope".into()),
+                    expires_at: 900,
+                    max_live: 9
+                },
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store
+        .peek_unbound_challenge("u1", "default", 300)
+        .await
+        .unwrap());
+    assert!(!store
+        .peek_unbound_challenge("u1", "other", 300)
+        .await
+        .unwrap());
+    let enrollment = |serial: &str, hash: &str| ScepEnrollment {
+        challenge: Some(SpentChallenge::Unbound(hash.into())),
+        certificate: cert(serial, 9000),
+        supersedes: None,
+        ca: "default".into(),
+        transaction_id: "tx1".into(),
+        key_sha256: format!("k{serial}"),
+        detail: "test".into(),
+    };
+    assert!(store
+        .record_scep_enrollment(&ctx(300), enrollment("0101", "u1"))
+        .await
+        .unwrap());
+    assert!(!store
+        .record_scep_enrollment(&ctx(301), enrollment("0102", "u1"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_scep_transaction("default", "tx1").await.unwrap(),
+        Some(("k0101".to_string(), "0101".to_string()))
+    );
+    let mut renewal = enrollment("0103", "cc");
+    renewal.challenge = Some(SpentChallenge::Device("cc".into()));
+    renewal.supersedes = Some("0101".into());
+    assert!(store
+        .record_scep_enrollment(&ctx(302), renewal)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_scep_transaction("default", "tx1").await.unwrap(),
+        Some(("k0103".to_string(), "0103".to_string()))
+    );
+    let old = store.get_certificate("0101", 400).await.unwrap().unwrap();
+    assert_eq!(old.revocation_reason.as_deref(), Some("superseded"));
+    let mut states = store.certificate_states("default").await.unwrap();
+    states.sort_by(|a, b| a.serial.cmp(&b.serial));
+    assert_eq!(
+        states
+            .iter()
+            .map(|s| (s.serial.as_str(), s.reason.as_deref()))
+            .collect::<Vec<_>>(),
+        [("0101", Some("superseded")), ("0103", None)]
+    );
+    let n = store.next_crl_number(&c, "default").await.unwrap();
+    store
+        .insert_crl(
+            &c,
+            NewCrl {
+                ca: "default".into(),
+                number: n,
+                scope: CrlScope::Full,
+                base_number: None,
+                this_update: 1,
+                next_update: 2,
+                entries: 1,
+                der: vec![1],
+            },
+        )
+        .await
+        .unwrap();
+    let meta = store
+        .latest_crl_meta("default", CrlScope::Full)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((meta.number, meta.entries), (n, 1));
+    assert!(store
+        .latest_crl_meta("default", CrlScope::Delta)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Pages of devices and certificates.
+    let page = |after: Option<String>| PageQuery { after, limit: 1 };
+    let devices = store
+        .page_devices(
+            &DeviceFilter {
+                user: Some("Alice@Corp.Example".into()),
+                ..Default::default()
+            },
+            &page(None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(devices.len(), 1);
+    let first = store
+        .page_certificates(&all_certs(), &page(None))
+        .await
+        .unwrap();
+    let second = store
+        .page_certificates(&all_certs(), &page(Some(first[0].serial.clone())))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first[0].serial.as_str(), second[0].serial.as_str()),
+        ("0101", "0103")
+    );
+    let revoked = store
+        .page_certificates(
+            &CertPageFilter {
+                status: Some(CertStatus::Revoked),
+                user: Some("ALICE@corp.example".into()),
+                ..all_certs()
+            },
+            &PageQuery {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+
+    // Profiles.
+    let profile = NewProfile {
+        name: "ios-mail".into(),
+        platform: "ios".into(),
+        template: "phones".into(),
+        eas_host: "mail.corp.example".into(),
+        account_name: "Mail".into(),
+        email: "{EmailAddress}".into(),
+        username: "{UserPrincipalName}".into(),
+        domain: None,
+        delivery: "scep".into(),
+        groups: vec!["SALES".into()],
+    };
+    store.insert_profile(&c, profile.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_profile(&c, profile.clone()).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        store
+            .insert_profile(
+                &c,
+                NewProfile {
+                    name: "x".into(),
+                    groups: vec!["nope".into()],
+                    ..profile
+                }
+            )
+            .await,
+        Err(StoreError::NotFound { kind: "group", .. })
+    ));
+    assert_eq!(store.list_profiles().await.unwrap().len(), 1);
+    assert_eq!(
+        store.get_profile("ios-mail").await.unwrap().unwrap().groups,
+        ["SALES"]
+    );
+    assert!(matches!(
+        store.remove_group(&c, "sales").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.remove_profile(&c, "ios-mail").await.unwrap();
+    assert!(matches!(
+        store.remove_profile(&c, "ios-mail").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Disabling with revocation, then removing the CA.
+    let (user, serials) = store
+        .set_user_disabled(
+            &c,
+            "ALICE@corp.example",
+            true,
+            Some(Revocation {
+                reason: "affiliationChanged".into(),
+                at: 500,
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(user.disabled);
+    assert_eq!(serials, ["0103"]);
+    store
+        .set_ca_scep_ra_only(&c, "default", true)
+        .await
+        .unwrap();
+    assert!(store.get_ca("default").await.unwrap().unwrap().scep_ra_only);
+    assert!(matches!(
+        store.set_ca_scep_ra_only(&c, "nope", true).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store.remove_ca(&ctx(600), "default", None).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(store.get_ca("default").await.unwrap().is_none());
+    assert!(store.list_cas().await.unwrap().is_empty());
+    assert!(matches!(
+        store.remove_ca(&c, "default", None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 macro_rules! backend_suite {
     ($backend:ident: $($test:ident),*) => {
         mod $backend {
@@ -1200,8 +1580,8 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter);
-backend_suite!(postgres: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter);
+backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter, the_remaining_calls_behave_alike);
+backend_suite!(postgres: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter, the_remaining_calls_behave_alike);
 
 #[tokio::test]
 async fn postgres_urls_open_the_postgres_backend_and_failures_hide_the_password() {
