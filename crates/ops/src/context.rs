@@ -23,7 +23,8 @@ pub const PUBLIC_URL_SETTING: &str = "public_url";
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     pub data_dir: PathBuf,
-    /// `None`: SQLite file `easgate.db` in the data dir.
+    /// `None`: SQLite file `easgate.db` in the data dir; else `sqlite://PATH` or
+    /// `postgres://…` (see `easgate_store::open`).
     pub database_url: Option<String>,
     /// `--public-url`; `None`: the stored setting, else `http://<hostname>:8080`.
     pub public_url: Option<String>,
@@ -53,6 +54,8 @@ pub struct Easgate {
     pub store: Arc<dyn Store>,
     master: MasterKey,
     pub data_dir: PathBuf,
+    /// The database URL in use (SQLite by default); may hold a password: show it redacted.
+    pub database_url: String,
     public_url_override: Option<String>,
     actor: String,
     /// What opening created (first use of a data dir), for the caller to tell the admin.
@@ -100,6 +103,7 @@ impl Easgate {
             store,
             master,
             data_dir: opts.data_dir,
+            database_url: url,
             public_url_override: opts.public_url,
             actor: opts.actor,
             initialised,

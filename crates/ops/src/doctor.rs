@@ -478,11 +478,18 @@ impl Easgate {
         let data = &self.data_dir;
         let mut secrets: Vec<PathBuf> = vec![
             data.join(crate::master_key::FILE_NAME),
-            data.join("easgate.db"),
-            data.join("easgate.db-wal"),
-            data.join("easgate.db-shm"),
             data.join("admin-token"),
         ];
+        // The SQLite file the store really uses (a `--database-url sqlite://…` may put it
+        // outside the data directory) and its WAL files; a PostgreSQL database has no file
+        // here, its access is the server's to guard.
+        if let Some(db) = easgate_store::sqlite_file(&self.database_url) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = db.as_os_str().to_owned();
+                name.push(suffix);
+                secrets.push(PathBuf::from(name));
+            }
+        }
         secrets.push(
             self.setting(GATEWAY_KEY_SETTING)
                 .await?

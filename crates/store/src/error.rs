@@ -17,6 +17,24 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error(
+        "cannot connect to PostgreSQL at {host}:{port} ({url}): {source}; check that the server \
+         is running and accepts TCP connections there, and that the user, password and \
+         database in the URL are right"
+    )]
+    Connect {
+        url: String,
+        host: String,
+        port: u16,
+        source: sqlx::Error,
+    },
+    #[error("PostgreSQL migration {name} failed: {source}")]
+    PgMigration {
+        name: &'static str,
+        source: sqlx::Error,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("cannot {action} {path}: {source}")]

@@ -1,6 +1,7 @@
 //! The easgate store: one [`Store`] trait that the CLI, the REST API and the server use, and its
-//! backends. SQLite (WAL, embedded migrations) is the default; the trait speaks in plain records
-//! and Unix-second times so a PostgreSQL backend can implement it without SQLite-isms leaking.
+//! backends: SQLite (WAL, embedded migrations; the default) and PostgreSQL (`postgres://`, a
+//! pool, its own migrations). The trait speaks in plain records and Unix-second times so
+//! neither backend's idioms leak to callers; the contract suite runs against both.
 //!
 //! Every mutating call runs in one transaction that also appends an audit event and a
 //! change-feed row. The change feed's revision grows by one per change; a running server polls
@@ -8,6 +9,7 @@
 
 mod error;
 pub mod model;
+mod postgres;
 mod sqlite;
 mod sqlite_api;
 mod sqlite_gateway;
@@ -21,6 +23,7 @@ use async_trait::async_trait;
 pub use error::{Result, StoreError};
 pub mod json_time;
 pub use model::*;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// The operations of the store. Implementations must make each mutating call atomic.
@@ -292,21 +295,29 @@ pub trait Store: Send + Sync {
     async fn list_renewals(&self) -> Result<Vec<Renewal>>;
 }
 
-/// Open the store a database URL names: `sqlite://PATH` (created if missing). PostgreSQL URLs
-/// are recognised and refused with a clear message until that backend lands.
+/// Open the store a database URL names: `sqlite://PATH` (created if missing), or
+/// `postgres://…` / `postgresql://…` (optionally `?schema=NAME`, created if missing); either is
+/// migrated to the current schema first.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StoreError::UnsupportedUrl {
-            url: redact_url(url),
-            why: "the PostgreSQL backend is not available in this build yet; use sqlite://".into(),
-        })
+        Ok(Arc::new(PgStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl {
             url: redact_url(url),
             why: "expected sqlite://PATH or postgres://…".into(),
         })
+    }
+}
+
+/// The database file of a `sqlite:` URL (`None` for any other kind, e.g. PostgreSQL, whose
+/// storage the server guards): what file-mode checks look at.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if url.starts_with("sqlite:") {
+        sqlite::path_of(url).ok()
+    } else {
+        None
     }
 }
 

@@ -62,7 +62,7 @@ struct PendingCertificate {
 }
 
 /// The file path of a `sqlite://PATH` or `sqlite:PATH` URL.
-fn path_of(url: &str) -> Result<PathBuf> {
+pub(crate) fn path_of(url: &str) -> Result<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))

@@ -1,5 +1,6 @@
-//! The store contract, written once against `dyn Store` so every backend runs the same suite
-//! (SQLite now; PostgreSQL joins when its backend lands).
+//! The store contract, written once against `dyn Store` so every backend runs the same suite:
+//! SQLite always, PostgreSQL when `EASGATE_TEST_POSTGRES_URL` names a server (`scripts/test`
+//! sets it), each test in a fresh schema of its own that is dropped afterwards (best effort).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,11 +15,60 @@ fn ctx(now: i64) -> Ctx {
     }
 }
 
-async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
+/// What a test's store leaves behind: a temporary directory, or a PostgreSQL schema.
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema(String),
+}
+
+impl Guard {
+    /// Remove what the test made (a failed test leaves its schema, named for the process).
+    async fn finish(self) {
+        if let Guard::Schema(schema) = self {
+            use sqlx::Connection;
+            let Ok(base) = std::env::var(PG_VAR) else {
+                return;
+            };
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                let _ = sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+const PG_VAR: &str = "EASGATE_TEST_POSTGRES_URL";
+
+async fn sqlite(_test: &str) -> Option<(Guard, Arc<dyn Store>)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = open(&url).await.unwrap();
-    (dir, store)
+    Some((Guard::Dir(dir), store))
+}
+
+/// A store in a fresh schema of the PostgreSQL server `EASGATE_TEST_POSTGRES_URL` names; `None`
+/// (after one line saying so) when the variable is unset.
+async fn postgres(test: &str) -> Option<(Guard, Arc<dyn Store>)> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let Ok(base) = std::env::var(PG_VAR) else {
+        println!("skipped {test} on PostgreSQL: {PG_VAR} is not set");
+        return None;
+    };
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!(
+        "easgate_suite_{}_{nanos}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let store = open(&format!("{base}{sep}schema={schema}")).await.unwrap();
+    Some((Guard::Schema(schema), store))
 }
 
 async fn seed(store: &dyn Store) {
@@ -809,30 +859,743 @@ async fn pages_follow_the_cursor_to_the_end(store: Arc<dyn Store>) {
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
 }
 
+/// UPNs, group names, token names and EAS DeviceIds compare case-insensitively (ASCII) and keep
+/// the case they were written with; lists sort the same way.
+async fn names_compare_case_insensitively(store: Arc<dyn Store>) {
+    let c = ctx(10);
+    store.insert_group(&c, "Sales").await.unwrap();
+    store.insert_group(&c, "admins").await.unwrap();
+    assert!(matches!(
+        store.insert_group(&c, "SALES").await,
+        Err(StoreError::AlreadyExists { kind: "group", .. })
+    ));
+    let groups: Vec<String> = store
+        .list_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    assert_eq!(groups, ["admins", "Sales"]);
+    let user = NewUser {
+        upn: "Alice@Corp.example".into(),
+        email: "alice@corp.example".into(),
+        display_name: None,
+        groups: vec!["sales".into(), "ADMINS".into()],
+    };
+    let alice = store.insert_user(&c, user.clone()).await.unwrap();
+    assert_eq!(alice.upn, "Alice@Corp.example");
+    assert_eq!(alice.groups, ["admins", "Sales"]);
+    assert!(matches!(
+        store
+            .insert_user(
+                &c,
+                NewUser {
+                    upn: "alice@corp.EXAMPLE".into(),
+                    ..user.clone()
+                }
+            )
+            .await,
+        Err(StoreError::AlreadyExists { kind: "user", .. })
+    ));
+    let found = store.get_user("ALICE@corp.example").await.unwrap().unwrap();
+    assert_eq!(found.upn, "Alice@Corp.example");
+    store
+        .insert_user(
+            &c,
+            NewUser {
+                upn: "bob@corp.example".into(),
+                groups: vec![],
+                ..user
+            },
+        )
+        .await
+        .unwrap();
+    let upns: Vec<String> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.upn)
+        .collect();
+    assert_eq!(upns, ["Alice@Corp.example", "bob@corp.example"]);
+    let changed = store
+        .update_user(
+            &c,
+            "alice@corp.example",
+            UserChange {
+                remove_groups: vec!["sales".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.groups, ["admins"]);
+    assert!(matches!(
+        store.remove_group(&c, "nope").await,
+        Err(StoreError::NotFound { kind: "group", .. })
+    ));
+    store.remove_group(&c, "SALES").await.unwrap();
+
+    // Token names: unique among live tokens, case-insensitively; revoked by any case.
+    let token = |name: &str, hash: &str| NewApiToken {
+        name: name.into(),
+        role: "admin".into(),
+        hash: hash.into(),
+        expires_at: None,
+    };
+    store
+        .insert_api_token(&c, token("Ops", "h1"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_api_token(&c, token("OPS", "h2")).await,
+        Err(StoreError::AlreadyExists { kind: "token", .. })
+    ));
+    store.revoke_api_token(&c, "ops").await.unwrap();
+    store
+        .insert_api_token(&c, token("OPS", "h2"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.revoke_api_token(&c, "ghost").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let tokens = store.list_api_tokens().await.unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(
+        store.api_token_by_hash("h2").await.unwrap().unwrap().name,
+        "OPS"
+    );
+}
+
+fn partnership(user: &str, id: &str, seen: i64) -> Partnership {
+    Partnership {
+        user: user.into(),
+        eas_device_id: id.into(),
+        suspect: false,
+        device_type: Some("iPhone".into()),
+        model: Some("iPhone 100%_new".into()),
+        os: None,
+        friendly_name: None,
+        user_agent: None,
+        client: "ios-mail".into(),
+        platform: "ios".into(),
+        protocol: Some("16.1".into()),
+        first_seen: seen,
+        last_seen: seen,
+        last_sync: None,
+        last_command: None,
+        cert_serial: None,
+        device_state: "unmanaged".into(),
+        access_state: "block".into(),
+        access_reason: "default".into(),
+        last_refusal_at: None,
+        last_refusal: None,
+    }
+}
+
+/// Partnerships upsert by (user, DeviceId, suspect) case-insensitively, keep their first
+/// sighting, filter with LIKE's wildcards taken literally; overrides and clearing follow.
+async fn gateway_records_upsert_and_filter(store: Arc<dyn Store>) {
+    let c = ctx(20);
+    store
+        .save_partnerships(&[
+            partnership("alice@corp.example", "DEV1", 100),
+            partnership("bob@corp.example", "dev2", 110),
+        ])
+        .await
+        .unwrap();
+    let mut again = partnership("ALICE@corp.example", "dev1", 200);
+    again.first_seen = 150;
+    again.access_state = "allow".into();
+    store.save_partnerships(&[again]).await.unwrap();
+    let all = store.list_partnerships(None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (all[0].user.as_str(), all[0].eas_device_id.as_str()),
+        ("alice@corp.example", "DEV1")
+    );
+    assert_eq!(
+        (
+            all[0].first_seen,
+            all[0].last_seen,
+            all[0].access_state.as_str()
+        ),
+        (100, 200, "allow")
+    );
+    assert_eq!(
+        store
+            .list_partnerships(Some("BOB@corp.example"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.get_partnerships("Dev2").await.unwrap().len(), 1);
+
+    let page = |text: &str| PartnershipFilter {
+        text: Some(text.into()),
+        ..Default::default()
+    };
+    let q = PageQuery {
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(
+        store
+            .page_partnerships(&page("100%_"), &q)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .page_partnerships(&page("100x"), &q)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        store
+            .page_partnerships(&page("IPHONE"), &q)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let first = store
+        .page_partnerships(
+            &PartnershipFilter::default(),
+            &PageQuery {
+                after: None,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let rest = store
+        .page_partnerships(
+            &PartnershipFilter::default(),
+            &PageQuery {
+                after: Some(("ALICE@CORP.EXAMPLE".into(), "dev1".into(), false)),
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first[0].eas_device_id, "DEV1");
+    assert_eq!(
+        rest.iter()
+            .map(|p| p.eas_device_id.as_str())
+            .collect::<Vec<_>>(),
+        ["dev2"]
+    );
+
+    store
+        .set_override(&c, "DEV1", "allow", Some("ok"), true)
+        .await
+        .unwrap();
+    store
+        .set_override(&c, "dev1", "block", None, false)
+        .await
+        .unwrap();
+    let overrides = store.list_overrides().await.unwrap();
+    assert_eq!(overrides.len(), 1);
+    assert_eq!(
+        (
+            overrides[0].eas_device_id.as_str(),
+            overrides[0].action.as_str()
+        ),
+        ("DEV1", "block")
+    );
+    assert_eq!(store.clear_partnerships(&c, "dEv1").await.unwrap(), 1);
+    assert!(store.list_overrides().await.unwrap().is_empty());
+    assert!(matches!(
+        store.clear_partnerships(&c, "dev1").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let binding = |serial: &str, id: &str| CertificateBinding {
+        serial: serial.into(),
+        eas_device_id: id.into(),
+        user: "alice@corp.example".into(),
+        bound_at: 5,
+    };
+    store
+        .save_bindings(&[binding("0B", "x"), binding("0A", "y")])
+        .await
+        .unwrap();
+    store.save_bindings(&[binding("0A", "z")]).await.unwrap();
+    let bindings = store.list_bindings().await.unwrap();
+    assert_eq!(
+        bindings
+            .iter()
+            .map(|b| (b.serial.as_str(), b.eas_device_id.as_str()))
+            .collect::<Vec<_>>(),
+        [("0A", "y"), ("0B", "x")]
+    );
+
+    let rule = AccessRule {
+        name: "block-bob".into(),
+        priority: 5,
+        users: vec!["Bob@corp.example".into()],
+        groups: vec![],
+        platforms: vec![],
+        clients: vec![],
+        device_states: vec![],
+        networks: vec![],
+        action: "block".into(),
+    };
+    store.insert_rule(&c, rule.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_rule(&c, rule).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let rules: Vec<String> = store
+        .list_rules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(rules, ["block-bob", "allow-managed"]);
+    store
+        .insert_user(
+            &c,
+            NewUser {
+                upn: "bob@CORP.example".into(),
+                email: "b@x".into(),
+                display_name: None,
+                groups: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.remove_user(&c, "bob@corp.example").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.remove_rule(&c, "block-bob").await.unwrap();
+    store.remove_user(&c, "BOB@corp.example").await.unwrap();
+    assert!(store.get_user("bob@corp.example").await.unwrap().is_none());
+}
+
+/// The calls no other test reaches: templates, trusted CAs, CA removal, disabling with
+/// revocation, re-enrollment, device/owner reads, CRL metadata, OCSP states, SCEP enrollment
+/// with an unbound challenge and its transaction, profiles, and the device/certificate pages.
+fn all_certs() -> CertPageFilter {
+    CertPageFilter {
+        device: None,
+        user: None,
+        status: None,
+        ca: None,
+        text: None,
+        now: 400,
+    }
+}
+
+async fn the_remaining_calls_behave_alike(store: Arc<dyn Store>) {
+    seed(&*store).await;
+    let c = ctx(200);
+    // Templates.
+    let mut t = store.get_template("phones").await.unwrap().unwrap();
+    assert!(!t.is_default);
+    let mut other = NewTemplate {
+        name: "laptops".into(),
+        ca: "default".into(),
+        subject: "CN=x".into(),
+        sans: vec![],
+        key_type: "ec-p256".into(),
+        validity_days: 10,
+        renew_before_days: 2,
+        is_default: true,
+    };
+    store.insert_template(&c, other.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_template(&c, other.clone()).await,
+        Err(StoreError::AlreadyExists {
+            kind: "template",
+            ..
+        })
+    ));
+    other.validity_days = 20;
+    assert_eq!(
+        store
+            .update_template(&c, other.clone())
+            .await
+            .unwrap()
+            .validity_days,
+        20
+    );
+    t = store.set_default_template(&c, "phones").await.unwrap();
+    assert!(t.is_default);
+    let names: Vec<(String, bool)> = store
+        .list_templates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.is_default))
+        .collect();
+    assert_eq!(
+        names,
+        [("laptops".to_string(), false), ("phones".to_string(), true)]
+    );
+    assert!(matches!(
+        store.remove_template(&c, "phones").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.remove_template(&c, "laptops").await.unwrap();
+    assert!(matches!(
+        store.update_template(&c, other).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Trusted CAs.
+    let trusted = NewTrustedCa {
+        name: "partner".into(),
+        subject: "CN=Partner".into(),
+        cert_der: vec![7],
+        crl_url: Some("http://crl".into()),
+        delta_crl_url: None,
+    };
+    store.insert_trusted_ca(&c, trusted.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_trusted_ca(&c, trusted).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        store.list_trusted_cas().await.unwrap()[0]
+            .crl_url
+            .as_deref(),
+        Some("http://crl")
+    );
+    store.remove_trusted_ca(&c, "partner").await.unwrap();
+    assert!(matches!(
+        store.remove_trusted_ca(&c, "partner").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Devices and their owner.
+    let dev = store
+        .reenroll_device(
+            &c,
+            "dev1",
+            NewChallenge {
+                hash_hex: "cc".into(),
+                profile_token_hash_hex: "dd".into(),
+                expires_at: 5000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(dev.updated_at, 200);
+    assert_eq!(store.peek_scep_challenge("aa", 250).await.unwrap(), None);
+    assert_eq!(
+        store
+            .peek_scep_challenge("cc", 250)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("dev1")
+    );
+    store.add_challenge(&c, "dev1", "ee", 5000).await.unwrap();
+    assert_eq!(
+        store
+            .list_devices(Some("ALICE@corp.example"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let (d, owner) = store.get_device_with_owner("dev1").await.unwrap().unwrap();
+    assert_eq!(
+        (d.uid.as_str(), owner.upn.as_str()),
+        ("dev1", "alice@corp.example")
+    );
+    assert_eq!(owner.groups, ["sales"]);
+
+    // SCEP enrollment with an unbound challenge, its transaction, OCSP states, CRL metadata.
+    assert!(store
+        .insert_unbound_challenge(
+            &c,
+            NewUnboundChallenge {
+                hash_hex: "u1".into(),
+                ca: Some("default".into()),
+                expires_at: 900,
+                max_live: 1
+            },
+        )
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .insert_unbound_challenge(
+                &c,
+                NewUnboundChallenge {
+                    hash_hex: "u2".into(),
+                    ca: None,
+                    expires_at: 900,
+                    max_live: 1
+                },
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        store
+            .insert_unbound_challenge(
+                &c,
+                NewUnboundChallenge {
+                    hash_hex: "u3".into(),
+                    ca: Some("nope".into()),
+                    expires_at: 900,
+                    max_live: 9
+                },
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store
+        .peek_unbound_challenge("u1", "default", 300)
+        .await
+        .unwrap());
+    assert!(!store
+        .peek_unbound_challenge("u1", "other", 300)
+        .await
+        .unwrap());
+    let enrollment = |serial: &str, hash: &str| ScepEnrollment {
+        challenge: Some(SpentChallenge::Unbound(hash.into())),
+        certificate: cert(serial, 9000),
+        supersedes: None,
+        ca: "default".into(),
+        transaction_id: "tx1".into(),
+        key_sha256: format!("k{serial}"),
+        detail: "test".into(),
+    };
+    assert!(store
+        .record_scep_enrollment(&ctx(300), enrollment("0101", "u1"))
+        .await
+        .unwrap());
+    assert!(!store
+        .record_scep_enrollment(&ctx(301), enrollment("0102", "u1"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_scep_transaction("default", "tx1").await.unwrap(),
+        Some(("k0101".to_string(), "0101".to_string()))
+    );
+    let mut renewal = enrollment("0103", "cc");
+    renewal.challenge = Some(SpentChallenge::Device("cc".into()));
+    renewal.supersedes = Some("0101".into());
+    assert!(store
+        .record_scep_enrollment(&ctx(302), renewal)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_scep_transaction("default", "tx1").await.unwrap(),
+        Some(("k0103".to_string(), "0103".to_string()))
+    );
+    let old = store.get_certificate("0101", 400).await.unwrap().unwrap();
+    assert_eq!(old.revocation_reason.as_deref(), Some("superseded"));
+    let mut states = store.certificate_states("default").await.unwrap();
+    states.sort_by(|a, b| a.serial.cmp(&b.serial));
+    assert_eq!(
+        states
+            .iter()
+            .map(|s| (s.serial.as_str(), s.reason.as_deref()))
+            .collect::<Vec<_>>(),
+        [("0101", Some("superseded")), ("0103", None)]
+    );
+    let n = store.next_crl_number(&c, "default").await.unwrap();
+    store
+        .insert_crl(
+            &c,
+            NewCrl {
+                ca: "default".into(),
+                number: n,
+                scope: CrlScope::Full,
+                base_number: None,
+                this_update: 1,
+                next_update: 2,
+                entries: 1,
+                der: vec![1],
+            },
+        )
+        .await
+        .unwrap();
+    let meta = store
+        .latest_crl_meta("default", CrlScope::Full)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((meta.number, meta.entries), (n, 1));
+    assert!(store
+        .latest_crl_meta("default", CrlScope::Delta)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Pages of devices and certificates.
+    let page = |after: Option<String>| PageQuery { after, limit: 1 };
+    let devices = store
+        .page_devices(
+            &DeviceFilter {
+                user: Some("Alice@Corp.Example".into()),
+                ..Default::default()
+            },
+            &page(None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(devices.len(), 1);
+    let first = store
+        .page_certificates(&all_certs(), &page(None))
+        .await
+        .unwrap();
+    let second = store
+        .page_certificates(&all_certs(), &page(Some(first[0].serial.clone())))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first[0].serial.as_str(), second[0].serial.as_str()),
+        ("0101", "0103")
+    );
+    let revoked = store
+        .page_certificates(
+            &CertPageFilter {
+                status: Some(CertStatus::Revoked),
+                user: Some("ALICE@corp.example".into()),
+                ..all_certs()
+            },
+            &PageQuery {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+
+    // Profiles.
+    let profile = NewProfile {
+        name: "ios-mail".into(),
+        platform: "ios".into(),
+        template: "phones".into(),
+        eas_host: "mail.corp.example".into(),
+        account_name: "Mail".into(),
+        email: "{EmailAddress}".into(),
+        username: "{UserPrincipalName}".into(),
+        domain: None,
+        delivery: "scep".into(),
+        groups: vec!["SALES".into()],
+    };
+    store.insert_profile(&c, profile.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_profile(&c, profile.clone()).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        store
+            .insert_profile(
+                &c,
+                NewProfile {
+                    name: "x".into(),
+                    groups: vec!["nope".into()],
+                    ..profile
+                }
+            )
+            .await,
+        Err(StoreError::NotFound { kind: "group", .. })
+    ));
+    assert_eq!(store.list_profiles().await.unwrap().len(), 1);
+    assert_eq!(
+        store.get_profile("ios-mail").await.unwrap().unwrap().groups,
+        ["SALES"]
+    );
+    assert!(matches!(
+        store.remove_group(&c, "sales").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.remove_profile(&c, "ios-mail").await.unwrap();
+    assert!(matches!(
+        store.remove_profile(&c, "ios-mail").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Disabling with revocation, then removing the CA.
+    let (user, serials) = store
+        .set_user_disabled(
+            &c,
+            "ALICE@corp.example",
+            true,
+            Some(Revocation {
+                reason: "affiliationChanged".into(),
+                at: 500,
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(user.disabled);
+    assert_eq!(serials, ["0103"]);
+    store
+        .set_ca_scep_ra_only(&c, "default", true)
+        .await
+        .unwrap();
+    assert!(store.get_ca("default").await.unwrap().unwrap().scep_ra_only);
+    assert!(matches!(
+        store.set_ca_scep_ra_only(&c, "nope", true).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store.remove_ca(&ctx(600), "default", None).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(store.get_ca("default").await.unwrap().is_none());
+    assert!(store.list_cas().await.unwrap().is_empty());
+    assert!(matches!(
+        store.remove_ca(&c, "default", None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 macro_rules! backend_suite {
     ($backend:ident: $($test:ident),*) => {
         mod $backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let (_guard, store) = super::$backend().await;
+                    let Some((guard, store)) = super::$backend(stringify!($test)).await else {
+                        return;
+                    };
                     super::$test(store).await;
+                    guard.finish().await;
                 }
             )*
         }
     };
 }
 
-backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end);
+backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter, the_remaining_calls_behave_alike);
+backend_suite!(postgres: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter, the_remaining_calls_behave_alike);
 
 #[tokio::test]
-async fn postgres_urls_are_refused_clearly_until_the_backend_lands() {
-    let err = open("postgres://easgate:secret@127.0.0.1/test")
+async fn postgres_urls_open_the_postgres_backend_and_failures_hide_the_password() {
+    // Nothing listens on port 1: the error names host and port, never the password.
+    let err = open("postgres://easgate:secret@127.0.0.1:1/test")
         .await
         .err()
         .unwrap();
     let text = err.to_string();
-    assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(matches!(err, StoreError::Connect { .. }), "{text}");
+    assert!(text.contains("PostgreSQL at 127.0.0.1:1"), "{text}");
     assert!(!text.contains("secret"), "password leaked: {text}");
+    assert!(open("postgresql://easgate:secret@127.0.0.1:1/test")
+        .await
+        .is_err());
     assert!(open("mysql://x").await.is_err());
 }

@@ -13,6 +13,8 @@ pub mod upstream;
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub public_url: String,
+    /// `--database-url` for every command; `None`: the default SQLite file in the data dir.
+    pub database_url: Option<String>,
 }
 
 pub struct Run {
@@ -34,6 +36,15 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
             public_url: "http://pki.corp.example:8080".to_string(),
+            database_url: None,
+        }
+    }
+
+    /// No data directory, and every command given `--database-url url`.
+    pub fn bare_with_database(url: &str) -> Self {
+        Env {
+            database_url: Some(url.to_string()),
+            ..Env::bare()
         }
     }
 
@@ -65,6 +76,9 @@ impl Env {
             .env_remove("EASGATE_DATABASE_URL")
             .env_remove("EASGATE_DATA_DIR")
             .env_remove("EASGATE_PUBLIC_URL");
+        if let Some(url) = &self.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
         cmd
     }
 
