@@ -678,7 +678,7 @@ impl Store for SqliteStore {
     async fn set_ca_scep_no_des(&self, ctx: &Ctx, name: &str, refuse: bool) -> Result<()> {
         self.write(|tx| {
             let changed = tx.execute(
-                "UPDATE cas SET scep_no_des = ?1 WHERE name = ?2",
+                "UPDATE cas SET scep_no_des = ?1 WHERE name = ?2 AND removed_at IS NULL",
                 params![refuse, name],
             )?;
             if changed == 0 {

@@ -1557,6 +1557,19 @@ async fn the_remaining_calls_behave_alike(store: Arc<dyn Store>) {
     );
     assert!(store.get_ca("default").await.unwrap().is_none());
     assert!(store.list_cas().await.unwrap().is_empty());
+    // The removed CA's row is kept under `NAME.removed-<t>`; neither SCEP switch reaches it.
+    assert!(matches!(
+        store
+            .set_ca_scep_no_des(&c, "default.removed-600", true)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .set_ca_scep_ra_only(&c, "default.removed-600", true)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(matches!(
         store.remove_ca(&c, "default", None).await,
         Err(StoreError::NotFound { .. })

@@ -165,46 +165,48 @@ impl PgStore {
     }
 
     pub async fn set_ca_scep_no_des(&self, ctx: &Ctx, name: &str, refuse: bool) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        // As the SQLite backend: this one does not exclude removed CAs (their names carry a
-        // `.removed-` suffix, so only such a name can reach one).
-        let changed = sqlx::query("UPDATE cas SET scep_no_des = $1 WHERE name = $2")
-            .bind(refuse)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if changed == 0 {
-            return Err(StoreError::not_found("CA", name));
-        }
         let detail = if refuse {
             "refuse single DES"
         } else {
             "accept single DES"
         };
-        record(&mut tx, ctx, "ca.scep_des", "ca", name, detail).await?;
-        tx.commit().await?;
-        Ok(())
+        self.set_ca_flag(ctx, name, "scep_no_des", refuse, "ca.scep_des", detail)
+            .await
     }
 
     pub async fn set_ca_scep_ra_only(&self, ctx: &Ctx, name: &str, ra_only: bool) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        let changed =
-            sqlx::query("UPDATE cas SET scep_ra_only = $1 WHERE name = $2 AND removed_at IS NULL")
-                .bind(ra_only)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if changed == 0 {
-            return Err(StoreError::not_found("CA", name));
-        }
         let detail = if ra_only {
             "GetCACert: the RA alone"
         } else {
             "GetCACert: the CA and its RA"
         };
-        record(&mut tx, ctx, "ca.scep_cacert", "ca", name, detail).await?;
+        self.set_ca_flag(ctx, name, "scep_ra_only", ra_only, "ca.scep_cacert", detail)
+            .await
+    }
+
+    /// Set one of a live (not removed) CA's SCEP switches, audited as `action`.
+    async fn set_ca_flag(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        column: &'static str,
+        value: bool,
+        action: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let changed = sqlx::query(&format!(
+            "UPDATE cas SET {column} = $1 WHERE name = $2 AND removed_at IS NULL"
+        ))
+        .bind(value)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::not_found("CA", name));
+        }
+        record(&mut tx, ctx, action, "ca", name, detail).await?;
         tx.commit().await?;
         Ok(())
     }
