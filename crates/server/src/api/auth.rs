@@ -52,12 +52,19 @@ pub async fn caller_of(app: &App, headers: &HeaderMap) -> ApiResult<Caller> {
             "send an API token as `Authorization: Bearer TOKEN` (easgate token create)",
         ));
     };
-    match app.easgate.authenticate(&secret).await? {
-        Ok(caller) => Ok(caller),
-        Err(AuthFailure::Expired) => Err(ApiError::unauthorized("the token has expired")),
-        Err(AuthFailure::Revoked) => Err(ApiError::unauthorized("the token was revoked")),
-        Err(AuthFailure::Unknown) => Err(ApiError::unauthorized("unknown token")),
-    }
+    app.easgate
+        .authenticate(&secret)
+        .await?
+        .map_err(unauthorized_for)
+}
+
+/// The 401 for a token that does not authenticate.
+pub fn unauthorized_for(failure: AuthFailure) -> ApiError {
+    ApiError::unauthorized(match failure {
+        AuthFailure::Expired => "the token has expired",
+        AuthFailure::Revoked => "the token was revoked",
+        AuthFailure::Unknown => "unknown token",
+    })
 }
 
 /// The caller of an API request: its bearer token, or else the web console's session cookie,

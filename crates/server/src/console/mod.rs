@@ -23,9 +23,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use easgate_ops::tokens::{AuthFailure, Caller, Permission};
+use easgate_ops::tokens::{Caller, Permission};
 use serde::{Deserialize, Serialize};
 
+use crate::api::auth::unauthorized_for;
 use crate::api::problem::{ApiError, ApiResult, Body};
 use crate::App;
 
@@ -121,14 +122,6 @@ struct SignIn {
     token: String,
 }
 
-fn auth_failure(failure: AuthFailure) -> ApiError {
-    ApiError::unauthorized(match failure {
-        AuthFailure::Expired => "the token has expired",
-        AuthFailure::Revoked => "the token was revoked",
-        AuthFailure::Unknown => "unknown token",
-    })
-}
-
 /// The session id of a request and the caller it stands for (401 when there is none).
 pub async fn session_caller(
     app: &App,
@@ -142,7 +135,7 @@ pub async fn session_caller(
         Ok(caller) => Ok((id, s, caller)),
         Err(failure) => {
             app.console.end(&id);
-            Err(auth_failure(failure))
+            Err(unauthorized_for(failure))
         }
     }
 }
@@ -156,7 +149,7 @@ async fn sign_in(State(app): State<Arc<App>>, Body(req): Body<SignIn>) -> ApiRes
         .easgate
         .authenticate(secret)
         .await?
-        .map_err(auth_failure)?;
+        .map_err(unauthorized_for)?;
     let now = app.easgate.now().unix_timestamp();
     let (id, csrf) = app
         .console
