@@ -253,8 +253,15 @@ pub struct ServeArgs {
     #[arg(long, env = "EASGATE_OCSP_VALIDITY", value_name = "DURATION")]
     pub ocsp_validity: Option<String>,
     /// How often the store is polled for changes made elsewhere (CLI, other nodes) [default: 1s].
+    /// On PostgreSQL, instances are also told of each change at once (LISTEN/NOTIFY); the poll
+    /// is the fallback.
     #[arg(long, env = "EASGATE_CHANGE_POLL_INTERVAL", value_name = "DURATION")]
     pub change_poll_interval: Option<String>,
+    /// How long the gateway keeps deciding from its in-memory state while the database cannot
+    /// be reached. Past it, managed devices of our CAs are refused (fail closed: a revocation
+    /// made elsewhere may be missing) until the database answers again [default: 5m].
+    #[arg(long, env = "EASGATE_MAX_STALENESS", value_name = "DURATION")]
+    pub max_staleness: Option<String>,
     /// How often certificates are checked for their renewal window; each one inside it gets
     /// a renewal enrollment (new challenge + profile link) once [default: 1h].
     #[arg(long, env = "EASGATE_RENEWAL_INTERVAL", value_name = "DURATION")]

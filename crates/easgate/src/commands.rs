@@ -1176,6 +1176,12 @@ fn serve_config(
             file.change_poll_interval.as_deref(),
             "1s",
         )?,
+        max_staleness: pick_duration(
+            "--max-staleness",
+            args.max_staleness.as_deref(),
+            file.max_staleness.as_deref(),
+            "5m",
+        )?,
         renewal_interval: pick_duration(
             "--renewal-interval",
             args.renewal_interval.as_deref(),

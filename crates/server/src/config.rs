@@ -40,6 +40,7 @@ pub struct FileConfig {
     pub delta_crl_validity: Option<String>,
     pub ocsp_validity: Option<String>,
     pub change_poll_interval: Option<String>,
+    pub max_staleness: Option<String>,
     pub renewal_interval: Option<String>,
     pub renewal_webhook: Option<String>,
     pub http_header_timeout: Option<String>,
@@ -78,6 +79,8 @@ pub struct ServeConfig {
     pub ocsp_validity: Duration,
     /// How often the store's change feed is polled.
     pub change_poll_interval: Duration,
+    /// How long the gateway decides from memory while the store is unreachable.
+    pub max_staleness: Duration,
     /// How often the renewal job looks for certificates inside their renewal window.
     pub renewal_interval: Duration,
     /// Where each started renewal is POSTed as JSON.
@@ -205,6 +208,13 @@ impl ServeConfig {
                 "--change-poll-interval above 2s breaks the promise that CLI changes apply within 2 s".into(),
             ));
         }
+        if self.max_staleness < self.change_poll_interval * 2 {
+            return Err(ServeError::Config(format!(
+                "--max-staleness {:?} must be at least twice --change-poll-interval ({:?}), or \
+                 a healthy database would be taken for an unreachable one",
+                self.max_staleness, self.change_poll_interval
+            )));
+        }
         at_least(
             "--renewal-interval",
             self.renewal_interval,
@@ -260,6 +270,7 @@ mod tests {
             delta_crl_validity: Duration::from_secs(3600),
             ocsp_validity: Duration::from_secs(3600),
             change_poll_interval: Duration::from_secs(1),
+            max_staleness: Duration::from_secs(300),
             renewal_interval: Duration::from_secs(3600),
             renewal_webhook: None,
             http_limits: crate::http_listener::HttpLimits::default(),

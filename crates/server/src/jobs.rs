@@ -9,6 +9,7 @@ use easgate_store::{CertStatus as StoreStatus, CrlScope};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::freshness::Transition;
 use crate::metrics::CrlLabels;
 use crate::state::{CaState, Known};
 use crate::App;
@@ -16,21 +17,49 @@ use crate::App;
 /// How long an OCSP responder certificate is valid; it is replaced at half-life.
 pub const RESPONDER_VALIDITY: time::Duration = time::Duration::days(7);
 
-/// Poll the change feed until shutdown.
+/// Follow the change feed until shutdown: woken by the store's change notifications where it
+/// has them (PostgreSQL), and at least every `--change-poll-interval`.
 pub async fn follow_changes(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut revision = app.start_revision;
+    let store = app.easgate.store.clone();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(app.config.change_poll_interval) => {}
+            _ = store.wait_for_changes(app.config.change_poll_interval) => {}
             _ = shutdown.changed() => return,
         }
-        match apply_changes(&app, revision).await {
-            Ok(new) => revision = new,
+        let outcome = tokio::select! {
+            outcome = apply_changes(&app, revision) => outcome,
+            _ = shutdown.changed() => return,
+        };
+        match outcome {
+            Ok(new) => {
+                revision = new;
+                if app.freshness.confirm() == Transition::Recovered {
+                    info!("the store answers again: decisions use current state");
+                }
+            }
             Err(e) => {
                 app.metrics.job_failures.inc();
-                warn!(error = %e, "could not apply store changes; retrying");
+                if app.freshness.refresh_failed() == Transition::BecameStale {
+                    error!(
+                        error = %e,
+                        age_seconds = app.freshness.age().as_secs(),
+                        "the store has been unreachable beyond --max-staleness ({:?}): the \
+                         gateway refuses managed devices of our CAs until it answers again",
+                        app.freshness.max_staleness()
+                    );
+                } else {
+                    warn!(
+                        error = %e,
+                        age_seconds = app.freshness.age().as_secs(),
+                        "could not apply store changes; deciding from memory, retrying"
+                    );
+                }
             }
         }
+        app.metrics
+            .store_snapshot_age
+            .set(i64::try_from(app.freshness.age().as_secs()).unwrap_or(i64::MAX));
     }
 }
 
@@ -154,11 +183,33 @@ async fn refresh_certificate(app: &App, serial_hex: &str) -> Result<(), easgate_
     Ok(())
 }
 
+/// The lease whose holder makes and signs CRLs: with several instances on one database exactly
+/// one signs at a time; the others serve what it publishes (a `crl` change) and take over
+/// within a tick or two of its death.
+pub const CRL_LEADER_LEASE: &str = "crl-leader";
+
 /// Keep every CA's CRLs and responder fresh until shutdown.
 pub async fn maintain(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut leading = false;
     loop {
+        let lead = match app.easgate.store.hold_lease(CRL_LEADER_LEASE).await {
+            Ok(lead) => lead,
+            Err(e) => {
+                warn!(error = %e, "cannot check the CRL leader lease; not making CRLs now");
+                false
+            }
+        };
+        if lead != leading {
+            if lead {
+                info!("this instance is the CRL leader: it makes and signs the CRLs");
+            } else {
+                warn!("this instance is no longer the CRL leader");
+            }
+            leading = lead;
+        }
+        app.metrics.crl_leader.set(i64::from(lead));
         for ca in app.pki.all() {
-            if let Err(e) = maintain_ca(&app, &ca).await {
+            if let Err(e) = maintain_ca(&app, &ca, lead).await {
                 app.metrics.job_failures.inc();
                 error!(ca = %ca.name, error = %e, "CRL or responder upkeep failed; retrying");
             }
@@ -180,7 +231,17 @@ fn age(this_update: i64, now: i64) -> Duration {
     Duration::from_secs(u64::try_from(now.saturating_sub(this_update)).unwrap_or(0))
 }
 
-async fn maintain_ca(app: &App, ca: &CaState) -> Result<(), easgate_ops::OpsError> {
+/// A CA's upkeep: its CRLs when this instance is the leader (`lead`), its own OCSP responder
+/// certificate always (each instance signs with its own).
+async fn maintain_ca(app: &App, ca: &CaState, lead: bool) -> Result<(), easgate_ops::OpsError> {
+    renew_responder(app, ca).await?;
+    if lead {
+        maintain_crls(app, ca).await?;
+    }
+    Ok(())
+}
+
+async fn maintain_crls(app: &App, ca: &CaState) -> Result<(), easgate_ops::OpsError> {
     let cfg = &app.config;
     let now = app.easgate.now().unix_timestamp();
     let to_time = |d: Duration| time::Duration::try_from(d).unwrap_or(time::Duration::HOUR);
@@ -220,6 +281,10 @@ async fn maintain_ca(app: &App, ca: &CaState) -> Result<(), easgate_ops::OpsErro
             .await?;
         published(app, ca, delta);
     }
+    Ok(())
+}
+
+async fn renew_responder(app: &App, ca: &CaState) -> Result<(), easgate_ops::OpsError> {
     let responder = ca.responder();
     if responder.not_after() - app.easgate.now() < RESPONDER_VALIDITY / 2 {
         let fresh = app

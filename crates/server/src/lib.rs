@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod console;
 mod error;
+pub mod freshness;
 pub mod gateway;
 pub mod http_listener;
 pub mod init;
@@ -48,6 +49,8 @@ pub struct App {
     pub console: console::session::Sessions,
     /// The change-feed revision the in-memory state was loaded at.
     pub start_revision: i64,
+    /// How current the in-memory state is with the store.
+    pub freshness: freshness::StoreFreshness,
 }
 
 /// Log to stderr, one line per event; `EASGATE_LOG` (or `RUST_LOG`) filters, default `info`.
@@ -99,6 +102,7 @@ pub async fn serve(
         api_calls: api::call_log::CallLog::default(),
         console: console::session::Sessions::default(),
         start_revision,
+        freshness: freshness::StoreFreshness::new(config.max_staleness),
     });
 
     let public = bind("public PKI", config.public_listen).await?;

@@ -59,6 +59,10 @@ pub struct Metrics {
     pub trusted_crl_failures: Family<TrustLabels, Counter>,
     /// 1 while a trusted CA's revocation state is unknown (its certificates fail closed).
     pub trusted_crl_unknown: Family<TrustLabels, Gauge>,
+    /// Seconds since the in-memory state was last confirmed current with the store.
+    pub store_snapshot_age: Gauge,
+    /// 1 while this instance holds the CRL leader lease (makes and signs the CRLs).
+    pub crl_leader: Gauge,
 }
 
 impl Metrics {
@@ -140,8 +144,23 @@ impl Metrics {
             "1 while a trusted CA has no current CRL (its certificates are refused)",
             trusted_crl_unknown.clone(),
         );
+        let store_snapshot_age = Gauge::default();
+        registry.register(
+            "store_snapshot_age_seconds",
+            "Seconds since the in-memory state was last confirmed current with the store \
+             (beyond --max-staleness, managed devices of our CAs are refused)",
+            store_snapshot_age.clone(),
+        );
+        let crl_leader = Gauge::default();
+        registry.register(
+            "crl_leader",
+            "1 while this instance holds the CRL leader lease and makes the CRLs",
+            crl_leader.clone(),
+        );
         Metrics {
             registry,
+            store_snapshot_age,
+            crl_leader,
             gateway_decisions,
             gateway_latency,
             gateway_long_polls,

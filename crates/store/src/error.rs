@@ -18,7 +18,11 @@ pub enum StoreError {
     #[error("database migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("PostgreSQL error: {0}")]
-    Postgres(#[from] sqlx::Error),
+    Postgres(sqlx::Error),
+    /// The database cannot be reached now (refused, timed out, connection lost): nothing this
+    /// call tried to write was committed, unless the connection broke during the commit itself.
+    #[error("the database is unreachable ({0}); try again once it is back")]
+    Unavailable(String),
     #[error(
         "cannot connect to PostgreSQL at {host}:{port} ({url}): {source}; check that the server \
          is running and accepts TCP connections there, and that the user, password and \
@@ -45,7 +49,28 @@ pub enum StoreError {
     },
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(format!("PostgreSQL: {e}")),
+            other => StoreError::Postgres(other),
+        }
+    }
+}
+
 impl StoreError {
+    /// Whether the database could not be reached (a retry later may succeed).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Connect { .. }
+        )
+    }
+
     pub(crate) fn not_found(kind: &'static str, key: impl Into<String>) -> Self {
         StoreError::NotFound {
             kind,

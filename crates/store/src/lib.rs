@@ -33,6 +33,20 @@ pub trait Store: Send + Sync {
     async fn revision(&self) -> Result<i64>;
     /// Changes with a revision above `after`, oldest first, at most `limit`.
     async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>>;
+    /// Wait until the change feed may have grown, or `at_most` has passed, whichever is first.
+    /// A backend that can be told of another process's commit (PostgreSQL: `LISTEN/NOTIFY`)
+    /// returns as soon as one lands; the default just sleeps, which makes the caller a poller.
+    /// A spurious early return is allowed: callers re-read [`Store::revision`].
+    async fn wait_for_changes(&self, at_most: std::time::Duration) {
+        tokio::time::sleep(at_most).await;
+    }
+    /// Whether this process holds the lease `name` (taking it if it is free): at most one
+    /// process on the database holds a lease at a time, and it is freed when the holder's
+    /// process or database connection ends. Called again to renew (and to learn of a lost
+    /// lease). The SQLite backend serves one process per database file, so it always holds.
+    async fn hold_lease(&self, _name: &str) -> Result<bool> {
+        Ok(true)
+    }
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;
     async fn set_setting(&self, ctx: &Ctx, key: &str, value: &str) -> Result<()>;
@@ -242,8 +256,10 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
     async fn list_overrides(&self) -> Result<Vec<EasOverride>>;
 
-    /// Write partnerships as the gateway last saw them (insert or replace each, one
-    /// transaction). No audit event or change row: this is the gateway's running record.
+    /// Write partnerships as the gateway last saw them (insert or update each). With several
+    /// gateways on one database the latest sighting wins: a partnership whose stored
+    /// `last_seen` is newer than the one given is left alone, and `first_seen` keeps the
+    /// earliest. No audit event or change row: this is the gateway's running record.
     async fn save_partnerships(&self, partnerships: &[Partnership]) -> Result<()>;
     /// Partnerships, of one user or all, by user then DeviceId.
     async fn list_partnerships(&self, user: Option<&str>) -> Result<Vec<Partnership>>;
@@ -252,8 +268,14 @@ pub trait Store: Send + Sync {
     /// Remove every partnership and the override of one EAS DeviceId; the number removed.
     async fn clear_partnerships(&self, ctx: &Ctx, eas_device_id: &str) -> Result<usize>;
 
-    /// Record certificate-to-DeviceId bindings not yet recorded (an existing binding is kept).
-    async fn save_bindings(&self, bindings: &[CertificateBinding]) -> Result<()>;
+    /// Record certificate-to-DeviceId bindings not yet recorded (an existing binding is kept:
+    /// the first writer wins, whichever gateway it was); each new one is a `binding` change, so
+    /// other instances learn it. Returns the binding in effect for each serial given, which
+    /// differs from the one given when another gateway bound that certificate first.
+    async fn save_bindings(&self, bindings: &[CertificateBinding])
+        -> Result<Vec<CertificateBinding>>;
+    /// The binding of one certificate (serial in hex), if it has one.
+    async fn get_binding(&self, serial: &str) -> Result<Option<CertificateBinding>>;
     async fn list_bindings(&self) -> Result<Vec<CertificateBinding>>;
 
     /// Add a profile; its template and every group named must exist.

@@ -1591,8 +1591,15 @@ impl Store for SqliteStore {
         self.write(|tx| gw::clear_partnerships(tx, ctx, eas_device_id))
     }
 
-    async fn save_bindings(&self, bindings: &[CertificateBinding]) -> Result<()> {
+    async fn save_bindings(
+        &self,
+        bindings: &[CertificateBinding],
+    ) -> Result<Vec<CertificateBinding>> {
         self.write(|tx| gw::save_bindings(tx, bindings))
+    }
+
+    async fn get_binding(&self, serial: &str) -> Result<Option<CertificateBinding>> {
+        self.read(|c| gw::get_binding(c, serial))
     }
 
     async fn list_bindings(&self) -> Result<Vec<CertificateBinding>> {

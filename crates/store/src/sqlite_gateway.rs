@@ -2,7 +2,7 @@
 //! has seen (partnerships, certificate bindings). Kept apart from `sqlite.rs`, which holds the
 //! PKI and directory records.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Result, StoreError};
 use crate::model::{AccessRule, CertificateBinding, Ctx, EasOverride, Partnership};
@@ -118,7 +118,7 @@ pub(crate) fn save_partnerships(tx: &Connection, partnerships: &[Partnership]) -
          last_seen = excluded.last_seen, last_sync = excluded.last_sync, last_command = excluded.last_command, \
          cert_serial = excluded.cert_serial, device_state = excluded.device_state, access_state = excluded.access_state, \
          access_reason = excluded.access_reason, last_refusal_at = excluded.last_refusal_at, \
-         last_refusal = excluded.last_refusal",
+         last_refusal = excluded.last_refusal WHERE excluded.last_seen >= eas_partnerships.last_seen",
     )?;
     for p in partnerships {
         stmt.execute(params![
@@ -222,26 +222,45 @@ pub(crate) fn clear_partnerships(tx: &Connection, ctx: &Ctx, eas_device_id: &str
     Ok(removed)
 }
 
-pub(crate) fn save_bindings(tx: &Connection, bindings: &[CertificateBinding]) -> Result<()> {
-    let mut stmt = tx.prepare_cached(
+pub(crate) fn save_bindings(
+    tx: &Connection,
+    bindings: &[CertificateBinding],
+) -> Result<Vec<CertificateBinding>> {
+    let mut insert = tx.prepare_cached(
         "INSERT INTO certificate_bindings (serial, eas_device_id, user, bound_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (serial) DO NOTHING",
     )?;
+    let mut in_effect = Vec::with_capacity(bindings.len());
     for b in bindings {
-        stmt.execute(params![b.serial, b.eas_device_id, b.user, b.bound_at])?;
+        if insert.execute(params![b.serial, b.eas_device_id, b.user, b.bound_at])? == 1 {
+            tx.prepare_cached("INSERT INTO changes (at, entity, key) VALUES (?1, 'binding', ?2)")?
+                .execute(params![b.bound_at, b.serial])?;
+            in_effect.push(b.clone());
+        } else if let Some(stored) = get_binding(tx, &b.serial)? {
+            in_effect.push(stored);
+        }
     }
-    Ok(())
+    Ok(in_effect)
+}
+
+pub(crate) fn get_binding(c: &Connection, serial: &str) -> Result<Option<CertificateBinding>> {
+    Ok(c
+        .prepare_cached("SELECT * FROM certificate_bindings WHERE serial = ?1")?
+        .query_row([serial], binding_from_row)
+        .optional()?)
+}
+
+fn binding_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertificateBinding> {
+    Ok(CertificateBinding {
+        serial: r.get("serial")?,
+        eas_device_id: r.get("eas_device_id")?,
+        user: r.get("user")?,
+        bound_at: r.get("bound_at")?,
+    })
 }
 
 pub(crate) fn list_bindings(c: &Connection) -> Result<Vec<CertificateBinding>> {
     let mut stmt = c.prepare_cached("SELECT * FROM certificate_bindings ORDER BY serial")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(CertificateBinding {
-            serial: r.get("serial")?,
-            eas_device_id: r.get("eas_device_id")?,
-            user: r.get("user")?,
-            bound_at: r.get("bound_at")?,
-        })
-    })?;
+    let rows = stmt.query_map([], binding_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -197,3 +197,105 @@ async fn a_connection_failure_names_host_port_and_hides_the_password() {
     assert!(text.contains("u:***@"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+/// A change committed through one store wakes another store's waiter at once (LISTEN/NOTIFY),
+/// long before the waiter's poll cap; and a waiter with nothing new times out by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_store_wakes_the_other_at_once() {
+    let Some((url, schema)) = test_url("a_change_wakes_the_other") else {
+        return;
+    };
+    let a = std::sync::Arc::new(PgStore::open(&url).await.unwrap());
+    let b = std::sync::Arc::new(PgStore::open(&url).await.unwrap());
+    // The first wait starts listening (and counts as a wake-up: it may have missed changes).
+    b.wait_for_changes(std::time::Duration::from_secs(5)).await;
+    let cap = std::time::Duration::from_secs(60);
+    for round in 0..3 {
+        let waiter = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                b.wait_for_changes(cap).await;
+                started.elapsed()
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        a.set_setting(&ctx(round), "k", &round.to_string())
+            .await
+            .unwrap();
+        let waited = waiter.await.unwrap();
+        assert!(
+            waited < cap / 2,
+            "round {round}: the waiter slept {waited:?}, i.e. was not notified"
+        );
+        assert_eq!(b.revision().await.unwrap(), round + 1);
+    }
+    drop((a, b));
+    drop_schema(&schema).await;
+}
+
+/// One holder of a lease at a time across stores; it passes to another store when the holder
+/// ends (its connection closes), as when an instance is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_has_one_holder_and_passes_on_when_it_ends() {
+    let Some((url, schema)) = test_url("a_lease_has_one_holder") else {
+        return;
+    };
+    let a = PgStore::open(&url).await.unwrap();
+    let b = PgStore::open(&url).await.unwrap();
+    assert!(a.hold_lease("crl-leader").await.unwrap());
+    assert!(!b.hold_lease("crl-leader").await.unwrap());
+    // Renewing keeps it; other leases are independent.
+    assert!(a.hold_lease("crl-leader").await.unwrap());
+    assert!(b.hold_lease("other").await.unwrap());
+    assert!(!a.hold_lease("other").await.unwrap());
+    drop(a);
+    let mut taken = false;
+    for _ in 0..100 {
+        if b.hold_lease("crl-leader").await.unwrap() {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(taken, "the lease did not pass on after its holder ended");
+    drop(b);
+    drop_schema(&schema).await;
+}
+
+/// A SCEP transaction recorded through one store is found through another: a client that
+/// retries against a second instance gets the same certificate back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scep_transaction_recorded_by_one_store_is_found_by_another() {
+    let Some((url, schema)) = test_url("a_scep_transaction_is_shared") else {
+        return;
+    };
+    let a = PgStore::open(&url).await.unwrap();
+    let b = PgStore::open(&url).await.unwrap();
+    a.insert_ca(&ctx(1), ca()).await.unwrap();
+    let recorded = a
+        .record_scep_enrollment(
+            &ctx(2),
+            ScepEnrollment {
+                challenge: None,
+                certificate: cert("5CE9"),
+                supersedes: None,
+                ca: "default".into(),
+                transaction_id: "tx-1".into(),
+                key_sha256: "ab".repeat(32),
+                detail: "test".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(recorded);
+    let found = b.get_scep_transaction("default", "tx-1").await.unwrap();
+    assert_eq!(found, Some(("ab".repeat(32), "5CE9".to_string())));
+    assert!(b
+        .get_scep_transaction("default", "tx-2")
+        .await
+        .unwrap()
+        .is_none());
+    drop((a, b));
+    drop_schema(&schema).await;
+}

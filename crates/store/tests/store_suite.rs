@@ -996,7 +996,7 @@ fn partnership(user: &str, id: &str, seen: i64) -> Partnership {
 }
 
 /// Partnerships upsert by (user, DeviceId, suspect) case-insensitively, keep their first
-/// sighting, filter with LIKE's wildcards taken literally; overrides and clearing follow.
+/// sighting, let the latest sighting win, filter with LIKE's wildcards taken literally; overrides and clearing follow.
 async fn gateway_records_upsert_and_filter(store: Arc<dyn Store>) {
     let c = ctx(20);
     store
@@ -1022,6 +1022,16 @@ async fn gateway_records_upsert_and_filter(store: Arc<dyn Store>) {
             all[0].last_seen,
             all[0].access_state.as_str()
         ),
+        (100, 200, "allow")
+    );
+    // Another gateway flushing an older sighting of the same device later loses: the latest
+    // sighting wins, whatever order the gateways write in.
+    let mut stale = partnership("alice@corp.example", "DEV1", 180);
+    stale.access_state = "quarantine".into();
+    store.save_partnerships(&[stale]).await.unwrap();
+    let kept = &store.get_partnerships("dev1").await.unwrap()[0];
+    assert_eq!(
+        (kept.first_seen, kept.last_seen, kept.access_state.as_str()),
         (100, 200, "allow")
     );
     assert_eq!(
@@ -1124,11 +1134,35 @@ async fn gateway_records_upsert_and_filter(store: Arc<dyn Store>) {
         user: "alice@corp.example".into(),
         bound_at: 5,
     };
-    store
+    let revision = store.revision().await.unwrap();
+    let saved = store
         .save_bindings(&[binding("0B", "x"), binding("0A", "y")])
         .await
         .unwrap();
-    store.save_bindings(&[binding("0A", "z")]).await.unwrap();
+    assert_eq!(saved.len(), 2);
+    // A second gateway binding 0A elsewhere learns the first binding, which stays.
+    let in_effect = store.save_bindings(&[binding("0A", "z")]).await.unwrap();
+    assert_eq!(
+        in_effect
+            .iter()
+            .map(|b| (b.serial.as_str(), b.eas_device_id.as_str()))
+            .collect::<Vec<_>>(),
+        [("0A", "y")]
+    );
+    assert_eq!(
+        store.get_binding("0A").await.unwrap().unwrap().eas_device_id,
+        "y"
+    );
+    assert!(store.get_binding("0C").await.unwrap().is_none());
+    // Each new binding is one change that other instances follow; the refused one is none.
+    let changes = store.changes_since(revision, 10).await.unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|ch| (ch.entity.as_str(), ch.key.as_str()))
+            .collect::<Vec<_>>(),
+        [("binding", "0B"), ("binding", "0A")]
+    );
     let bindings = store.list_bindings().await.unwrap();
     assert_eq!(
         bindings

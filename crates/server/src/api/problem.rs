@@ -81,6 +81,11 @@ impl From<OpsError> for ApiError {
             OpsError::NotFound { .. } => StatusCode::NOT_FOUND,
             OpsError::AlreadyExists { .. } | OpsError::Conflict(_) => StatusCode::CONFLICT,
             OpsError::Gone(_) => StatusCode::GONE,
+            // The database is down: say so (a retry later may work), not "internal error".
+            OpsError::Store(store) if store.is_unavailable() => {
+                tracing::warn!(error = %e, "admin API: the database is unreachable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => {
                 tracing::error!(error = %e, "admin API: internal error");
                 return ApiError::new(

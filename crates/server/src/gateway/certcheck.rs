@@ -38,6 +38,9 @@ pub enum Rejection {
     NotYetValid,
     Revoked,
     RevocationUnknown(String),
+    /// The store has been unreachable beyond `--max-staleness`: a revocation made through
+    /// another instance may be missing from memory, so our CAs' certificates are refused.
+    StoreUnreachable { seconds: u64 },
 }
 
 impl Rejection {
@@ -53,6 +56,7 @@ impl Rejection {
             Rejection::NotYetValid => "not-yet-valid",
             Rejection::Revoked => "revoked",
             Rejection::RevocationUnknown(_) => "revocation-unknown",
+            Rejection::StoreUnreachable { .. } => "store-unreachable",
         }
     }
 }
@@ -75,6 +79,11 @@ impl std::fmt::Display for Rejection {
             Rejection::Expired => f.write_str("client certificate has expired"),
             Rejection::NotYetValid => f.write_str("client certificate is not valid yet"),
             Rejection::Revoked => f.write_str("client certificate is revoked"),
+            Rejection::StoreUnreachable { seconds } => write!(
+                f,
+                "revocation state is not current: the database has been unreachable for \
+                 {seconds} s, beyond --max-staleness"
+            ),
             Rejection::RevocationUnknown(why) => write!(
                 f,
                 "revocation state of the client certificate is unknown: {why}"
@@ -148,6 +157,11 @@ pub fn check_now(app: &App, chained: &Chained, now: i64) -> Result<(), Rejection
     }
     match &chained.anchor {
         AnchorKind::Ours(ca) => {
+            if app.freshness.is_stale() {
+                return Err(Rejection::StoreUnreachable {
+                    seconds: app.freshness.age().as_secs(),
+                });
+            }
             let status = app
                 .pki
                 .get(ca)

@@ -320,6 +320,17 @@ pub async fn apply_change(app: &App, entity: &str, key: &str) -> Result<(), Serv
                 .map_err(easgate_ops::OpsError::from)?;
             gw.partnerships.forget_cleared(key, &stored);
         }
+        "binding" => {
+            let stored = app
+                .easgate
+                .store
+                .get_binding(key)
+                .await
+                .map_err(easgate_ops::OpsError::from)?;
+            if let Some(binding) = stored {
+                gw.partnerships.adopt_binding(&binding);
+            }
+        }
         _ => {}
     }
     Ok(())

@@ -9,6 +9,10 @@
 //! A request that names a DeviceId bound to a certificate without presenting one bound to it is
 //! a possible spoof: it gets a partnership of its own (`suspect`), so it never overwrites the
 //! bound device's record.
+//!
+//! With several gateways on one database, the store keeps the first binding of a certificate;
+//! each new binding is a change that every other gateway adopts from the change feed, and a
+//! gateway whose flush finds another's binding already stored adopts that one.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -191,6 +195,31 @@ impl Partnerships {
         }
     }
 
+    /// Take a binding as the store has it: another gateway may have bound the certificate
+    /// first (the store keeps the first), and then this one's memory is wrong until now.
+    pub fn adopt_binding(&self, binding: &CertificateBinding) {
+        let Ok(serial) = binding.serial.parse::<Serial>() else {
+            return;
+        };
+        let mut book = self.book();
+        let differs = book
+            .bindings
+            .get(&serial)
+            .is_none_or(|bound| !bound.eq_ignore_ascii_case(&binding.eas_device_id));
+        if differs {
+            if book.bindings.contains_key(&serial) {
+                warn!(
+                    serial = %binding.serial,
+                    device = %binding.eas_device_id,
+                    "another gateway bound this certificate first; its binding applies here too"
+                );
+            }
+            book.bound_devices
+                .insert(binding.eas_device_id.to_ascii_lowercase());
+            book.bindings.insert(serial, binding.eas_device_id.clone());
+        }
+    }
+
     /// Whether some certificate is bound to this DeviceId.
     pub fn device_is_bound(&self, eas_device_id: &str) -> bool {
         let book = self.book();
@@ -309,9 +338,16 @@ impl Partnerships {
             (changed, std::mem::take(&mut book.new_bindings))
         };
         if !bindings.is_empty() {
-            if let Err(e) = store.save_bindings(&bindings).await {
-                self.book().new_bindings.extend(bindings);
-                return Err(e);
+            match store.save_bindings(&bindings).await {
+                Ok(in_effect) => {
+                    for binding in &in_effect {
+                        self.adopt_binding(binding);
+                    }
+                }
+                Err(e) => {
+                    self.book().new_bindings.extend(bindings);
+                    return Err(e);
+                }
             }
         }
         if !changed.is_empty() {

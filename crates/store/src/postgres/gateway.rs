@@ -166,8 +166,9 @@ impl PgStore {
 
     /// Insert or update each partnership, in one transaction; no audit event or change row
     /// (the gateway's running record), and no writers' lock: rows are upserted by key.
+    /// Each partnership is its own statement (no transaction across rows): several gateways
+    /// flush at once, and single-row upserts can never wait on each other in a cycle.
     pub async fn save_partnerships(&self, partnerships: &[Partnership]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
         for p in partnerships {
             sqlx::query(
                 "INSERT INTO eas_partnerships (\"user\", eas_device_id, device_type, model, os, \
@@ -186,7 +187,8 @@ impl PgStore {
                  last_command = excluded.last_command, cert_serial = excluded.cert_serial, \
                  device_state = excluded.device_state, access_state = excluded.access_state, \
                  access_reason = excluded.access_reason, \
-                 last_refusal_at = excluded.last_refusal_at, last_refusal = excluded.last_refusal",
+                 last_refusal_at = excluded.last_refusal_at, last_refusal = excluded.last_refusal \
+                 WHERE excluded.last_seen >= eas_partnerships.last_seen",
             )
             .bind(&p.user)
             .bind(&p.eas_device_id)
@@ -209,10 +211,9 @@ impl PgStore {
             .bind(p.suspect)
             .bind(p.last_refusal_at)
             .bind(&p.last_refusal)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -272,10 +273,15 @@ impl PgStore {
     }
 
     /// Record bindings not yet recorded (an existing binding is kept); no audit or change row.
-    pub async fn save_bindings(&self, bindings: &[CertificateBinding]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+    /// Under the writers' lock, since each new binding is a change-feed row.
+    pub async fn save_bindings(
+        &self,
+        bindings: &[CertificateBinding],
+    ) -> Result<Vec<CertificateBinding>> {
+        let mut tx = self.write_tx().await?;
+        let mut in_effect = Vec::with_capacity(bindings.len());
         for b in bindings {
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO certificate_bindings (serial, eas_device_id, \"user\", bound_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (serial) DO NOTHING",
             )
@@ -284,25 +290,52 @@ impl PgStore {
             .bind(&b.user)
             .bind(b.bound_at)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                sqlx::query("INSERT INTO changes (at, entity, key) VALUES ($1, 'binding', $2)")
+                    .bind(b.bound_at)
+                    .bind(&b.serial)
+                    .execute(&mut *tx)
+                    .await?;
+                in_effect.push(b.clone());
+            } else if let Some(stored) = binding_where(&mut tx, &b.serial).await? {
+                in_effect.push(stored);
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(in_effect)
+    }
+
+    pub async fn get_binding(&self, serial: &str) -> Result<Option<CertificateBinding>> {
+        let mut conn = self.pool.acquire().await?;
+        binding_where(&mut conn, serial).await
     }
 
     pub async fn list_bindings(&self) -> Result<Vec<CertificateBinding>> {
         let rows = sqlx::query("SELECT * FROM certificate_bindings ORDER BY serial")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CertificateBinding {
-                    serial: r.try_get("serial")?,
-                    eas_device_id: r.try_get("eas_device_id")?,
-                    user: r.try_get("user")?,
-                    bound_at: r.try_get("bound_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(binding_from_row).collect()
     }
+}
+
+async fn binding_where(
+    conn: &mut sqlx::PgConnection,
+    serial: &str,
+) -> Result<Option<CertificateBinding>> {
+    let row = sqlx::query("SELECT * FROM certificate_bindings WHERE serial = $1")
+        .bind(serial)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(binding_from_row).transpose()
+}
+
+fn binding_from_row(r: &PgRow) -> Result<CertificateBinding> {
+    Ok(CertificateBinding {
+        serial: r.try_get("serial")?,
+        eas_device_id: r.try_get("eas_device_id")?,
+        user: r.try_get("user")?,
+        bound_at: r.try_get("bound_at")?,
+    })
 }

@@ -12,10 +12,16 @@ use sqlx::{Connection, PgConnection};
 use crate::error::{Result, StoreError};
 
 /// The migrations, in order; version = index + 1. Never edit one that has shipped: add another.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "0002_change_notify",
+        include_str!("../../migrations/postgres/0002_change_notify.sql"),
+    ),
+];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

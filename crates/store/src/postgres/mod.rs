@@ -16,14 +16,16 @@
 //! processes; CRL numbers come from `UPDATE … RETURNING` on a per-CA counter row.
 //!
 //! Modules, one job each: `url` (URL and `schema` parameter), `migrate` (versioned schema under
-//! an advisory lock), `write` (the write transaction, audit/change recording, error mapping),
-//! `rows` (shared SELECTs and row mapping), `core` (change feed, settings, CA creation,
-//! issuance, CRL numbers), `directory` (CAs, trusted CAs, groups, users), `devices`
-//! (templates, devices, certificates), `pki` (CRLs, SCEP, audit), `profiles` (profiles,
-//! service keys, tokens, renewals), `gateway` (rules, overrides, partnerships, bindings), `api`
-//! (API tokens, paged lists), `store_impl` (the `Store` trait over all of them).
+//! an advisory lock), `cluster` (change notifications and leases for several instances),
+//! `write` (the write transaction, audit/change recording, error mapping), `rows` (shared
+//! SELECTs and row mapping), `core` (change feed, settings, CA creation, issuance, CRL
+//! numbers), `directory` (CAs, trusted CAs, groups, users), `devices` (templates, devices,
+//! certificates), `pki` (CRLs, SCEP, audit), `profiles` (profiles, service keys, tokens,
+//! renewals), `gateway` (rules, overrides, partnerships, bindings), `api` (API tokens, paged
+//! lists), `store_impl` (the `Store` trait over all of them).
 
 mod api;
+mod cluster;
 mod core;
 mod devices;
 mod directory;
@@ -38,7 +40,7 @@ mod write;
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
 use crate::error::{Result, StoreError};
@@ -49,6 +51,11 @@ const MAX_CONNECTIONS: u32 = 8;
 /// The PostgreSQL implementation of the store.
 pub struct PgStore {
     pool: PgPool,
+    /// What the pool connects with (the lease connection is opened with the same).
+    options: PgConnectOptions,
+    /// Woken by change notifications once something waits for changes.
+    follower: tokio::sync::OnceCell<std::sync::Arc<tokio::sync::Notify>>,
+    leases: tokio::sync::Mutex<cluster::Leases>,
 }
 
 impl PgStore {
@@ -72,8 +79,13 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(parsed.options);
-        Ok(PgStore { pool })
+            .connect_lazy_with(parsed.options.clone());
+        Ok(PgStore {
+            pool,
+            options: parsed.options,
+            follower: tokio::sync::OnceCell::new(),
+            leases: tokio::sync::Mutex::new(cluster::Leases::default()),
+        })
     }
 
     /// The schema version this database is at.

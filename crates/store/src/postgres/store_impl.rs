@@ -17,6 +17,12 @@ impl Store for PgStore {
     async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>> {
         PgStore::changes_since(self, after, limit).await
     }
+    async fn wait_for_changes(&self, at_most: std::time::Duration) {
+        PgStore::wait_for_changes(self, at_most).await
+    }
+    async fn hold_lease(&self, name: &str) -> Result<bool> {
+        PgStore::hold_lease(self, name).await
+    }
     async fn get_setting(&self, key: &str) -> Result<Option<String>> {
         PgStore::get_setting(self, key).await
     }
@@ -288,8 +294,14 @@ impl Store for PgStore {
     async fn clear_partnerships(&self, ctx: &Ctx, eas_device_id: &str) -> Result<usize> {
         PgStore::clear_partnerships(self, ctx, eas_device_id).await
     }
-    async fn save_bindings(&self, bindings: &[CertificateBinding]) -> Result<()> {
+    async fn save_bindings(
+        &self,
+        bindings: &[CertificateBinding],
+    ) -> Result<Vec<CertificateBinding>> {
         PgStore::save_bindings(self, bindings).await
+    }
+    async fn get_binding(&self, serial: &str) -> Result<Option<CertificateBinding>> {
+        PgStore::get_binding(self, serial).await
     }
     async fn list_bindings(&self) -> Result<Vec<CertificateBinding>> {
         PgStore::list_bindings(self).await
