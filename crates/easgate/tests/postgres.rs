@@ -7,49 +7,15 @@
 
 mod common;
 
+use common::pg::TestSchema;
 use common::{eventually, http, openssl_ok, Env};
-
-const VAR: &str = "EASGATE_TEST_POSTGRES_URL";
-
-/// Drops the test's schema when the test ends, passed or not (best effort, through psql's
-/// absence-tolerant route: the binary's own store has no "drop" call).
-struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .arg(&self.base)
-            .args([
-                "-qc",
-                &format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name),
-            ])
-            .output();
-    }
-}
 
 #[test]
 fn the_whole_lifecycle_runs_on_postgresql() {
-    let Ok(base) = std::env::var(VAR) else {
-        println!("skipped the_whole_lifecycle_runs_on_postgresql: {VAR} is not set");
+    let Some(schema) = TestSchema::fresh("the_whole_lifecycle_runs_on_postgresql") else {
         return;
     };
-    let name = format!(
-        "easgate_e2e_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let _schema = Schema {
-        base: base.clone(),
-        name: name.clone(),
-    };
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let env = Env::bare_with_database(&format!("{base}{sep}schema={name}"));
+    let env = Env::bare_with_database(&schema.url);
 
     env.ok(&["init", "--no-ca"]);
     assert!(

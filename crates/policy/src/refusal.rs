@@ -58,6 +58,7 @@ impl HardRefusal {
                 "no-identity" => "certificate-no-identity",
                 "malformed" => "certificate-malformed",
                 "revocation-unknown" => "certificate-revocation-unknown",
+                "store-unreachable" => "certificate-store-unreachable",
                 _ => "certificate-invalid",
             },
             HardRefusal::IdentityMismatch => "identity-mismatch",

@@ -38,6 +38,10 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    // As of this scrape, not of the last refresh attempt (one may be waiting on the database).
+    app.metrics
+        .store_snapshot_age
+        .set(i64::try_from(app.freshness.age().as_secs()).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,

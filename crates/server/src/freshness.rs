@@ -7,23 +7,15 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use tracing::{error, info};
+
 pub struct StoreFreshness {
     origin: Instant,
     /// Milliseconds after `origin` of the last confirmation.
     confirmed_ms: AtomicU64,
     max_staleness: Duration,
-    /// Set while the state is known to be too old (for one loud log line per outage).
+    /// Set once the state was found too old (for one loud log line per outage).
     stale: AtomicBool,
-}
-
-/// What changed with a confirmation or a failed refresh, for the caller to log once.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Transition {
-    None,
-    /// The snapshot just went past `--max-staleness`.
-    BecameStale,
-    /// The store answered again after the snapshot had gone stale.
-    Recovered,
 }
 
 impl StoreFreshness {
@@ -41,23 +33,40 @@ impl StoreFreshness {
         u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The in-memory state is current with the store as of now.
-    pub fn confirm(&self) -> Transition {
+    /// The in-memory state is current with the store as of now; whether it had gone stale
+    /// (then said in the log).
+    pub fn confirm(&self) -> bool {
+        let was_stale = self.stale.swap(false, Ordering::Relaxed) || self.is_too_old();
+        let age = self.age();
         self.confirmed_ms.store(self.now_ms(), Ordering::Relaxed);
-        if self.stale.swap(false, Ordering::Relaxed) {
-            Transition::Recovered
-        } else {
-            Transition::None
+        if was_stale {
+            info!(
+                unreachable_seconds = age.as_secs(),
+                "the store answers again: the gateway decides from current state"
+            );
         }
+        was_stale
     }
 
-    /// A refresh failed: whether that made the state stale just now.
-    pub fn refresh_failed(&self) -> Transition {
-        if self.is_stale() && !self.stale.swap(true, Ordering::Relaxed) {
-            Transition::BecameStale
-        } else {
-            Transition::None
+    /// Whether the state is older than `--max-staleness`, so decisions that need the store's
+    /// truth must refuse. The first time it is in an outage, says so loudly.
+    pub fn check_stale(&self) -> bool {
+        if !self.is_too_old() {
+            return false;
         }
+        if !self.stale.swap(true, Ordering::Relaxed) {
+            error!(
+                age_seconds = self.age().as_secs(),
+                "the store has been unreachable beyond --max-staleness ({:?}): the gateway \
+                 refuses managed devices of our CAs until it answers again",
+                self.max_staleness
+            );
+        }
+        true
+    }
+
+    fn is_too_old(&self) -> bool {
+        self.age() > self.max_staleness
     }
 
     /// Time since the last confirmation.
@@ -66,15 +75,6 @@ impl StoreFreshness {
             self.now_ms()
                 .saturating_sub(self.confirmed_ms.load(Ordering::Relaxed)),
         )
-    }
-
-    pub fn max_staleness(&self) -> Duration {
-        self.max_staleness
-    }
-
-    /// Older than `--max-staleness`: decisions that need the store's truth must refuse.
-    pub fn is_stale(&self) -> bool {
-        self.age() > self.max_staleness
     }
 }
 
@@ -85,14 +85,16 @@ mod tests {
     #[test]
     fn goes_stale_past_the_limit_and_recovers_on_confirmation() {
         let f = StoreFreshness::new(Duration::from_millis(30));
-        assert!(!f.is_stale());
-        assert_eq!(f.refresh_failed(), Transition::None);
+        assert!(!f.check_stale());
+        assert!(!f.confirm(), "fresh: nothing to recover from");
         std::thread::sleep(Duration::from_millis(60));
-        assert!(f.is_stale());
-        assert_eq!(f.refresh_failed(), Transition::BecameStale);
-        assert_eq!(f.refresh_failed(), Transition::None, "reported once");
-        assert_eq!(f.confirm(), Transition::Recovered);
-        assert!(!f.is_stale());
-        assert_eq!(f.confirm(), Transition::None);
+        assert!(f.check_stale());
+        assert!(f.check_stale(), "stays stale until confirmed");
+        assert!(f.confirm());
+        assert!(!f.check_stale());
+        assert!(!f.confirm());
+        // Recovering counts even when nothing checked during the outage.
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(f.confirm());
     }
 }

@@ -9,7 +9,6 @@ use easgate_store::{CertStatus as StoreStatus, CrlScope};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::freshness::Transition;
 use crate::metrics::CrlLabels;
 use crate::state::{CaState, Known};
 use crate::App;
@@ -34,21 +33,11 @@ pub async fn follow_changes(app: Arc<App>, mut shutdown: watch::Receiver<bool>) 
         match outcome {
             Ok(new) => {
                 revision = new;
-                if app.freshness.confirm() == Transition::Recovered {
-                    info!("the store answers again: decisions use current state");
-                }
+                app.freshness.confirm();
             }
             Err(e) => {
                 app.metrics.job_failures.inc();
-                if app.freshness.refresh_failed() == Transition::BecameStale {
-                    error!(
-                        error = %e,
-                        age_seconds = app.freshness.age().as_secs(),
-                        "the store has been unreachable beyond --max-staleness ({:?}): the \
-                         gateway refuses managed devices of our CAs until it answers again",
-                        app.freshness.max_staleness()
-                    );
-                } else {
+                if !app.freshness.check_stale() {
                     warn!(
                         error = %e,
                         age_seconds = app.freshness.age().as_secs(),
@@ -57,9 +46,6 @@ pub async fn follow_changes(app: Arc<App>, mut shutdown: watch::Receiver<bool>) 
                 }
             }
         }
-        app.metrics
-            .store_snapshot_age
-            .set(i64::try_from(app.freshness.age().as_secs()).unwrap_or(i64::MAX));
     }
 }
 

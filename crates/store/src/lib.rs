@@ -272,8 +272,10 @@ pub trait Store: Send + Sync {
     /// the first writer wins, whichever gateway it was); each new one is a `binding` change, so
     /// other instances learn it. Returns the binding in effect for each serial given, which
     /// differs from the one given when another gateway bound that certificate first.
-    async fn save_bindings(&self, bindings: &[CertificateBinding])
-        -> Result<Vec<CertificateBinding>>;
+    async fn save_bindings(
+        &self,
+        bindings: &[CertificateBinding],
+    ) -> Result<Vec<CertificateBinding>>;
     /// The binding of one certificate (serial in hex), if it has one.
     async fn get_binding(&self, serial: &str) -> Result<Option<CertificateBinding>>;
     async fn list_bindings(&self) -> Result<Vec<CertificateBinding>>;

@@ -244,10 +244,11 @@ pub(crate) fn save_bindings(
 }
 
 pub(crate) fn get_binding(c: &Connection, serial: &str) -> Result<Option<CertificateBinding>> {
-    Ok(c
-        .prepare_cached("SELECT * FROM certificate_bindings WHERE serial = ?1")?
-        .query_row([serial], binding_from_row)
-        .optional()?)
+    Ok(
+        c.prepare_cached("SELECT * FROM certificate_bindings WHERE serial = ?1")?
+            .query_row([serial], binding_from_row)
+            .optional()?,
+    )
 }
 
 fn binding_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertificateBinding> {

@@ -1150,7 +1150,12 @@ async fn gateway_records_upsert_and_filter(store: Arc<dyn Store>) {
         [("0A", "y")]
     );
     assert_eq!(
-        store.get_binding("0A").await.unwrap().unwrap().eas_device_id,
+        store
+            .get_binding("0A")
+            .await
+            .unwrap()
+            .unwrap()
+            .eas_device_id,
         "y"
     );
     assert!(store.get_binding("0C").await.unwrap().is_none());

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod pg;
 pub mod upstream;
 
 /// One easgate installation in a temporary directory.

@@ -105,6 +105,19 @@ pub fn curl(
     cert: Option<&(PathBuf, PathBuf)>,
     extra: &[&str],
 ) -> (u16, Vec<u8>) {
+    curl_trusting(env, &env.export_ca("default"), server, query, cert, extra)
+}
+
+/// As [`curl`], trusting the CA certificate in `ca` (exported earlier: the CLI cannot export
+/// while the database is down).
+pub fn curl_trusting(
+    env: &Env,
+    ca: &Path,
+    server: &Server,
+    query: &str,
+    cert: Option<&(PathBuf, PathBuf)>,
+    extra: &[&str],
+) -> (u16, Vec<u8>) {
     // A file of its own per call: tests run curl from several threads at once.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -114,7 +127,7 @@ pub fn curl(
     cmd.args(["-sS", "-o"])
         .arg(&body)
         .args(["-w", "%{http_code}", "--cacert"])
-        .arg(env.export_ca("default"))
+        .arg(ca)
         .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
     if let Some((c, k)) = cert {
         cmd.arg("--cert").arg(c).arg("--key").arg(k);

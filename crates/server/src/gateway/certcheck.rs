@@ -40,7 +40,9 @@ pub enum Rejection {
     RevocationUnknown(String),
     /// The store has been unreachable beyond `--max-staleness`: a revocation made through
     /// another instance may be missing from memory, so our CAs' certificates are refused.
-    StoreUnreachable { seconds: u64 },
+    StoreUnreachable {
+        seconds: u64,
+    },
 }
 
 impl Rejection {
@@ -157,7 +159,7 @@ pub fn check_now(app: &App, chained: &Chained, now: i64) -> Result<(), Rejection
     }
     match &chained.anchor {
         AnchorKind::Ours(ca) => {
-            if app.freshness.is_stale() {
+            if app.freshness.check_stale() {
                 return Err(Rejection::StoreUnreachable {
                     seconds: app.freshness.age().as_secs(),
                 });

@@ -78,7 +78,9 @@ impl PgStore {
         let _ = conn.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(Duration::from_secs(10))
+            // Also how long a call waits while the database is unreachable before it fails
+            // (the pool retries connecting until then): short, so an admin hears at once.
+            .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(parsed.options.clone());
         Ok(PgStore {
             pool,

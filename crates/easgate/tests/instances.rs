@@ -1,0 +1,509 @@
+//! Several `easgate serve` processes on one PostgreSQL database, as several hosts behind a load
+//! balancer run them: a revocation made through one instance is enforced by the others'
+//! gateways and OCSP; exactly one instance signs CRLs and another takes over when it is killed
+//! (`kill -9`) with the next number; issuance on every instance at once records each
+//! certificate once; a certificate bound to a device through one gateway cannot be used with
+//! another DeviceId through another; partnerships from every gateway merge; a SCEP enrollment
+//! cut off by killing its instance is retried against another and gets the same certificate.
+//! And a database outage: decisions continue from memory, writes fail cleanly, the gateway
+//! fails closed past `--max-staleness`, and everything recovers when the database is back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use common::pg::{PrivateCluster, TestSchema};
+use common::upstream::{curl, curl_trusting, Upstream};
+use common::{api, eventually, http, openssl_ok, scepclient, Env, Server};
+
+type Cert = (PathBuf, PathBuf);
+
+/// Flags for every instance: a delta CRL one second after a revocation, so a takeover shows
+/// quickly.
+const FAST_CRLS: [&str; 2] = ["--delta-crl-delay", "1s"];
+
+fn admin_token(env: &Env) -> String {
+    std::fs::read_to_string(env.data_dir().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// One EAS request through `server`'s gateway: its HTTP status.
+fn ask(env: &Env, server: &Server, cert: &Cert, device: &str) -> u16 {
+    let q = format!("Cmd=Sync&User=alice@corp.example&DeviceId={device}&DeviceType=iPhone");
+    curl(env, server, &q, Some(cert), &["--data-binary", "x"]).0
+}
+
+/// As [`ask`], trusting the CA exported to `ca` (while the database is down).
+fn ask_trusting(env: &Env, ca: &Path, server: &Server, cert: &Cert, device: &str) -> u16 {
+    let q = format!("Cmd=Sync&User=alice@corp.example&DeviceId={device}&DeviceType=iPhone");
+    curl_trusting(env, ca, server, &q, Some(cert), &["--data-binary", "x"]).0
+}
+
+/// What `server`'s OCSP responder says of `cert` (`good`, `revoked`, …).
+fn ocsp_status(env: &Env, server: &Server, cert: &Path) -> String {
+    let ca = env.export_ca("default");
+    let url = format!("http://{}/ocsp/default", server.public);
+    let out = openssl_ok(
+        &[
+            "ocsp",
+            "-issuer",
+            ca.to_str().unwrap(),
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-cert",
+            cert.to_str().unwrap(),
+            "-url",
+            &url,
+        ],
+        env.dir.path(),
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains(".pem:"))
+        .unwrap_or_else(|| panic!("no status line in {out}"));
+    line.rsplit(':').next().unwrap().trim().to_string()
+}
+
+/// The number of the CRL `server` serves at `path` (`/crl/default.crl` or `-delta.crl`).
+fn served_crl_number(env: &Env, server: &Server, path: &str) -> Option<(u64, String)> {
+    let (code, _, body) = http(server.public, "GET", path, b"");
+    if code != 200 {
+        return None;
+    }
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let file = format!(
+        "served-{}.crl",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    std::fs::write(env.path(&file), body).unwrap();
+    let text = openssl_ok(
+        &["crl", "-inform", "DER", "-in", &file, "-noout", "-text"],
+        env.dir.path(),
+    );
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.contains("X509v3 CRL Number") {
+            return Some((lines.next()?.trim().parse().ok()?, text));
+        }
+    }
+    None
+}
+
+/// The highest CRL number (full or delta) `server` serves.
+fn newest_crl_number(env: &Env, server: &Server) -> u64 {
+    ["/crl/default.crl", "/crl/default-delta.crl"]
+        .iter()
+        .filter_map(|p| served_crl_number(env, server, p).map(|(n, _)| n))
+        .max()
+        .unwrap_or(0)
+}
+
+fn metric(server: &Server, name: &str) -> Option<i64> {
+    let (_, _, body) = http(server.admin, "GET", "/metrics", b"");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as i64)
+}
+
+#[test]
+fn several_instances_on_one_database_keep_one_truth() {
+    let Some(schema) = TestSchema::fresh("several_instances_on_one_database_keep_one_truth") else {
+        return;
+    };
+    let env = Env::bare_with_database(&schema.url);
+    env.ok(&["init", "--no-ca"]);
+    env.standard_setup();
+    let issue = |uid: &str| {
+        let (c, k, serial) = env.issue_device_cert("alice@corp.example", uid);
+        ((c, k), serial)
+    };
+    let (first, first_serial) = issue("phone1");
+    let (_, second_serial) = issue("phone2");
+    let (third, _) = issue("phone3");
+    let upstream = Upstream::start(&env);
+    let upstream_url = upstream.url();
+    let flags = [&["--upstream", upstream_url.as_str()][..], &FAST_CRLS[..]].concat();
+    let mut servers: Vec<Server> = (0..3).map(|_| env.serve(&flags)).collect();
+    // The first start wrote the admin token.
+    let token = admin_token(&env);
+
+    // Every instance lets the managed device in.
+    for (i, server) in servers.iter().enumerate() {
+        assert_eq!(
+            ask(&env, server, &first, "PHONE1"),
+            200,
+            "instance {i}:\n{}",
+            server.log_text()
+        );
+        assert_eq!(ocsp_status(&env, server, &first.0), "good");
+    }
+
+    // Exactly one instance is the CRL leader.
+    assert!(
+        eventually(10.0, || servers
+            .iter()
+            .map(|s| metric(s, "easgate_crl_leader").unwrap_or(0))
+            .sum::<i64>()
+            == 1),
+        "not exactly one CRL leader"
+    );
+
+    // Revoked through instance 0's API: instances 1 and 2 refuse it and their OCSP says
+    // revoked (the test allows 10 s; scripts/bench-store measures the real delay).
+    let revoked_at = Instant::now();
+    let (code, _, body) = api(
+        servers[0].admin,
+        "POST",
+        &format!("/api/v1/certificates/{first_serial}/revoke"),
+        Some(&token),
+        Some(r#"{"reason":"keyCompromise"}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    for i in [1, 2] {
+        assert!(
+            eventually(10.0, || ask(&env, &servers[i], &first, "PHONE1") == 403),
+            "instance {i} still lets the revoked certificate in:\n{}",
+            servers[i].log_text()
+        );
+        assert!(
+            eventually(10.0, || ocsp_status(&env, &servers[i], &first.0)
+                == "revoked"),
+            "instance {i}'s OCSP does not say revoked"
+        );
+    }
+    println!(
+        "revocation on instance 0 enforced by instances 1 and 2 after {:?}",
+        revoked_at.elapsed()
+    );
+
+    // kill -9 the CRL leader: another instance takes the lease and publishes the next CRL,
+    // numbered one above the newest the cluster had.
+    assert!(
+        eventually(10.0, || servers
+            .iter()
+            .all(|s| newest_crl_number(&env, s) >= 1)),
+        "no CRL served everywhere"
+    );
+    let leader = servers
+        .iter()
+        .position(|s| metric(s, "easgate_crl_leader") == Some(1))
+        .expect("a leader");
+    // Let the leader's delta for the first revocation land everywhere first.
+    let settled = |servers: &[Server]| {
+        let numbers: Vec<u64> = servers.iter().map(|s| newest_crl_number(&env, s)).collect();
+        numbers.windows(2).all(|w| w[0] == w[1]).then(|| numbers[0])
+    };
+    let mut before = 0;
+    assert!(
+        eventually(15.0, || match settled(&servers) {
+            Some(n) => {
+                // The delta listing the first revocation is out.
+                let delta = served_crl_number(&env, &servers[0], "/crl/default-delta.crl");
+                before = n;
+                delta.is_some_and(|(_, text)| text.contains(&first_serial))
+            }
+            None => false,
+        }),
+        "the instances never agreed on the newest CRL"
+    );
+    let mut killed = servers.remove(leader);
+    let mut child = killed.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (code, _, body) = api(
+        servers[0].admin,
+        "POST",
+        &format!("/api/v1/certificates/{second_serial}/revoke"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        eventually(30.0, || servers.iter().all(|s| {
+            served_crl_number(&env, s, "/crl/default-delta.crl")
+                .is_some_and(|(n, text)| n == before + 1 && text.contains(&second_serial))
+        })),
+        "no instance published CRL number {} with the second revocation after the leader \
+         died:\n{}",
+        before + 1,
+        servers
+            .iter()
+            .map(Server::log_text)
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    );
+    assert_eq!(
+        servers
+            .iter()
+            .map(|s| metric(s, "easgate_crl_leader").unwrap_or(0))
+            .sum::<i64>(),
+        1
+    );
+
+    // A certificate bound to PHONE3 through one gateway cannot be used as another device
+    // through the other (the binding reaches it through the change feed).
+    assert_eq!(ask(&env, &servers[0], &third, "PHONE3"), 200);
+    assert!(
+        eventually(10.0, || ask(&env, &servers[1], &third, "STOLEN3") == 403),
+        "the other gateway lets the certificate bound to PHONE3 in as STOLEN3:\n{}",
+        servers[1].log_text()
+    );
+    assert_eq!(ask(&env, &servers[1], &third, "PHONE3"), 200);
+
+    // Partnerships written by both gateways merge: both devices are listed.
+    let (fourth, _) = issue("phone4");
+    assert_eq!(ask(&env, &servers[1], &fourth, "PHONE4"), 200);
+    assert!(
+        eventually(10.0, || {
+            let listed = env.json(&["eas", "list"]).to_string();
+            listed.contains("PHONE3") && listed.contains("PHONE4") && listed.contains("PHONE1")
+        }),
+        "a device's partnership is missing: {}",
+        env.json(&["eas", "list"])
+    );
+
+    // Issuance on every instance at once: distinct serials, each recorded once.
+    let before_count = env.json(&["cert", "list"]).as_array().unwrap().len();
+    let per_instance = 6;
+    let mut csrs = Vec::new();
+    for i in 0..servers.len() * per_instance {
+        let uid = format!("bulk{i}");
+        env.enroll("alice@corp.example", "ios", &uid, &[]);
+        let key = env.path(&format!("{uid}.key"));
+        let csr = env.path(&format!("{uid}.csr"));
+        openssl_ok(
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                key.to_str().unwrap(),
+                "-subj",
+                &format!("/CN={uid}"),
+                "-out",
+                csr.to_str().unwrap(),
+            ],
+            env.dir.path(),
+        );
+        csrs.push((uid, std::fs::read_to_string(csr).unwrap()));
+    }
+    let serials: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = csrs
+            .iter()
+            .enumerate()
+            .map(|(i, (uid, csr))| {
+                let admin = servers[i % servers.len()].admin;
+                let token = &token;
+                scope.spawn(move || {
+                    let body = serde_json::json!({
+                        "template": "phones", "device": uid, "csr_pem": csr
+                    })
+                    .to_string();
+                    let (code, _, out) = api(
+                        admin,
+                        "POST",
+                        "/api/v1/certificates",
+                        Some(token),
+                        Some(&body),
+                    );
+                    assert_eq!(code, 201, "{out}");
+                    out["certificate"]["serial"].as_str().unwrap().to_string()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let distinct: std::collections::HashSet<&String> = serials.iter().collect();
+    assert_eq!(distinct.len(), serials.len(), "a serial was issued twice");
+    let listed = env.json(&["cert", "list"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), before_count + serials.len());
+    for serial in &serials {
+        assert_eq!(
+            listed.iter().filter(|c| c["serial"] == *serial).count(),
+            1,
+            "{serial} is not recorded exactly once"
+        );
+    }
+}
+
+/// A SCEP enrollment whose instance is killed (SIGKILL) at spread-out moments is retried by the
+/// client against another instance: it always ends with exactly one certificate, the one the
+/// client holds (the same one when the first instance had already recorded it).
+#[test]
+fn a_scep_enrollment_cut_off_on_one_instance_completes_on_another() {
+    let Some(schema) = TestSchema::fresh("a_scep_enrollment_cut_off_on_one_instance") else {
+        return;
+    };
+    let env = Env::bare_with_database(&schema.url);
+    env.ok(&["init", "--no-ca"]);
+    env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
+    env.phones_template("mail", "CN={DeviceUid}");
+    env.add_alice();
+    let other = env.serve(&[]);
+    let other_url = format!("http://{}/scep/mail", other.public);
+    let dir = env.dir.path().to_path_buf();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next_delay = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::time::Duration::from_millis(seed % 300)
+    };
+    let mut interrupted = 0;
+    let kills = 10;
+    for i in 0..kills {
+        let uid = format!("k{i}");
+        let challenge = env.enroll("alice@corp.example", "ios", &uid, &[])["challenge"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let client_dir = dir.join(&uid);
+        let mut first = env.serve(&[]);
+        let url = format!("http://{}/scep/mail", first.public);
+        let (d, u, c) = (client_dir.clone(), url.clone(), challenge.clone());
+        let attempt = std::thread::spawn(move || scepclient(&d, &u, &c));
+        std::thread::sleep(next_delay());
+        let mut child = first.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if attempt.join().unwrap().0 != 0 {
+            interrupted += 1;
+        }
+        let _ = std::fs::remove_file(client_dir.join("cert.pem"));
+        let (code, out) = scepclient(&client_dir, &other_url, &challenge);
+        assert_eq!(
+            code, 0,
+            "retry of {uid} on the other instance failed: {out}"
+        );
+        let certs = env.json(&["cert", "list", "--device", &uid]);
+        let certs = certs.as_array().unwrap();
+        assert_eq!(certs.len(), 1, "{uid} has {certs:#?}");
+        let held = openssl_ok(
+            &[
+                "x509",
+                "-in",
+                client_dir.join("cert.pem").to_str().unwrap(),
+                "-noout",
+                "-serial",
+            ],
+            &dir,
+        );
+        assert_eq!(
+            held.trim()
+                .trim_start_matches("serial=")
+                .to_ascii_uppercase(),
+            certs[0]["serial"].as_str().unwrap().to_ascii_uppercase()
+        );
+    }
+    assert!(
+        interrupted >= 2,
+        "only {interrupted} of {kills} enrollments were interrupted"
+    );
+}
+
+/// The database goes away under a running instance: the gateway keeps deciding from memory,
+/// admin writes fail with a clear error and write nothing, and past `--max-staleness` managed
+/// devices of our CA are refused; once the database is back, all recovers by itself.
+#[test]
+fn a_database_outage_keeps_decisions_then_fails_closed_and_recovers() {
+    let Some(cluster) = PrivateCluster::start("a_database_outage") else {
+        return;
+    };
+    let env = Env::bare_with_database(&cluster.url());
+    env.ok(&["init", "--no-ca"]);
+    env.standard_setup();
+    let (c, k, _) = env.issue_device_cert("alice@corp.example", "phone1");
+    let phone: Cert = (c, k);
+    let upstream = Upstream::start(&env);
+    let server = env.serve(&[
+        "--upstream",
+        &upstream.url(),
+        "--max-staleness",
+        "8s",
+        "--change-poll-interval",
+        "500ms",
+    ]);
+    let token = admin_token(&env);
+    let ca = env.export_ca("default");
+    let ask = |server: &Server| ask_trusting(&env, &ca, server, &phone, "PHONE1");
+    assert_eq!(ask(&server), 200);
+
+    cluster.stop_server();
+    let stopped = Instant::now();
+    // Within --max-staleness: still decided from memory.
+    assert_eq!(ask(&server), 200);
+    assert!(
+        stopped.elapsed() < std::time::Duration::from_secs(8),
+        "the request took longer than --max-staleness; it proves nothing"
+    );
+    // Admin writes fail cleanly: the API says the database is unreachable, the CLI too.
+    let (code, _, body) = api(
+        server.admin,
+        "POST",
+        "/api/v1/users",
+        Some(&token),
+        Some(r#"{"upn":"dave@corp.example","email":"dave@corp.example"}"#),
+    );
+    assert_eq!(code, 503, "{body}");
+    assert!(body.to_string().contains("unreachable"), "{body}");
+    let cli = env.run(&[
+        "user",
+        "add",
+        "erin@corp.example",
+        "--email",
+        "erin@corp.example",
+    ]);
+    assert_ne!(cli.code, 0);
+    assert!(cli.stderr.contains("PostgreSQL"), "{}", cli.stderr);
+    // Past it: fail closed, loudly.
+    assert!(
+        eventually(30.0, || ask(&server) == 403),
+        "the gateway still lets the device in after --max-staleness:\n{}",
+        server.log_text()
+    );
+    assert!(
+        eventually(5.0, || server.log_text().contains("beyond --max-staleness")),
+        "{}",
+        server.log_text()
+    );
+    assert!(metric(&server, "easgate_store_snapshot_age_seconds").unwrap() >= 8);
+
+    cluster.start_server();
+    assert!(
+        eventually(30.0, || ask(&server) == 200),
+        "the gateway did not recover after the database came back:\n{}",
+        server.log_text()
+    );
+    assert!(
+        eventually(5.0, || server.log_text().contains("answers again")),
+        "{}",
+        server.log_text()
+    );
+    // Nothing of the failed writes was recorded; writes work again.
+    let users = env.json(&["user", "list"]).to_string();
+    assert!(
+        !users.contains("dave@") && !users.contains("erin@"),
+        "{users}"
+    );
+    let (code, _, body) = api(
+        server.admin,
+        "POST",
+        "/api/v1/users",
+        Some(&token),
+        Some(r#"{"upn":"dave@corp.example","email":"dave@corp.example"}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+}
