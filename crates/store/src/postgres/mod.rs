@@ -36,6 +36,8 @@ mod store_impl;
 mod url;
 mod write;
 
+pub(crate) use url::PgUrl;
+
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
