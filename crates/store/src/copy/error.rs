@@ -21,7 +21,7 @@ pub enum CopyError {
     TargetNotEmpty { url: String, tables: String },
     #[error("the {side} schema does not match what migrate copies: {detail}")]
     SchemaMismatch { side: &'static str, detail: String },
-    #[error("{table} row {row}, column {column}: {why}; nothing was copied")]
+    #[error("{table} (SQLite rowid {row}), column {column}: {why}; nothing was copied")]
     Value {
         table: &'static str,
         row: i64,

@@ -79,6 +79,9 @@ pub enum Progress<'a> {
     Verifying,
 }
 
+/// Bytes of values per INSERT, about (a batch stops at the row that passes it).
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
 /// Rows between progress reports inside one table.
 const PROGRESS_EVERY: u64 = 50_000;
 
@@ -141,7 +144,7 @@ pub async fn sqlite_to_postgres(
         let mut copied = 0u64;
         let mut reported = 0u64;
         loop {
-            let chunk = source.chunk(table, after, batch as i64)?;
+            let chunk = source.chunk(table, after, batch as i64, BATCH_BYTES)?;
             let Some((last, _)) = chunk.last() else {
                 break;
             };

@@ -81,12 +81,14 @@ impl Source {
 
     /// Up to `limit` rows of `table` after `after_rowid`, in rowid order (for tables with an
     /// integer key that is the key, so ids and the audit trail's order are kept), each with its
-    /// rowid.
+    /// rowid; fewer once they hold about `max_bytes` (CRLs and certificates are blobs of up to
+    /// megabytes: a batch of them must not take the memory of the whole table).
     pub(crate) fn chunk(
         &self,
         table: &'static Table,
         after_rowid: i64,
         limit: i64,
+        max_bytes: usize,
     ) -> Result<Vec<(i64, Vec<Value>)>, CopyError> {
         let sql = format!(
             "SELECT rowid, {} FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
@@ -102,10 +104,15 @@ impl Source {
             .query(rusqlite::params![after_rowid, limit])
             .map_err(read_error)?;
         let mut out = Vec::new();
+        let mut bytes = 0;
         while let Some(row) = rows.next().map_err(read_error)? {
             let rowid: i64 = row.get(0).map_err(read_error)?;
             let values = read_row(table, row, 1, rowid)?;
+            bytes += values.iter().map(Value::size).sum::<usize>();
             out.push((rowid, values));
+            if bytes >= max_bytes {
+                break;
+            }
         }
         Ok(out)
     }
@@ -211,7 +218,66 @@ fn to_value(raw: ValueRef<'_>, column: &Column) -> Result<Value, String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A migrated SQLite file with three CRLs of 1 KiB and a deleted change-feed row.
+    fn database() -> (tempfile::TempDir, Source) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("easgate.db");
+        let mut conn = Connection::open(&path).unwrap();
+        rusqlite_migration::Migrations::new(
+            crate::sqlite::MIGRATIONS
+                .iter()
+                .map(|sql| rusqlite_migration::M::up(sql))
+                .collect(),
+        )
+        .to_latest(&mut conn)
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO cas (id, name, key_type, subject, cert_der, key_sealed, not_before, \
+               not_after, created_at) VALUES (1, 'mail', 'ec-p256', 'CN=x', x'01', x'02', 0, 1, 0); \
+             INSERT INTO crls (ca_id, number, scope, this_update, next_update, entries, der) \
+               VALUES (1, 1, 'full', 0, 1, 0, zeroblob(1024)), (1, 2, 'full', 0, 1, 0, zeroblob(1024)), \
+               (1, 3, 'delta', 0, 1, 0, zeroblob(1024)); \
+             INSERT INTO changes (at, entity, key) VALUES (0, 'ca', 'mail'), (0, 'ca', 'mail'); \
+             DELETE FROM changes WHERE revision = 2;",
+        )
+        .unwrap();
+        drop(conn);
+        let source = Source::open(&path).unwrap();
+        (dir, source)
+    }
+
+    fn table(name: &str) -> &'static Table {
+        TABLES.iter().find(|t| t.name == name).unwrap()
+    }
+
+    #[test]
+    fn a_chunk_stops_at_its_byte_budget_and_resumes_after_its_last_row() {
+        let (_dir, source) = database();
+        source.check_schema().unwrap();
+        let crls = table("crls");
+        let first = source.chunk(crls, i64::MIN, 500, 1500).unwrap();
+        assert_eq!(
+            first.len(),
+            2,
+            "the row that passes the budget ends the chunk"
+        );
+        let rest = source.chunk(crls, first[1].0, 500, 1500).unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].1[2], Value::Int(3));
+        assert!(source.chunk(crls, rest[0].0, 500, 1500).unwrap().is_empty());
+        assert_eq!(source.checksum(crls).unwrap().0, 3);
+    }
+
+    #[test]
+    fn the_change_feed_high_water_mark_survives_deleted_rows() {
+        let (_dir, source) = database();
+        assert_eq!(source.autoincrement_high("changes").unwrap(), Some(2));
+        assert_eq!(source.autoincrement_high("crls").unwrap(), None);
+        assert_eq!(source.checksum(table("changes")).unwrap().0, 1);
+    }
 
     const FLAG: Column = Column {
         name: "disabled",

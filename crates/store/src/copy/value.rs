@@ -21,6 +21,15 @@ pub(crate) enum Value {
 }
 
 impl Value {
+    /// About how many bytes the value takes in memory and on the wire.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Value::Text(v) => 8 + v.len(),
+            Value::Blob(v) => 8 + v.len(),
+            _ => 8,
+        }
+    }
+
     /// Append the value's canonical form: a tag, then a fixed-width or length-prefixed body, so
     /// no two different rows render the same.
     fn render(&self, out: &mut Vec<u8>) {
