@@ -463,3 +463,60 @@ fn migrate_that_fails_midway_leaves_the_target_empty() {
         serde_json::from_str(&env.ok(&["migrate", "--to", &schema.url(), "--json"])).unwrap();
     assert_eq!(report["ok"], true);
 }
+
+#[test]
+fn migrate_whose_verification_finds_a_difference_rolls_back() {
+    let Ok(base) = std::env::var(VAR) else {
+        println!(
+            "skipped migrate_whose_verification_finds_a_difference_rolls_back: {VAR} is not set"
+        );
+        return;
+    };
+    let env = Env::new();
+    env.standard_setup();
+    let schema = Schema::new(&base, "differs");
+    // The target's schema made by easgate (still empty), with a trigger that alters what the
+    // copy writes into `audit_events`: the verification must see it.
+    let made = env.run(&["--database-url", &schema.url(), "user", "list"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    schema.psql(
+        "CREATE FUNCTION easgate_test_alter() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN NEW.detail := NEW.detail || ' (altered)'; RETURN NEW; END $$; \
+         CREATE TRIGGER easgate_test_alter BEFORE INSERT ON audit_events \
+         FOR EACH ROW EXECUTE FUNCTION easgate_test_alter();",
+    );
+    let run = env.run(&["migrate", "--to", &schema.url()]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("audit_events "))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(line.ends_with("MISMATCH"), "{line}");
+    assert!(
+        run.stdout
+            .lines()
+            .filter(|l| l.starts_with("cas "))
+            .all(|l| l.ends_with(" ok")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("error: verification failed for audit_events"),
+        "{}",
+        run.stderr
+    );
+    for table in ["settings", "cas", "certificates", "audit_events"] {
+        assert_eq!(
+            schema.psql(&format!("SELECT count(*) FROM {table}")),
+            "0",
+            "{table}"
+        );
+    }
+    assert_eq!(
+        schema.psql("SELECT count(*) FROM access_rules"),
+        "1",
+        "the seed rule is back"
+    );
+}
