@@ -103,6 +103,19 @@ pub enum Command {
     /// the gateway's TLS certificate, the upstream, trusted CAs' CRLs, file modes, templates
     /// and profiles, access rules, the clock. Exit 1 if any check fails.
     Doctor(DoctorArgs),
+    /// Copy this SQLite install (the database --database-url / --data-dir name) into an empty
+    /// PostgreSQL database or schema in one transaction, verify every table (row count and
+    /// SHA-256 of its rows on both sides) and commit. Stop `serve` first; then start easgate
+    /// with --database-url set to the target and the same data directory (master key).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The empty target: postgres://USER[:PASSWORD]@HOST[:PORT]/DB, optionally ?schema=NAME
+    /// (also postgresql://).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 #[derive(Debug, Args)]

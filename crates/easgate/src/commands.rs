@@ -38,6 +38,8 @@ pub enum CliError {
     Unfit(usize),
     #[error("{0} setup check(s) failed (see the FAIL lines above)")]
     SetupChecks(usize),
+    #[error(transparent)]
+    Migrate(#[from] easgate_store::copy::CopyError),
     #[error("not a certificate (PEM or DER): {} ({why})", .file.display())]
     NotACertificate { file: PathBuf, why: String },
 }
@@ -199,6 +201,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Audit(args) => audit(&easgate, args, as_json).await,
         Command::Token(cmd) => crate::token_commands::token(&easgate, cmd, as_json).await,
         Command::Doctor(args) => doctor(&easgate, args, as_json).await,
+        Command::Migrate(args) => crate::migrate_command::migrate(&easgate, args, as_json).await,
     }
 }
 

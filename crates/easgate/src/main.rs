@@ -5,6 +5,7 @@
 mod access_commands;
 mod cli;
 mod commands;
+mod migrate_command;
 mod output;
 mod profile_commands;
 mod token_commands;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// `easgate … | head`: once the reader is gone, printing fails with a broken pipe, which
 /// `println!` turns into a panic. That is the end of the output the reader wanted, not an
@@ -40,6 +41,11 @@ fn end_quietly_on_broken_pipe() {
 fn main() -> ExitCode {
     end_quietly_on_broken_pipe();
     let cli = cli::Cli::parse();
+    if let Some(why) = migrate_command::usage_error(&cli) {
+        cli::Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, why)
+            .exit();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

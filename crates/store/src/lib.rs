@@ -7,6 +7,7 @@
 //! change-feed row. The change feed's revision grows by one per change; a running server polls
 //! [`Store::revision`] and reloads what [`Store::changes_since`] names.
 
+pub mod copy;
 mod error;
 pub mod model;
 mod postgres;

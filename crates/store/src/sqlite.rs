@@ -24,7 +24,7 @@ use crate::Store;
 /// Reader connections kept open (one per core of the machines easgate targets).
 const READERS: usize = 2;
 
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_crls.sql"),
     include_str!("../migrations/sqlite/0003_scep.sql"),

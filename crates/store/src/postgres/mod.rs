@@ -38,6 +38,8 @@ mod store_impl;
 mod url;
 mod write;
 
+pub(crate) use url::PgUrl;
+
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
