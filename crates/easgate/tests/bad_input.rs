@@ -1,15 +1,32 @@
 //! Bad input gets exit 1 with an `error:` line (or 2 for usage errors) and changes nothing:
-//! every listing, the audit trail included, is the same before and after.
+//! every listing, the audit trail included, is the same before and after; on SQLite and on
+//! PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use common::pg::TestSchema;
 use common::{openssl_ok, Env};
 
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
-    let env = Env::new();
+    refused_and_unchanged(Env::new());
+}
+
+/// The same on PostgreSQL: every refusal happens before anything is written there too.
+#[test]
+fn bad_input_is_refused_and_changes_nothing_on_postgresql() {
+    let Some(schema) = TestSchema::fresh("bad_input_is_refused_and_changes_nothing_on_postgresql")
+    else {
+        return;
+    };
+    let env = Env::bare_with_database(&schema.url);
+    env.ok(&["init", "--no-ca"]);
+    refused_and_unchanged(env);
+}
+
+fn refused_and_unchanged(env: Env) {
     env.standard_setup();
     env.ok(&["group", "add", "sales"]);
     let dir = env.dir.path();
