@@ -3,7 +3,8 @@
 //! gateways and OCSP; exactly one instance signs CRLs and another takes over when it is killed
 //! (`kill -9`) with the next number; issuance on every instance at once records each
 //! certificate once; a certificate bound to a device through one gateway cannot be used with
-//! another DeviceId through another; partnerships from every gateway merge; a SCEP enrollment
+//! another DeviceId through another; partnerships from every gateway merge; rules and user
+//! changes made anywhere apply everywhere; a SCEP enrollment
 //! cut off by killing its instance is retried against another and gets the same certificate.
 //! And a database outage: decisions continue from memory, writes fail cleanly, the gateway
 //! fails closed past `--max-staleness`, and everything recovers when the database is back.
@@ -270,6 +271,37 @@ fn several_instances_on_one_database_keep_one_truth() {
         env.json(&["eas", "list"])
     );
 
+    // A rule added through one instance's API blocks on the other; a user disabled with the
+    // CLI (no instance involved) is refused by every instance.
+    let (code, _, body) = api(
+        servers[0].admin,
+        "POST",
+        "/api/v1/rules",
+        Some(&token),
+        Some(
+            r#"{"name":"block-alice","priority":-10,"users":["alice@corp.example"],"action":"block"}"#,
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    assert!(
+        eventually(10.0, || ask(&env, &servers[1], &fourth, "PHONE4") == 403),
+        "the rule added through instance 0 is not applied by instance 1"
+    );
+    let (code, _, body) = api(
+        servers[1].admin,
+        "DELETE",
+        "/api/v1/rules/block-alice",
+        Some(&token),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(eventually(10.0, || ask(
+        &env,
+        &servers[0],
+        &fourth,
+        "PHONE4"
+    ) == 200));
+
     // Issuance on every instance at once: distinct serials, each recorded once.
     let before_count = env.json(&["cert", "list"]).as_array().unwrap().len();
     let per_instance = 6;
@@ -335,6 +367,14 @@ fn several_instances_on_one_database_keep_one_truth() {
             listed.iter().filter(|c| c["serial"] == *serial).count(),
             1,
             "{serial} is not recorded exactly once"
+        );
+    }
+
+    env.ok(&["user", "disable", "alice@corp.example"]);
+    for (i, server) in servers.iter().enumerate() {
+        assert!(
+            eventually(10.0, || ask(&env, server, &fourth, "PHONE4") == 403),
+            "instance {i} still lets a disabled user in"
         );
     }
 }
