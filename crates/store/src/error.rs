@@ -35,6 +35,9 @@ pub enum StoreError {
         name: &'static str,
         source: sqlx::Error,
     },
+    /// A call recorded together with others (group commit) whose batch failed as a whole.
+    #[error("{0}")]
+    GroupCommit(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("cannot {action} {path}: {source}")]

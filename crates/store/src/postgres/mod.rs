@@ -24,6 +24,7 @@
 //! (API tokens, paged lists), `store_impl` (the `Store` trait over all of them).
 
 mod api;
+mod batch;
 mod core;
 mod devices;
 mod directory;
@@ -49,6 +50,8 @@ const MAX_CONNECTIONS: u32 = 8;
 /// The PostgreSQL implementation of the store.
 pub struct PgStore {
     pool: PgPool,
+    /// Group commit of certificate inserts (`batch`); `None` when opened outside a runtime.
+    certificates: Option<batch::CertificateWriter>,
 }
 
 impl PgStore {
@@ -73,7 +76,8 @@ impl PgStore {
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(parsed.options);
-        Ok(PgStore { pool })
+        let certificates = batch::CertificateWriter::start(pool.clone());
+        Ok(PgStore { pool, certificates })
     }
 
     /// The schema version this database is at.
