@@ -240,8 +240,7 @@ async fn issuance(
     database_url: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let csr = Arc::new(std::fs::read(csr)?);
-    let easgate =
-        Arc::new(bench_setup(&dir, "http://pki.bench.example:8080", database_url).await?);
+    let easgate = Arc::new(bench_setup(&dir, "http://pki.bench.example:8080", database_url).await?);
 
     let started = Instant::now();
     let per_task = count.div_ceil(concurrency.max(1));
