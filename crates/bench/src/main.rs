@@ -63,6 +63,9 @@ enum Command {
         /// The public URL the server will have.
         #[arg(long)]
         public_url: String,
+        /// Store URL (`postgres://…?schema=NAME`); default: SQLite in DIR/data.
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Load a mutual-TLS gateway (https://, with a client certificate) or its upstream directly
     /// (http://): new handshakes/s, keep-alive requests/s, latency at a fixed open-loop rate,
@@ -84,7 +87,8 @@ enum Command {
         threads: usize,
     },
     /// Issue COUNT certificates from one CSR through the store (EC P-256 CA, fresh SQLite
-    /// database in DIR), CONCURRENCY issuances in flight. Each issuance is the full path of
+    /// database in DIR, or the empty PostgreSQL schema of DATABASE_URL), CONCURRENCY issuances
+    /// in flight. Each issuance is the full path of
     /// `cert issue`: template and device lookup, CSR verification, signing, recording with audit
     /// and change-feed rows. Prints `issued N in S s: R/s`.
     Issuance {
@@ -98,6 +102,9 @@ enum Command {
         /// The CSR to issue from (PEM or DER).
         #[arg(long)]
         csr: PathBuf,
+        /// Store URL (`postgres://…?schema=NAME`, an empty schema); default: SQLite in DIR/data.
+        #[arg(long)]
+        database_url: Option<String>,
     },
 }
 
@@ -128,7 +135,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             concurrency,
             dir,
             csr,
-        } => rt.block_on(issuance(count, concurrency, dir, csr)),
+            database_url,
+        } => rt.block_on(issuance(count, concurrency, dir, csr, database_url)),
         Command::Crl {
             revoked,
             delta,
@@ -142,7 +150,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } => rt
             .block_on(ocsp_load::run(&url, &request, connections, seconds))
             .map_err(|e| e as Box<dyn std::error::Error>),
-        Command::OcspSetup { dir, public_url } => rt.block_on(ocsp_setup(&dir, &public_url)),
+        Command::OcspSetup {
+            dir,
+            public_url,
+            database_url,
+        } => rt.block_on(ocsp_setup(&dir, &public_url, database_url)),
         Command::WbxmlSample { out } => {
             let doc = easgate_activesync::sample::sync_response(1 << 20)?;
             std::fs::write(out, easgate_activesync::encode(&doc)?)?;
@@ -169,15 +181,17 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-/// A fresh data dir in `dir` with CA `bench` (EC P-256), default template `phones` (email and
-/// UPN SANs), user bench@corp.example and device `bench1`.
+/// A fresh data dir in `dir` (its store: SQLite there, or `database_url`) with CA `bench` (EC
+/// P-256), default template `phones` (email and UPN SANs), user bench@corp.example and device
+/// `bench1`.
 async fn bench_setup(
     dir: &std::path::Path,
     public_url: &str,
+    database_url: Option<String>,
 ) -> Result<Easgate, easgate_ops::OpsError> {
     let easgate = Easgate::open(OpenOptions {
         data_dir: dir.join("data"),
-        database_url: None,
+        database_url,
         public_url: Some(public_url.into()),
         master_key_env: None,
         actor: "bench".into(),
@@ -223,9 +237,10 @@ async fn issuance(
     concurrency: usize,
     dir: PathBuf,
     csr: PathBuf,
+    database_url: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let csr = Arc::new(std::fs::read(csr)?);
-    let easgate = Arc::new(bench_setup(&dir, "http://pki.bench.example:8080").await?);
+    let easgate = Arc::new(bench_setup(&dir, "http://pki.bench.example:8080", database_url).await?);
 
     let started = Instant::now();
     let per_task = count.div_ceil(concurrency.max(1));
@@ -258,8 +273,9 @@ async fn issuance(
 async fn ocsp_setup(
     dir: &std::path::Path,
     public_url: &str,
+    database_url: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let easgate = bench_setup(dir, public_url).await?;
+    let easgate = bench_setup(dir, public_url, database_url).await?;
     let issued = easgate
         .issue_certificate("phones", "bench1", KeySource::Generate)
         .await?;

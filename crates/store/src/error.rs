@@ -39,6 +39,9 @@ pub enum StoreError {
         name: &'static str,
         source: sqlx::Error,
     },
+    /// A call recorded together with others (group commit) whose batch failed as a whole.
+    #[error("{0}")]
+    GroupCommit(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("cannot {action} {path}: {source}")]
@@ -63,11 +66,12 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
-    /// Whether the database could not be reached (a retry later may succeed).
+    /// Whether the database could not be reached (a retry later may succeed; after a failed
+    /// group commit, check first whether the change took effect).
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Unavailable(_) | StoreError::Connect { .. }
+            StoreError::Unavailable(_) | StoreError::Connect { .. } | StoreError::GroupCommit(_)
         )
     }
 

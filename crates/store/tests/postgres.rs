@@ -149,6 +149,95 @@ async fn concurrent_issuance_from_two_stores_records_each_serial_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_issuance_with_one_duplicate_fails_only_the_duplicate() {
+    let Some((url, schema)) = test_url("concurrent_issuance_with_one_duplicate") else {
+        return;
+    };
+    let store = std::sync::Arc::new(PgStore::open(&url).await.unwrap());
+    store.insert_ca(&ctx(1), ca()).await.unwrap();
+    // 300 distinct serials, one of them asked for twice, and one certificate of a CA that does
+    // not exist, all at once: they are recorded in shared transactions (group commit), and
+    // only the duplicate and the unknown CA fail, each with its own error.
+    let mut calls: Vec<NewCertificate> = (0..300).map(|i| cert(&format!("{i:04X}"))).collect();
+    calls.insert(150, cert("0007"));
+    calls.push(NewCertificate {
+        ca: "nope".into(),
+        ..cert("FFFF")
+    });
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(n, c)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                (
+                    c.serial.clone(),
+                    store.insert_certificate(&ctx(10 + n as i64), c).await,
+                )
+            })
+        })
+        .collect();
+    let (mut ok, mut duplicates, mut missing) = (0, Vec::new(), Vec::new());
+    for t in tasks {
+        match t.await.unwrap() {
+            (_, Ok(())) => ok += 1,
+            (serial, Err(StoreError::AlreadyExists { kind, key })) => {
+                assert_eq!(
+                    (kind, key.as_str()),
+                    ("certificate serial", serial.as_str())
+                );
+                duplicates.push(serial);
+            }
+            (serial, Err(StoreError::NotFound { kind, key })) => {
+                assert_eq!((kind, key.as_str()), ("CA", "nope"));
+                missing.push(serial);
+            }
+            (_, Err(e)) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(ok, 300);
+    assert_eq!(duplicates, ["0007"]);
+    assert_eq!(missing, ["FFFF"]);
+    // Every certificate recorded once, with one cert.issue event and one change row; the feed
+    // gap-free and strictly increasing.
+    let want: HashSet<String> = (0..300).map(|i| format!("{i:04X}")).collect();
+    for serial in ["0000", "0007", "012B"] {
+        let got = store.get_certificate(serial, 0).await.unwrap().unwrap();
+        assert_eq!(got.subject, format!("CN={serial}"));
+    }
+    assert!(store.get_certificate("FFFF", 0).await.unwrap().is_none());
+    let changes = store.changes_since(0, 1000).await.unwrap();
+    let revisions: Vec<i64> = changes.iter().map(|c| c.revision).collect();
+    assert_eq!(revisions, (1..=301).collect::<Vec<_>>());
+    let changed: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.entity == "certificate")
+        .map(|c| c.key.as_str())
+        .collect();
+    assert_eq!(changed.len(), 300);
+    assert_eq!(
+        changed
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<HashSet<_>>(),
+        want
+    );
+    let issued: Vec<String> = store
+        .list_audit(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "cert.issue")
+        .map(|e| e.target)
+        .collect();
+    // Audit events in the feed's order, each certificate once.
+    let feed_order: Vec<String> = changed.iter().map(|s| format!("certificate:{s}")).collect();
+    assert_eq!(issued, feed_order);
+    drop(store);
+    drop_schema(&schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_crl_numbers_from_two_stores_are_distinct_and_increasing() {
     let Some((url, schema)) = test_url("concurrent_crl_numbers_from_two_stores") else {
         return;

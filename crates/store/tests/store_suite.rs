@@ -664,6 +664,7 @@ async fn profile_tokens_are_one_time_and_renewals_clear(store: Arc<dyn Store>) {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].cleared_at, None);
     // The device's next certificate clears it.
+    let before = store.revision().await.unwrap();
     store
         .insert_certificate(&ctx(800), cert("0D", 9000))
         .await
@@ -671,6 +672,29 @@ async fn profile_tokens_are_one_time_and_renewals_clear(store: Arc<dyn Store>) {
     assert_eq!(
         store.list_renewals().await.unwrap()[0].cleared_at,
         Some(800)
+    );
+    // Recorded as two changes, the clearing first, each with its audit event.
+    let changes = store.changes_since(before, 10).await.unwrap();
+    let changed: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| (c.entity.as_str(), c.key.as_str()))
+        .collect();
+    assert_eq!(changed, [("device", "dev1"), ("certificate", "0D")]);
+    let audit = store.list_audit(800).await.unwrap();
+    let events: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str(), e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (
+                "renewal.clear",
+                "device:dev1",
+                "renewed with certificate 0D"
+            ),
+            ("cert.issue", "certificate:0D", "CN=dev1"),
+        ]
     );
 }
 

@@ -104,12 +104,16 @@ impl PgStore {
 
     /// Record an issued certificate (and mark its device enrolled, clearing its pending
     /// renewals). A serial already used is `AlreadyExists`: the primary key enforces it, in
-    /// every process.
+    /// every process. Concurrent calls share one transaction (group commit, see `batch`).
     pub async fn insert_certificate(&self, ctx: &Ctx, cert: NewCertificate) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        insert_certificate(&mut tx, ctx, &cert).await?;
-        tx.commit().await?;
-        Ok(())
+        let cert = match &self.certificates {
+            Some(writer) => match writer.insert(ctx, cert).await {
+                Ok(result) => return result,
+                Err(cert) => cert,
+            },
+            None => cert,
+        };
+        super::batch::record_alone(&self.pool, ctx, &cert).await
     }
 
     /// Take the next CRL number of a CA (one sequence for its full and delta CRLs; starts at

@@ -22,9 +22,11 @@
 //! numbers), `directory` (CAs, trusted CAs, groups, users), `devices` (templates, devices,
 //! certificates), `pki` (CRLs, SCEP, audit), `profiles` (profiles, service keys, tokens,
 //! renewals), `gateway` (rules, overrides, partnerships, bindings), `api` (API tokens, paged
-//! lists), `store_impl` (the `Store` trait over all of them).
+//! lists), `batch` (group commit of certificate issuance), `store_impl` (the `Store` trait
+//! over all of them).
 
 mod api;
+mod batch;
 mod cluster;
 mod core;
 mod devices;
@@ -58,6 +60,8 @@ pub struct PgStore {
     /// Woken by change notifications once something waits for changes.
     follower: tokio::sync::OnceCell<std::sync::Arc<tokio::sync::Notify>>,
     leases: tokio::sync::Mutex<cluster::Leases>,
+    /// Group commit of certificate inserts (`batch`); `None` when opened outside a runtime.
+    certificates: Option<batch::CertificateWriter>,
 }
 
 impl PgStore {
@@ -84,11 +88,13 @@ impl PgStore {
             // (the pool retries connecting until then): short, so an admin hears at once.
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(parsed.options.clone());
+        let certificates = batch::CertificateWriter::start(pool.clone());
         Ok(PgStore {
             pool,
             options: parsed.options,
             follower: tokio::sync::OnceCell::new(),
             leases: tokio::sync::Mutex::new(cluster::Leases::default()),
+            certificates,
         })
     }
 

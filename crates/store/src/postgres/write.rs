@@ -6,6 +6,7 @@
 //! write transaction gives the same on PostgreSQL, across processes, and is released by commit
 //! or rollback.
 
+use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::error::{Result, StoreError};
@@ -16,12 +17,17 @@ use super::PgStore;
 impl PgStore {
     /// Begin a write transaction holding the writers' lock.
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('easgate-write:' || current_schema()))")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        begin_write(&self.pool).await
     }
+}
+
+/// Begin a write transaction on a connection of `pool`, holding the writers' lock.
+pub(crate) async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('easgate-write:' || current_schema()))")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 /// Append the audit event and the change-feed row of a change, inside its transaction.
