@@ -63,6 +63,9 @@ pub struct Easgate {
     /// CAs with their keys unsealed, by name: a CA never changes and is never deleted once
     /// made, so unsealing and parsing it once per process is enough.
     loaded_cas: RwLock<HashMap<String, Arc<CertificateAuthority>>>,
+    /// The stored public URL once read (every issuance writes it into the certificate): a
+    /// running server drops it when a setting changes ([`Easgate::forget_settings`]).
+    stored_public_url: RwLock<Option<String>>,
 }
 
 impl Easgate {
@@ -108,6 +111,7 @@ impl Easgate {
             actor: opts.actor,
             initialised,
             loaded_cas: RwLock::new(HashMap::new()),
+            stored_public_url: RwLock::new(None),
         })
     }
 
@@ -134,6 +138,13 @@ impl Easgate {
         self.loaded_cas.read().ok()?.get(name).cloned()
     }
 
+    /// Drop what was read of the settings (a setting changed, here or in another process).
+    pub fn forget_settings(&self) {
+        if let Ok(mut cached) = self.stored_public_url.write() {
+            *cached = None;
+        }
+    }
+
     /// Drop a CA's loaded key (removed, or made again under the same name elsewhere).
     pub fn forget_ca(&self, name: &str) {
         if let Ok(mut cache) = self.loaded_cas.write() {
@@ -152,7 +163,13 @@ impl Easgate {
         if let Some(url) = &self.public_url_override {
             return Ok(url.trim_end_matches('/').to_string());
         }
+        if let Some(url) = self.stored_public_url.read().ok().and_then(|u| u.clone()) {
+            return Ok(url);
+        }
         if let Some(url) = self.store.get_setting(PUBLIC_URL_SETTING).await? {
+            if let Ok(mut cached) = self.stored_public_url.write() {
+                *cached = Some(url.clone());
+            }
             return Ok(url);
         }
         Ok(format!("http://{}:8080", hostname()))

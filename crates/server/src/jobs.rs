@@ -63,6 +63,7 @@ async fn apply_changes(app: &App, after: i64) -> Result<i64, easgate_ops::OpsErr
         for change in &changes {
             match change.entity.as_str() {
                 "certificate" => refresh_certificate(app, &change.key).await?,
+                "setting" => app.easgate.forget_settings(),
                 "ca" => {
                     app.easgate.forget_ca(&change.key);
                     let stored = store.get_ca(&change.key).await?;
