@@ -190,8 +190,18 @@ async fn route(app: &Arc<App>, conn: &Connection, req: Request<Incoming>) -> Res
             "method not allowed: use POST (or OPTIONS)",
         );
     }
-    let plan = plan(app, conn, &req, checked, now);
-    match plan {
+    let mut planned = plan(app, conn, &req, checked.clone(), now);
+    if let Some(claim) = checked
+        .as_ref()
+        .ok()
+        .and_then(|c| app.gateway.partnerships.take_new_binding(&c.cert.serial))
+    {
+        if claim_binding(app, claim).await {
+            // Another gateway bound the certificate first: decide again with its binding.
+            planned = plan(app, conn, &req, checked, now);
+        }
+    }
+    match planned {
         Plan::Refuse(response) => Box::pin(answer_unread(req, response)).await,
         Plan::Quarantine {
             command,
@@ -210,6 +220,35 @@ async fn route(app: &Arc<App>, conn: &Connection, req: Request<Incoming>) -> Res
         } => {
             let device = Some((device_id.as_str(), suspect));
             forward(app, conn, req, &command, Some(&user), device).await
+        }
+    }
+}
+
+/// Record a certificate's first binding in the store before answering; whether the store holds
+/// another one (adopted, so the request must be decided again). On a store error the binding
+/// stays in memory and is left to the next flush.
+async fn claim_binding(app: &App, claim: easgate_store::CertificateBinding) -> bool {
+    let partnerships = &app.gateway.partnerships;
+    match app
+        .easgate
+        .store
+        .save_bindings(std::slice::from_ref(&claim))
+        .await
+    {
+        Ok(in_effect) => {
+            let mut elsewhere = false;
+            for binding in &in_effect {
+                elsewhere |= !binding
+                    .eas_device_id
+                    .eq_ignore_ascii_case(&claim.eas_device_id);
+                partnerships.adopt_binding(binding);
+            }
+            elsewhere
+        }
+        Err(e) => {
+            warn!(serial = %claim.serial, error = %e, "cannot record a certificate binding now; kept for the next flush");
+            partnerships.keep_for_flush(claim);
+            false
         }
     }
 }

@@ -10,9 +10,13 @@
 //! a possible spoof: it gets a partnership of its own (`suspect`), so it never overwrites the
 //! bound device's record.
 //!
-//! With several gateways on one database, the store keeps the first binding of a certificate;
-//! each new binding is a change that every other gateway adopts from the change feed, and a
-//! gateway whose flush finds another's binding already stored adopts that one.
+//! With several gateways on one database, the store keeps the first binding of a certificate.
+//! A gateway records a certificate's first binding in the store before it answers that first
+//! request (the one database write a request may wait for, once per certificate and instance):
+//! if another gateway bound the certificate first, it adopts that binding and decides again,
+//! so a stolen certificate cannot be bound to a second DeviceId through a second gateway. Each
+//! new binding is also a change that other gateways adopt from the change feed. When the store
+//! cannot be reached, the binding is kept in memory and written by a later flush.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -193,6 +197,21 @@ impl Partnerships {
                 Binding::Ok
             }
         }
+    }
+
+    /// The binding `bind` just made for `serial` on first use, taken out of the next flush so
+    /// that the caller records it in the store at once ([`Partnerships::keep_for_flush`] puts
+    /// it back if that fails).
+    pub fn take_new_binding(&self, serial: &Serial) -> Option<CertificateBinding> {
+        let mut book = self.book();
+        let hex = serial.to_hex();
+        let at = book.new_bindings.iter().position(|b| b.serial == hex)?;
+        Some(book.new_bindings.swap_remove(at))
+    }
+
+    /// Leave a binding to the next flush (recording it at once failed).
+    pub fn keep_for_flush(&self, binding: CertificateBinding) {
+        self.book().new_bindings.push(binding);
     }
 
     /// Take a binding as the store has it: another gateway may have bound the certificate
