@@ -185,8 +185,10 @@ fn several_instances_on_one_database_keep_one_truth() {
         revoked_at.elapsed()
     );
 
-    // kill -9 the CRL leader: another instance takes the lease and publishes the next CRL,
-    // numbered one above the newest the cluster had.
+    // kill -9 the CRL leader: another instance takes the lease and publishes a CRL with the
+    // next revocation, numbered above the newest the cluster had (the numbers come from the
+    // database: never repeated; the new leader may first make a delta for a revocation the old
+    // one might not have published).
     assert!(
         eventually(10.0, || servers
             .iter()
@@ -230,11 +232,10 @@ fn several_instances_on_one_database_keep_one_truth() {
     assert!(
         eventually(30.0, || servers.iter().all(|s| {
             served_crl_number(&env, s, "/crl/default-delta.crl")
-                .is_some_and(|(n, text)| n == before + 1 && text.contains(&second_serial))
+                .is_some_and(|(n, text)| n > before && text.contains(&second_serial))
         })),
-        "no instance published CRL number {} with the second revocation after the leader \
-         died:\n{}",
-        before + 1,
+        "no instance published a CRL above number {before} with the second revocation after \
+         the leader died:\n{}",
         servers
             .iter()
             .map(Server::log_text)

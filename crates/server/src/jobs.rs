@@ -186,6 +186,7 @@ pub async fn maintain(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 false
             }
         };
+        let took_over = lead && !leading;
         if lead != leading {
             if lead {
                 info!("this instance is the CRL leader: it makes and signs the CRLs");
@@ -196,6 +197,9 @@ pub async fn maintain(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         }
         app.metrics.crl_leader.set(i64::from(lead));
         for ca in app.pki.all() {
+            if took_over {
+                schedule_missed_delta(&ca);
+            }
             if let Err(e) = maintain_ca(&app, &ca, lead).await {
                 app.metrics.job_failures.inc();
                 error!(ca = %ca.name, error = %e, "CRL or responder upkeep failed; retrying");
@@ -224,8 +228,31 @@ async fn maintain_ca(app: &App, ca: &CaState, lead: bool) -> Result<(), easgate_
     renew_responder(app, ca).await?;
     if lead {
         maintain_crls(app, ca).await?;
+    } else if let Ok(mut due) = ca.delta_due.lock() {
+        // The leader makes that delta; a new leader works out what it missed on taking over.
+        *due = None;
     }
     Ok(())
+}
+
+/// On taking over as CRL leader: a delta CRL is due now if a certificate was revoked at or
+/// after the newest delta's thisUpdate (the old leader may have died before publishing it).
+fn schedule_missed_delta(ca: &CaState) {
+    let Some(delta) = ca.crl(CrlScope::Delta) else {
+        return; // none yet: maintain_crls makes one anyway
+    };
+    let newest_revocation = ca.known.read().ok().and_then(|known| {
+        known
+            .values()
+            .filter_map(|k| k.revoked.map(|(at, _)| at.unix_timestamp()))
+            .max()
+    });
+    if newest_revocation.is_some_and(|at| at >= delta.this_update) {
+        if let Ok(mut due) = ca.delta_due.lock() {
+            *due = Some(Instant::now());
+        }
+        info!(ca = %ca.name, "a revocation is newer than the last delta CRL: making one now");
+    }
 }
 
 async fn maintain_crls(app: &App, ca: &CaState) -> Result<(), easgate_ops::OpsError> {
