@@ -15,7 +15,7 @@ pub fn usage_error(cli: &Cli) -> Option<String> {
     let Command::Migrate(args) = &cli.command else {
         return None;
     };
-    if !copy::is_postgres_url(&args.to) {
+    if !easgate_store::is_postgres_url(&args.to) {
         return Some(format!(
             "--to must be a PostgreSQL URL (postgres://USER@HOST/DB or postgresql://…), not `{}`",
             easgate_store::redact_url(&args.to)

@@ -16,9 +16,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use common::crash::{kill, kill_moments, scep_enrollments_survive_kills};
 use common::pg::{PrivateCluster, TestSchema};
 use common::upstream::{curl, curl_trusting, Upstream};
-use common::{api, eventually, http, openssl_ok, scepclient, Env, Server};
+use common::{api, eventually, http, openssl_ok, p256_csr, Env, Server};
 
 type Cert = (PathBuf, PathBuf);
 
@@ -217,10 +218,7 @@ fn several_instances_on_one_database_keep_one_truth() {
         }),
         "the instances never agreed on the newest CRL"
     );
-    let mut killed = servers.remove(leader);
-    let mut child = killed.child.take().unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut servers.remove(leader));
     let (code, _, body) = api(
         servers[0].admin,
         "POST",
@@ -312,27 +310,8 @@ fn several_instances_on_one_database_keep_one_truth() {
     for i in 0..servers.len() * per_instance {
         let uid = format!("bulk{i}");
         env.enroll("alice@corp.example", "ios", &uid, &[]);
-        let key = env.path(&format!("{uid}.key"));
-        let csr = env.path(&format!("{uid}.csr"));
-        openssl_ok(
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                key.to_str().unwrap(),
-                "-subj",
-                &format!("/CN={uid}"),
-                "-out",
-                csr.to_str().unwrap(),
-            ],
-            env.dir.path(),
-        );
-        csrs.push((uid, std::fs::read_to_string(csr).unwrap()));
+        let csr = p256_csr(env.dir.path(), &uid);
+        csrs.push((uid, csr));
     }
     let serials: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = csrs
@@ -396,61 +375,15 @@ fn a_scep_enrollment_cut_off_on_one_instance_completes_on_another() {
     env.phones_template("mail", "CN={DeviceUid}");
     env.add_alice();
     let other = env.serve(&[]);
-    let other_url = format!("http://{}/scep/mail", other.public);
-    let dir = env.dir.path().to_path_buf();
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next_delay = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::time::Duration::from_millis(seed % 300)
-    };
-    let mut interrupted = 0;
+    // Kill moments 0 to ~300 ms into the enrollment; each retry goes to the other instance.
     let kills = 10;
-    for i in 0..kills {
-        let uid = format!("k{i}");
-        let challenge = env.enroll("alice@corp.example", "ios", &uid, &[])["challenge"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let client_dir = dir.join(&uid);
-        let mut first = env.serve(&[]);
-        let url = format!("http://{}/scep/mail", first.public);
-        let (d, u, c) = (client_dir.clone(), url.clone(), challenge.clone());
-        let attempt = std::thread::spawn(move || scepclient(&d, &u, &c));
-        std::thread::sleep(next_delay());
-        let mut child = first.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        if attempt.join().unwrap().0 != 0 {
-            interrupted += 1;
-        }
-        let _ = std::fs::remove_file(client_dir.join("cert.pem"));
-        let (code, out) = scepclient(&client_dir, &other_url, &challenge);
-        assert_eq!(
-            code, 0,
-            "retry of {uid} on the other instance failed: {out}"
-        );
-        let certs = env.json(&["cert", "list", "--device", &uid]);
-        let certs = certs.as_array().unwrap();
-        assert_eq!(certs.len(), 1, "{uid} has {certs:#?}");
-        let held = openssl_ok(
-            &[
-                "x509",
-                "-in",
-                client_dir.join("cert.pem").to_str().unwrap(),
-                "-noout",
-                "-serial",
-            ],
-            &dir,
-        );
-        assert_eq!(
-            held.trim()
-                .trim_start_matches("serial=")
-                .to_ascii_uppercase(),
-            certs[0]["serial"].as_str().unwrap().to_ascii_uppercase()
-        );
-    }
+    let interrupted = scep_enrollments_survive_kills(
+        &env,
+        "mail",
+        kills,
+        kill_moments(0x9e37_79b9_7f4a_7c15, 300),
+        Some(&other),
+    );
     assert!(
         interrupted >= 2,
         "only {interrupted} of {kills} enrollments were interrupted"
@@ -571,28 +504,10 @@ fn acknowledged_revocations_and_issuances_survive_kill_9() {
         );
         let uid = format!("fresh{i}");
         env.enroll("alice@corp.example", "ios", &uid, &[]);
-        let csr = env.path(&format!("{uid}.csr"));
-        openssl_ok(
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                env.path(&format!("{uid}.key")).to_str().unwrap(),
-                "-subj",
-                &format!("/CN={uid}"),
-                "-out",
-                csr.to_str().unwrap(),
-            ],
-            env.dir.path(),
-        );
-        csrs.push((uid, std::fs::read_to_string(csr).unwrap()));
+        let csr = p256_csr(env.dir.path(), &uid);
+        csrs.push((uid, csr));
     }
-    let mut seed: u64 = 0x51_7cc1_b727_220a;
+    let mut moments = kill_moments(0x51_7cc1_b727_220a, 400);
     let mut acknowledged = (0, 0);
     for i in 0..rounds {
         let mut server = env.serve(&[]);
@@ -616,13 +531,8 @@ fn acknowledged_revocations_and_issuances_survive_kill_9() {
             let (issued, _, out) = call("POST", "/api/v1/certificates", Some(&body.to_string()));
             (revoked, issued, out)
         });
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(std::time::Duration::from_millis(seed % 400));
-        let mut child = server.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
+        std::thread::sleep(moments());
+        kill(&mut server);
         let (revoked, issued, out) = calls.join().unwrap();
         let shown = env.json(&["cert", "show", &victims[i]]);
         if revoked == 200 {

@@ -13,66 +13,8 @@
 
 mod common;
 
+use common::pg::TestSchema;
 use common::Env;
-
-const VAR: &str = "EASGATE_TEST_POSTGRES_URL";
-
-/// A fresh schema name on the test server, dropped when the test ends (passed or not).
-struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Schema {
-    fn new(base: &str, tag: &str) -> Self {
-        let name = format!(
-            "easgate_migrate_{tag}_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        Schema {
-            base: base.to_string(),
-            name,
-        }
-    }
-
-    fn url(&self) -> String {
-        let sep = if self.base.contains('?') { '&' } else { '?' };
-        format!("{}{sep}schema={}", self.base, self.name)
-    }
-
-    fn psql(&self, sql: &str) -> String {
-        let out = std::process::Command::new("psql")
-            .arg(&self.base)
-            .args([
-                "-XAtqc",
-                &format!("SET search_path TO {}; {sql}", self.name),
-            ])
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .arg(&self.base)
-            .args([
-                "-qc",
-                &format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name),
-            ])
-            .output();
-    }
-}
 
 fn sqlite(env: &Env, sql: &str) {
     let out = std::process::Command::new("sqlite3")
@@ -214,8 +156,9 @@ fn sqlite_count(env: &Env, table: &str) -> u64 {
 
 #[test]
 fn migrate_copies_a_sqlite_install_to_postgresql_and_it_works_there() {
-    let Ok(base) = std::env::var(VAR) else {
-        println!("skipped migrate_copies_a_sqlite_install_to_postgresql_and_it_works_there: {VAR} is not set");
+    let Some(schema) =
+        TestSchema::fresh("migrate_copies_a_sqlite_install_to_postgresql_and_it_works_there")
+    else {
         return;
     };
     let (mut env, revoked) = realistic_install();
@@ -225,8 +168,7 @@ fn migrate_copies_a_sqlite_install_to_postgresql_and_it_works_there() {
         .unwrap();
     let before_crl = env.snapshot();
 
-    let schema = Schema::new(&base, "main");
-    let target = schema.url();
+    let target = schema.url.clone();
     let run = env.run(&["migrate", "--to", &target, "--json"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -353,20 +295,24 @@ fn migrate_copies_a_sqlite_install_to_postgresql_and_it_works_there() {
 
 #[test]
 fn migrate_text_output_is_a_verification_table_with_stable_checksums() {
-    let Ok(base) = std::env::var(VAR) else {
-        println!("skipped migrate_text_output_is_a_verification_table_with_stable_checksums: {VAR} is not set");
+    let Some(first) =
+        TestSchema::fresh("migrate_text_output_is_a_verification_table_with_stable_checksums")
+    else {
+        return;
+    };
+    let Some(second) =
+        TestSchema::fresh("migrate_text_output_is_a_verification_table_with_stable_checksums")
+    else {
         return;
     };
     let env = Env::new();
     env.standard_setup();
-    let first = Schema::new(&base, "a");
-    let second = Schema::new(&base, "b");
     // A target whose schema was already made by easgate (but never used) counts as empty.
-    let fresh = env.run(&["--database-url", &second.url(), "user", "list"]);
+    let fresh = env.run(&["--database-url", &second.url, "user", "list"]);
     assert_eq!(fresh.code, 0, "{}", fresh.stderr);
     let json: serde_json::Value =
-        serde_json::from_str(&env.ok(&["migrate", "--to", &first.url(), "--json"])).unwrap();
-    let text = env.ok(&["migrate", "--to", &second.url()]);
+        serde_json::from_str(&env.ok(&["migrate", "--to", &first.url, "--json"])).unwrap();
+    let text = env.ok(&["migrate", "--to", &second.url]);
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["table", "rows", "checksum", "ok"]);
@@ -430,8 +376,8 @@ fn migrate_refuses_targets_it_cannot_use() {
 
 #[test]
 fn migrate_that_fails_midway_leaves_the_target_empty() {
-    let Ok(base) = std::env::var(VAR) else {
-        println!("skipped migrate_that_fails_midway_leaves_the_target_empty: {VAR} is not set");
+    let Some(schema) = TestSchema::fresh("migrate_that_fails_midway_leaves_the_target_empty")
+    else {
         return;
     };
     let env = Env::new();
@@ -442,8 +388,7 @@ fn migrate_that_fails_midway_leaves_the_target_empty() {
     // copy stops.
     sqlite(&env, "INSERT INTO eas_overrides \
                   (eas_device_id, action, reason, created_at, unmanaged) VALUES ('odd', 'allow', NULL, 1, 2)");
-    let schema = Schema::new(&base, "fail");
-    let err = env.fails(&["migrate", "--to", &schema.url()]);
+    let err = env.fails(&["migrate", "--to", &schema.url]);
     assert!(err.contains("eas_overrides"), "{err}");
     assert!(err.contains("unmanaged"), "{err}");
     assert!(err.contains("not a boolean"), "{err}");
@@ -467,24 +412,22 @@ fn migrate_that_fails_midway_leaves_the_target_empty() {
         "DELETE FROM eas_overrides WHERE eas_device_id = 'odd'",
     );
     let report: serde_json::Value =
-        serde_json::from_str(&env.ok(&["migrate", "--to", &schema.url(), "--json"])).unwrap();
+        serde_json::from_str(&env.ok(&["migrate", "--to", &schema.url, "--json"])).unwrap();
     assert_eq!(report["ok"], true);
 }
 
 #[test]
 fn migrate_whose_verification_finds_a_difference_rolls_back() {
-    let Ok(base) = std::env::var(VAR) else {
-        println!(
-            "skipped migrate_whose_verification_finds_a_difference_rolls_back: {VAR} is not set"
-        );
+    let Some(schema) =
+        TestSchema::fresh("migrate_whose_verification_finds_a_difference_rolls_back")
+    else {
         return;
     };
     let env = Env::new();
     env.standard_setup();
-    let schema = Schema::new(&base, "differs");
     // The target's schema made by easgate (still empty), with a trigger that alters what the
     // copy writes into `audit_events`: the verification must see it.
-    let made = env.run(&["--database-url", &schema.url(), "user", "list"]);
+    let made = env.run(&["--database-url", &schema.url, "user", "list"]);
     assert_eq!(made.code, 0, "{}", made.stderr);
     schema.psql(
         "CREATE FUNCTION easgate_test_alter() RETURNS trigger LANGUAGE plpgsql AS \
@@ -492,7 +435,7 @@ fn migrate_whose_verification_finds_a_difference_rolls_back() {
          CREATE TRIGGER easgate_test_alter BEFORE INSERT ON audit_events \
          FOR EACH ROW EXECUTE FUNCTION easgate_test_alter();",
     );
-    let run = env.run(&["migrate", "--to", &schema.url()]);
+    let run = env.run(&["migrate", "--to", &schema.url]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let line = run
         .stdout

@@ -8,6 +8,7 @@ mod common;
 
 use std::path::Path;
 
+use common::crash::{kill_moments, scep_enrollments_survive_kills};
 use common::{http, lint_clean, openssl_ok, peers_python, scepclient, Env};
 
 fn enroll(env: &Env, uid: &str) -> String {
@@ -1089,71 +1090,15 @@ fn a_server_killed_during_enrollments_loses_no_challenge_and_issues_no_second_ce
     env.ok(&["ca", "create", "mail", "--key", "rsa-2048"]);
     env.phones_template("mail", "CN={DeviceUid}");
     env.add_alice();
-    let dir = env.dir.path().to_path_buf();
+    // Kill moments 0 to ~240 ms into the enrollment; each retry goes to a restarted server.
     let kills = 24;
-    // A fixed pseudo-random sequence of kill moments, 0 to ~240 ms into the enrollment.
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next_delay = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::time::Duration::from_millis(seed % 240)
-    };
-    let mut interrupted = 0;
-    for i in 0..kills {
-        let uid = format!("k{i}");
-        let challenge = enroll(&env, &uid);
-        let client_dir = dir.join(&uid);
-        let mut server = env.serve(&[]);
-        let url = format!("http://{}/scep/mail", server.public);
-        let (client_dir2, url2, challenge2) = (client_dir.clone(), url.clone(), challenge.clone());
-        let attempt = std::thread::spawn(move || scepclient(&client_dir2, &url2, &challenge2));
-        std::thread::sleep(next_delay());
-        let mut child = server.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let (code, _) = attempt.join().unwrap();
-        if code != 0 {
-            interrupted += 1;
-        }
-        // The client retries the same transaction (same key) against the restarted server; a
-        // certificate it already received is put aside so that it asks again rather than renew.
-        let _ = std::fs::remove_file(client_dir.join("cert.pem"));
-        let server = env.serve(&[]);
-        let url = format!("http://{}/scep/mail", server.public);
-        let (code, out) = scepclient(&client_dir, &url, &challenge);
-        assert_eq!(
-            code,
-            0,
-            "retry of {uid} failed: {out}\n{}",
-            server.log_text()
-        );
-        let certs = env.json(&["cert", "list", "--device", &uid]);
-        let certs = certs.as_array().unwrap();
-        assert_eq!(
-            certs.len(),
-            1,
-            "{uid} has {} certificates: {certs:#?}",
-            certs.len()
-        );
-        let held = openssl_ok(
-            &[
-                "x509",
-                "-in",
-                client_dir.join("cert.pem").to_str().unwrap(),
-                "-noout",
-                "-serial",
-            ],
-            &dir,
-        );
-        assert_eq!(
-            held.trim()
-                .trim_start_matches("serial=")
-                .to_ascii_uppercase(),
-            certs[0]["serial"].as_str().unwrap().to_ascii_uppercase(),
-            "{uid}: the client holds another certificate than the one recorded"
-        );
-    }
+    let interrupted = scep_enrollments_survive_kills(
+        &env,
+        "mail",
+        kills,
+        kill_moments(0x2545_f491_4f6c_dd1d, 240),
+        None,
+    );
     // Some kills landed before the answer (otherwise the test proved little).
     assert!(
         interrupted >= 5,

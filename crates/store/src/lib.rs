@@ -326,7 +326,7 @@ pub trait Store: Send + Sync {
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    } else if is_postgres_url(url) {
         Ok(Arc::new(PgStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl {
@@ -334,6 +334,11 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
             why: "expected sqlite://PATH or postgres://…".into(),
         })
     }
+}
+
+/// Whether `url` names PostgreSQL (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The database file of a `sqlite:` URL (`None` for any other kind, e.g. PostgreSQL, whose

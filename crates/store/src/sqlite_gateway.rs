@@ -251,7 +251,7 @@ pub(crate) fn get_binding(c: &Connection, serial: &str) -> Result<Option<Certifi
     )
 }
 
-fn binding_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertificateBinding> {
+fn binding_from_row(r: &Row<'_>) -> rusqlite::Result<CertificateBinding> {
     Ok(CertificateBinding {
         serial: r.get("serial")?,
         eas_device_id: r.get("eas_device_id")?,

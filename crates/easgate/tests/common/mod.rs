@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod crash;
 pub mod pg;
 pub mod upstream;
 
@@ -316,6 +317,29 @@ pub fn scepclient(dir: &Path, url: &str, challenge: &str) -> (i32, String) {
         ],
         dir,
     )
+}
+
+/// A P-256 key `NAME.key` and a CSR for `/CN=NAME` in `dir`: the CSR as PEM.
+pub fn p256_csr(dir: &Path, name: &str) -> String {
+    openssl_ok(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-subj",
+            &format!("/CN={name}"),
+            "-out",
+            &format!("{name}.csr"),
+        ],
+        dir,
+    );
+    std::fs::read_to_string(dir.join(format!("{name}.csr"))).expect("read the CSR")
 }
 
 /// pkilint's console scripts: `$EASGATE_PKILINT_BIN` or the venv scripts/test makes.

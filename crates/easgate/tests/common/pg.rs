@@ -38,6 +38,29 @@ impl TestSchema {
     }
 }
 
+impl TestSchema {
+    /// The answer of `sql` run in the schema with psql (trimmed; unaligned, tuples only).
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .arg(&self.base)
+            .args([
+                "-XAtqc",
+                &format!("SET search_path TO {}; {sql}", self.name),
+            ])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    }
+}
+
 impl Drop for TestSchema {
     fn drop(&mut self) {
         let _ = Command::new("psql")

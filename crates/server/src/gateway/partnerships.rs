@@ -202,8 +202,13 @@ impl Partnerships {
     /// The binding `bind` just made for `serial` on first use, taken out of the next flush so
     /// that the caller records it in the store at once ([`Partnerships::keep_for_flush`] puts
     /// it back if that fails).
+    /// Called for every request with a valid certificate: nothing is allocated unless some
+    /// binding is new (which is rare: the first request of a certificate).
     pub fn take_new_binding(&self, serial: &Serial) -> Option<CertificateBinding> {
         let mut book = self.book();
+        if book.new_bindings.is_empty() {
+            return None;
+        }
         let hex = serial.to_hex();
         let at = book.new_bindings.iter().position(|b| b.serial == hex)?;
         Some(book.new_bindings.swap_remove(at))

@@ -63,6 +63,6 @@ impl From<rusqlite::Error> for CopyError {
 
 impl From<sqlx::Error> for CopyError {
     fn from(e: sqlx::Error) -> Self {
-        CopyError::Store(StoreError::Postgres(e))
+        CopyError::Store(StoreError::from(e))
     }
 }

@@ -34,13 +34,12 @@ mod target;
 mod value;
 
 use serde::Serialize;
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 
 pub use error::CopyError;
 
-use crate::error::StoreError;
-use crate::postgres::PgUrl;
-use crate::{redact_url, PgStore, SqliteStore};
+use crate::postgres::{lock_writers, PgUrl};
+use crate::{is_postgres_url, redact_url, PgStore, SqliteStore};
 
 /// One table's outcome.
 #[derive(Clone, Debug, Serialize)]
@@ -90,11 +89,6 @@ pub fn copied_tables() -> Vec<&'static str> {
     tables::TABLES.iter().map(|t| t.name).collect()
 }
 
-/// Whether `url` names PostgreSQL.
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
 /// Copy the SQLite database at `source_url` (`sqlite://PATH`) into the empty PostgreSQL
 /// database or schema at `target_url`, verify it, and commit. A target holding any easgate row
 /// is refused before anything is written to it.
@@ -121,7 +115,7 @@ pub async fn sqlite_to_postgres(
     source.check_schema()?;
 
     // 2. The target must be empty; nothing is written to it before this is known.
-    let mut conn = connect(&target).await?;
+    let mut conn = target.connect().await?;
     refuse_rows(&target, target::rows_present(&mut conn).await?)?;
     let _ = conn.close().await;
 
@@ -129,11 +123,9 @@ pub async fn sqlite_to_postgres(
     drop(PgStore::open(target_url).await?);
 
     // 4. One transaction, under the writers' lock.
-    let mut conn = connect(&target).await?;
+    let mut conn = target.connect().await?;
     let mut tx = conn.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('easgate-write:' || current_schema()))")
-        .execute(&mut *tx)
-        .await?;
+    lock_writers(&mut tx).await?;
     target::check_schema(&mut tx).await?;
     refuse_rows(&target, target::rows_present(&mut tx).await?)?;
     target::clear_seed(&mut tx).await?;
@@ -211,19 +203,6 @@ pub async fn sqlite_to_postgres(
     tx.commit().await?;
     let _ = conn.close().await;
     Ok(report)
-}
-
-async fn connect(target: &PgUrl) -> Result<PgConnection, CopyError> {
-    PgConnection::connect_with(&target.options)
-        .await
-        .map_err(|source| {
-            CopyError::Store(StoreError::Connect {
-                url: target.redacted.clone(),
-                host: target.options.get_host().to_string(),
-                port: target.options.get_port(),
-                source,
-            })
-        })
 }
 
 fn refuse_rows(target: &PgUrl, rows: Vec<(String, i64)>) -> Result<(), CopyError> {

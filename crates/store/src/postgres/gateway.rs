@@ -164,8 +164,8 @@ impl PgStore {
             .collect()
     }
 
-    /// Insert or update each partnership, in one transaction; no audit event or change row
-    /// (the gateway's running record), and no writers' lock: rows are upserted by key.
+    /// Insert or update each partnership, the latest sighting winning; no audit event or change
+    /// row (the gateway's running record), and no writers' lock: rows are upserted by key.
     /// Each partnership is its own statement (no transaction across rows): several gateways
     /// flush at once, and single-row upserts can never wait on each other in a cycle.
     pub async fn save_partnerships(&self, partnerships: &[Partnership]) -> Result<()> {
@@ -272,8 +272,9 @@ impl PgStore {
             .map_err(|_| StoreError::Corrupt(format!("{partnerships} partnerships removed")))
     }
 
-    /// Record bindings not yet recorded (an existing binding is kept); no audit or change row.
-    /// Under the writers' lock, since each new binding is a change-feed row.
+    /// Record bindings not yet recorded (an existing binding is kept), each new one with a
+    /// `binding` change-feed row (no audit event), so under the writers' lock; the binding in
+    /// effect for each serial given.
     pub async fn save_bindings(
         &self,
         bindings: &[CertificateBinding],

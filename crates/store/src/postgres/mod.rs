@@ -41,13 +41,14 @@ mod url;
 mod write;
 
 pub(crate) use url::PgUrl;
+pub(crate) use write::lock_writers;
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 
 /// Connections kept by one store.
 const MAX_CONNECTIONS: u32 = 8;
@@ -69,17 +70,9 @@ impl PgStore {
     /// `schema=NAME` parameter) and bring its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
         let parsed = url::PgUrl::parse(url)?;
-        let connect_error = |source: sqlx::Error| StoreError::Connect {
-            url: parsed.redacted.clone(),
-            host: parsed.options.get_host().to_string(),
-            port: parsed.options.get_port(),
-            source,
-        };
         // One connection first, so a wrong host, port or credential fails at once with a
         // clear message (a pool would retry until its acquire timeout); it also migrates.
-        let mut conn = PgConnection::connect_with(&parsed.options)
-            .await
-            .map_err(connect_error)?;
+        let mut conn = parsed.connect().await?;
         migrate::migrate(&mut conn, parsed.schema.as_deref()).await?;
         let _ = conn.close().await;
         let pool = PgPoolOptions::new()

@@ -62,6 +62,20 @@ impl PgUrl {
             schema,
         })
     }
+
+    /// One connection, failing at once (no pool retries) with a message naming host and port
+    /// and never the password.
+    pub(crate) async fn connect(&self) -> Result<sqlx::PgConnection> {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect_with(&self.options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: self.redacted.clone(),
+                host: self.options.get_host().to_string(),
+                port: self.options.get_port(),
+                source,
+            })
+    }
 }
 
 /// A schema name easgate accepts: letters, digits and `_`, not starting with a digit, at most

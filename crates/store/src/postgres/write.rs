@@ -24,10 +24,16 @@ impl PgStore {
 /// Begin a write transaction on a connection of `pool`, holding the writers' lock.
 pub(crate) async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
+    lock_writers(&mut tx).await?;
+    Ok(tx)
+}
+
+/// Take the writers' lock for the rest of the transaction `tx` is in.
+pub(crate) async fn lock_writers(tx: &mut PgConnection) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('easgate-write:' || current_schema()))")
         .execute(&mut *tx)
         .await?;
-    Ok(tx)
+    Ok(())
 }
 
 /// Append the audit event and the change-feed row of a change, inside its transaction.
