@@ -6,7 +6,8 @@ use serde::Serializer;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-fn format(secs: i64) -> String {
+/// One time as easgate prints it (RFC 3339, UTC), for messages as well as JSON.
+pub(crate) fn format(secs: i64) -> String {
     OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

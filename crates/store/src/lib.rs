@@ -11,10 +11,12 @@ pub mod copy;
 mod error;
 pub mod model;
 mod postgres;
+mod provision;
 mod sqlite;
 mod sqlite_api;
 mod sqlite_gateway;
 mod sqlite_profiles;
+mod sqlite_provision;
 mod sqlite_unbound;
 
 use std::sync::Arc;
@@ -257,6 +259,40 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
     async fn list_overrides(&self) -> Result<Vec<EasOverride>>;
 
+    /// Add an EAS policy (its name unique). A default policy takes the default from any other.
+    async fn insert_eas_policy(&self, ctx: &Ctx, policy: &EasPolicy) -> Result<()>;
+    /// Replace an EAS policy's settings, groups and default flag (`created_at` is kept).
+    async fn update_eas_policy(&self, ctx: &Ctx, policy: &EasPolicy) -> Result<()>;
+    /// Every EAS policy, by name.
+    async fn list_eas_policies(&self) -> Result<Vec<EasPolicy>>;
+    async fn remove_eas_policy(&self, ctx: &Ctx, name: &str) -> Result<()>;
+
+    /// Order a remote wipe of one EAS DeviceId (state `pending`): a `wipe` change, audited as
+    /// `eas.wipe.request`. A DeviceId with a wipe on record (any state) is a conflict.
+    async fn request_wipe(
+        &self,
+        ctx: &Ctx,
+        eas_device_id: &str,
+        account_only: bool,
+        device_uid: Option<&str>,
+    ) -> Result<EasWipe>;
+    /// Withdraw a wipe that is still `pending` (`eas.wipe.cancel`); one already sent or
+    /// acknowledged is a conflict.
+    async fn cancel_wipe(&self, ctx: &Ctx, eas_device_id: &str) -> Result<()>;
+    /// Every wipe on record, by DeviceId.
+    async fn list_wipes(&self) -> Result<Vec<EasWipe>>;
+    /// The gateway handed the wipe to the device: `pending` becomes `sent` (`eas.wipe.sent`);
+    /// whether it did (false when it was already sent, or there is no such wipe).
+    async fn mark_wipe_sent(&self, ctx: &Ctx, eas_device_id: &str) -> Result<bool>;
+    /// The device acknowledged the wipe: `pending`/`sent` becomes `succeeded` or `failed`
+    /// (`eas.wipe.ack`). The wipe as it now is; `None` when none was pending or sent.
+    async fn mark_wipe_acknowledged(
+        &self,
+        ctx: &Ctx,
+        eas_device_id: &str,
+        succeeded: bool,
+    ) -> Result<Option<EasWipe>>;
+
     /// Write partnerships as the gateway last saw them (insert or update each). With several
     /// gateways on one database the latest sighting wins: a partnership whose stored
     /// `last_seen` is newer than the one given is left alone, and `first_seen` keeps the
@@ -266,7 +302,8 @@ pub trait Store: Send + Sync {
     async fn list_partnerships(&self, user: Option<&str>) -> Result<Vec<Partnership>>;
     /// Every partnership of one EAS DeviceId (normally one).
     async fn get_partnerships(&self, eas_device_id: &str) -> Result<Vec<Partnership>>;
-    /// Remove every partnership and the override of one EAS DeviceId; the number removed.
+    /// Remove every partnership, the override and the wipe record of one EAS DeviceId; the
+    /// number of partnerships removed.
     async fn clear_partnerships(&self, ctx: &Ctx, eas_device_id: &str) -> Result<usize>;
 
     /// Record certificate-to-DeviceId bindings not yet recorded (an existing binding is kept:

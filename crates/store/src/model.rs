@@ -448,6 +448,59 @@ pub struct Partnership {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_refusal_at: Option<i64>,
     pub last_refusal: Option<String>,
+    /// The EAS policy the device last acknowledged at the gateway (`--provision gateway`),
+    /// like Exchange's `DevicePolicyApplied`.
+    pub policy_applied: Option<String>,
+    /// The policy key the device was given with it.
+    pub policy_key: Option<i64>,
+    /// `AppliedInFull`, `PartiallyApplied`, `NotApplied` or `ExternallyManaged`, as the device
+    /// said in its acknowledgement (`DevicePolicyApplicationStatus`).
+    pub policy_status: Option<String>,
+    #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub policy_updated_at: Option<i64>,
+}
+
+/// An EAS device policy (MS-ASPROV), handed out by the gateway in `--provision gateway` mode to
+/// the users of its groups (or to everyone else, when it is the default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EasPolicy {
+    pub name: String,
+    /// The `EASProvisionDoc` settings by their MS-ASPROV element names
+    /// (`DevicePasswordEnabled`, `MinDevicePasswordLength`, …) with the values sent.
+    pub settings: std::collections::BTreeMap<String, String>,
+    /// Groups whose users get this policy.
+    pub groups: Vec<String>,
+    /// The policy of users in none of the assigned groups (at most one policy is the default).
+    pub is_default: bool,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
+}
+
+/// A remote wipe ordered for one EAS DeviceId, like Exchange's `Clear-MobileDevice`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EasWipe {
+    pub eas_device_id: String,
+    /// Only the mail account and its data (EAS 16.1 `AccountOnlyRemoteWipe`).
+    pub account_only: bool,
+    /// `pending` (not yet sent), `sent`, `succeeded` or `failed` (the device's acknowledgement).
+    pub state: String,
+    pub requested_by: String,
+    #[serde(serialize_with = "crate::json_time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub requested_at: i64,
+    #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sent_at: Option<i64>,
+    #[serde(serialize_with = "crate::json_time::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ack_at: Option<i64>,
+    /// The enrolled device (`device wipe UID`) the wipe was ordered for, if any.
+    pub device_uid: Option<String>,
 }
 
 /// A client certificate's first EAS DeviceId.

@@ -19,6 +19,7 @@ use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::sqlite_api as api;
 use crate::sqlite_gateway as gw;
+use crate::sqlite_provision as prov;
 use crate::Store;
 
 /// Reader connections kept open (one per core of the machines easgate targets).
@@ -38,6 +39,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0011_scep_ra_only.sql"),
     include_str!("../migrations/sqlite/0012_api_tokens.sql"),
     include_str!("../migrations/sqlite/0013_unbound_challenges.sql"),
+    include_str!("../migrations/sqlite/0014_eas_provision.sql"),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -1573,6 +1575,53 @@ impl Store for SqliteStore {
 
     async fn list_overrides(&self) -> Result<Vec<EasOverride>> {
         self.read(gw::list_overrides)
+    }
+
+    async fn insert_eas_policy(&self, ctx: &Ctx, policy: &EasPolicy) -> Result<()> {
+        self.write(|tx| prov::insert_eas_policy(tx, ctx, policy))
+    }
+
+    async fn update_eas_policy(&self, ctx: &Ctx, policy: &EasPolicy) -> Result<()> {
+        self.write(|tx| prov::update_eas_policy(tx, ctx, policy))
+    }
+
+    async fn list_eas_policies(&self) -> Result<Vec<EasPolicy>> {
+        self.read(prov::list_eas_policies)
+    }
+
+    async fn remove_eas_policy(&self, ctx: &Ctx, name: &str) -> Result<()> {
+        self.write(|tx| prov::remove_eas_policy(tx, ctx, name))
+    }
+
+    async fn request_wipe(
+        &self,
+        ctx: &Ctx,
+        eas_device_id: &str,
+        account_only: bool,
+        device_uid: Option<&str>,
+    ) -> Result<EasWipe> {
+        self.write(|tx| prov::request_wipe(tx, ctx, eas_device_id, account_only, device_uid))
+    }
+
+    async fn cancel_wipe(&self, ctx: &Ctx, eas_device_id: &str) -> Result<()> {
+        self.write(|tx| prov::cancel_wipe(tx, ctx, eas_device_id))
+    }
+
+    async fn list_wipes(&self) -> Result<Vec<EasWipe>> {
+        self.read(prov::list_wipes)
+    }
+
+    async fn mark_wipe_sent(&self, ctx: &Ctx, eas_device_id: &str) -> Result<bool> {
+        self.write(|tx| prov::mark_wipe_sent(tx, ctx, eas_device_id))
+    }
+
+    async fn mark_wipe_acknowledged(
+        &self,
+        ctx: &Ctx,
+        eas_device_id: &str,
+        succeeded: bool,
+    ) -> Result<Option<EasWipe>> {
+        self.write(|tx| prov::mark_wipe_acknowledged(tx, ctx, eas_device_id, succeeded))
     }
 
     async fn save_partnerships(&self, partnerships: &[Partnership]) -> Result<()> {

@@ -110,15 +110,19 @@ pub(crate) fn save_partnerships(tx: &Connection, partnerships: &[Partnership]) -
     let mut stmt = tx.prepare_cached(
         "INSERT INTO eas_partnerships (user, eas_device_id, device_type, model, os, friendly_name, user_agent, client, platform, protocol, \
          first_seen, last_seen, last_sync, last_command, cert_serial, device_state, access_state, access_reason, \
-         suspect, last_refusal_at, last_refusal) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
+         suspect, last_refusal_at, last_refusal, policy_applied, policy_key, policy_status, policy_updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, \
+         ?22, ?23, ?24, ?25) \
          ON CONFLICT (user, eas_device_id, suspect) DO UPDATE SET device_type = excluded.device_type, model = excluded.model, \
          os = excluded.os, friendly_name = excluded.friendly_name, user_agent = excluded.user_agent, client = excluded.client, \
          platform = excluded.platform, protocol = excluded.protocol, first_seen = MIN(first_seen, excluded.first_seen), \
          last_seen = excluded.last_seen, last_sync = excluded.last_sync, last_command = excluded.last_command, \
          cert_serial = excluded.cert_serial, device_state = excluded.device_state, access_state = excluded.access_state, \
          access_reason = excluded.access_reason, last_refusal_at = excluded.last_refusal_at, \
-         last_refusal = excluded.last_refusal WHERE excluded.last_seen >= eas_partnerships.last_seen",
+         last_refusal = excluded.last_refusal, policy_applied = excluded.policy_applied, \
+         policy_key = excluded.policy_key, policy_status = excluded.policy_status, \
+         policy_updated_at = excluded.policy_updated_at \
+         WHERE excluded.last_seen >= eas_partnerships.last_seen",
     )?;
     for p in partnerships {
         stmt.execute(params![
@@ -142,7 +146,11 @@ pub(crate) fn save_partnerships(tx: &Connection, partnerships: &[Partnership]) -
             p.access_reason,
             p.suspect,
             p.last_refusal_at,
-            p.last_refusal
+            p.last_refusal,
+            p.policy_applied,
+            p.policy_key,
+            p.policy_status,
+            p.policy_updated_at
         ])?;
     }
     Ok(())
@@ -153,7 +161,8 @@ pub(crate) fn save_partnerships(tx: &Connection, partnerships: &[Partnership]) -
 pub(crate) const PARTNERSHIP_SELECT: &str =
     "SELECT user, eas_device_id, suspect, device_type, model, os, friendly_name, user_agent, \
      client, platform, protocol, first_seen, last_seen, last_sync, last_command, cert_serial, \
-     device_state, access_state, access_reason, last_refusal_at, last_refusal \
+     device_state, access_state, access_reason, last_refusal_at, last_refusal, policy_applied, \
+     policy_key, policy_status, policy_updated_at \
      FROM eas_partnerships";
 
 /// A row of [`PARTNERSHIP_SELECT`].
@@ -180,6 +189,10 @@ pub(crate) fn partnership_from_row(r: &Row<'_>) -> rusqlite::Result<Partnership>
         access_reason: r.get(18)?,
         last_refusal_at: r.get(19)?,
         last_refusal: r.get(20)?,
+        policy_applied: r.get(21)?,
+        policy_key: r.get(22)?,
+        policy_status: r.get(23)?,
+        policy_updated_at: r.get(24)?,
     })
 }
 
@@ -199,6 +212,8 @@ pub(crate) fn get_partnerships(c: &Connection, eas_device_id: &str) -> Result<Ve
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Forget one DeviceId: its partnerships, override and wipe record. One with nothing but a wipe
+/// on record counts as found, since clearing is how an admin forgets a finished wipe.
 pub(crate) fn clear_partnerships(tx: &Connection, ctx: &Ctx, eas_device_id: &str) -> Result<usize> {
     let removed = tx.execute(
         "DELETE FROM eas_partnerships WHERE eas_device_id = ?1",
@@ -208,7 +223,8 @@ pub(crate) fn clear_partnerships(tx: &Connection, ctx: &Ctx, eas_device_id: &str
         "DELETE FROM eas_overrides WHERE eas_device_id = ?1",
         [eas_device_id],
     )?;
-    if removed == 0 && override_removed == 0 {
+    let wipe_removed = crate::sqlite_provision::forget_wipe(tx, eas_device_id)?;
+    if removed == 0 && override_removed == 0 && !wipe_removed {
         return Err(StoreError::not_found("EAS device", eas_device_id));
     }
     record(

@@ -816,6 +816,10 @@ async fn pages_follow_the_cursor_to_the_end(store: Arc<dyn Store>) {
         access_reason: format!("reason {i}"),
         last_refusal_at: i.is_multiple_of(5).then_some(4000),
         last_refusal: i.is_multiple_of(5).then(|| "refused".into()),
+        policy_applied: i.is_multiple_of(4).then(|| format!("policy {i}")),
+        policy_key: i.is_multiple_of(4).then_some(3_000_000_000 + i as i64),
+        policy_status: i.is_multiple_of(4).then(|| "AppliedInFull".into()),
+        policy_updated_at: i.is_multiple_of(4).then_some(5000 + i as i64),
     };
     let all: Vec<Partnership> = (0..23).map(partnership).collect();
     store.save_partnerships(&all).await.unwrap();
@@ -1016,6 +1020,10 @@ fn partnership(user: &str, id: &str, seen: i64) -> Partnership {
         access_reason: "default".into(),
         last_refusal_at: None,
         last_refusal: None,
+        policy_applied: None,
+        policy_key: None,
+        policy_status: None,
+        policy_updated_at: None,
     }
 }
 
@@ -1244,6 +1252,397 @@ async fn gateway_records_upsert_and_filter(store: Arc<dyn Store>) {
     store.remove_rule(&c, "block-bob").await.unwrap();
     store.remove_user(&c, "BOB@corp.example").await.unwrap();
     assert!(store.get_user("bob@corp.example").await.unwrap().is_none());
+}
+
+/// The four policy columns a partnership keeps (what its device last acknowledged) read back
+/// as saved and, like the rest of the row, follow the latest sighting.
+async fn partnership_policy_columns_follow_the_latest_sighting(store: Arc<dyn Store>) {
+    let mut first = partnership("alice@corp.example", "DEV1", 100);
+    first.policy_applied = Some("strict".into());
+    first.policy_key = Some(3_000_000_000);
+    first.policy_status = Some("AppliedInFull".into());
+    first.policy_updated_at = Some(100);
+    store.save_partnerships(&[first.clone()]).await.unwrap();
+    assert_eq!(
+        store.get_partnerships("dev1").await.unwrap(),
+        [first.clone()]
+    );
+
+    let mut later = first.clone();
+    later.last_seen = 200;
+    later.policy_applied = Some("lax".into());
+    later.policy_key = Some(7);
+    later.policy_status = Some("PartiallyApplied".into());
+    later.policy_updated_at = Some(190);
+    store.save_partnerships(&[later.clone()]).await.unwrap();
+    // Another gateway's older sighting, flushed afterwards, does not undo the acknowledgement.
+    let mut stale = first.clone();
+    stale.last_seen = 150;
+    stale.policy_applied = Some("old".into());
+    stale.policy_key = None;
+    stale.policy_status = None;
+    stale.policy_updated_at = None;
+    store.save_partnerships(&[stale]).await.unwrap();
+    assert_eq!(
+        store.list_partnerships(None).await.unwrap(),
+        [later.clone()]
+    );
+    let page = store
+        .page_partnerships(
+            &PartnershipFilter::default(),
+            &PageQuery {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page, [later]);
+}
+
+fn eas_policy(name: &str, is_default: bool) -> EasPolicy {
+    EasPolicy {
+        name: name.into(),
+        settings: [
+            ("DevicePasswordEnabled", "1"),
+            ("MinDevicePasswordLength", "6"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        groups: vec!["sales".into()],
+        is_default,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+/// The audit events (action, target, detail) whose target is of `entity`, oldest first.
+async fn audit_of(store: &dyn Store, entity: &str) -> Vec<(String, String, String)> {
+    store
+        .list_audit(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.target.starts_with(&format!("{entity}:")))
+        .map(|e| (e.action, e.target, e.detail))
+        .collect()
+}
+
+/// The change-feed rows after `revision`, as (entity, key).
+async fn changes_after(store: &dyn Store, revision: i64) -> Vec<(String, String)> {
+    store
+        .changes_since(revision, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.entity, c.key))
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+fn triples(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    list.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+/// EAS policies: names unique, at most one default (a new default takes the mark), updates
+/// keep `created_at`, each change audited with one change row; failed calls change nothing.
+async fn eas_policies_keep_one_default_and_are_audited(store: Arc<dyn Store>) {
+    let revision = store.revision().await.unwrap();
+    store
+        .insert_eas_policy(&ctx(10), &eas_policy("strict", true))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_eas_policy(&ctx(11), &eas_policy("strict", false))
+            .await,
+        Err(StoreError::AlreadyExists {
+            kind: "EAS policy",
+            ..
+        })
+    ));
+    store
+        .insert_eas_policy(&ctx(12), &eas_policy("basic", false))
+        .await
+        .unwrap();
+    let listed = store.list_eas_policies().await.unwrap();
+    let mut strict = eas_policy("strict", true);
+    (strict.created_at, strict.updated_at) = (10, 10);
+    let mut basic = eas_policy("basic", false);
+    (basic.created_at, basic.updated_at) = (12, 12);
+    assert_eq!(listed, [basic.clone(), strict.clone()]);
+
+    let defaults = |list: Vec<EasPolicy>| -> Vec<String> {
+        list.into_iter()
+            .filter(|p| p.is_default)
+            .map(|p| p.name)
+            .collect()
+    };
+    store
+        .insert_eas_policy(&ctx(13), &eas_policy("lax", true))
+        .await
+        .unwrap();
+    assert_eq!(defaults(store.list_eas_policies().await.unwrap()), ["lax"]);
+
+    let mut changed = eas_policy("strict", true);
+    changed.settings = [("AllowCamera".to_string(), "0".to_string())].into();
+    changed.groups = vec![];
+    store.update_eas_policy(&ctx(20), &changed).await.unwrap();
+    let stored = store.list_eas_policies().await.unwrap();
+    let now_strict = stored.iter().find(|p| p.name == "strict").unwrap();
+    assert_eq!(
+        (
+            &now_strict.settings,
+            &now_strict.groups,
+            now_strict.created_at,
+            now_strict.updated_at
+        ),
+        (&changed.settings, &changed.groups, 10, 20)
+    );
+    assert_eq!(defaults(stored), ["strict"]);
+    // A failed update taking the default leaves the default where it was.
+    assert!(matches!(
+        store
+            .update_eas_policy(&ctx(21), &eas_policy("ghost", true))
+            .await,
+        Err(StoreError::NotFound {
+            kind: "EAS policy",
+            ..
+        })
+    ));
+    assert_eq!(
+        defaults(store.list_eas_policies().await.unwrap()),
+        ["strict"]
+    );
+    // Giving up the default leaves none.
+    store
+        .update_eas_policy(&ctx(22), &eas_policy("strict", false))
+        .await
+        .unwrap();
+    assert!(defaults(store.list_eas_policies().await.unwrap()).is_empty());
+
+    store.remove_eas_policy(&ctx(30), "lax").await.unwrap();
+    assert!(matches!(
+        store.remove_eas_policy(&ctx(31), "lax").await,
+        Err(StoreError::NotFound {
+            kind: "EAS policy",
+            ..
+        })
+    ));
+    let names: Vec<String> = store
+        .list_eas_policies()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["basic", "strict"]);
+
+    assert_eq!(
+        changes_after(store.as_ref(), revision).await,
+        pairs(&[
+            ("eas_policy", "strict"),
+            ("eas_policy", "basic"),
+            ("eas_policy", "lax"),
+            ("eas_policy", "strict"),
+            ("eas_policy", "strict"),
+            ("eas_policy", "lax"),
+        ])
+    );
+    let full = "settings DevicePasswordEnabled=1, MinDevicePasswordLength=6; groups sales";
+    assert_eq!(
+        audit_of(store.as_ref(), "eas_policy").await,
+        triples(&[
+            (
+                "eas-policy.create",
+                "eas_policy:strict",
+                &format!("{full}; default")
+            ),
+            ("eas-policy.create", "eas_policy:basic", full),
+            (
+                "eas-policy.create",
+                "eas_policy:lax",
+                &format!("{full}; default")
+            ),
+            (
+                "eas-policy.update",
+                "eas_policy:strict",
+                "settings AllowCamera=0; no groups; default"
+            ),
+            ("eas-policy.update", "eas_policy:strict", full),
+            ("eas-policy.remove", "eas_policy:lax", ""),
+        ])
+    );
+}
+
+/// A wipe goes pending → sent → succeeded/failed; one per DeviceId (any case) while on record;
+/// only a pending one can be cancelled; `sent` and the acknowledgement happen once each, and
+/// clearing the DeviceId forgets it. Every change is audited with one change row.
+async fn wipes_move_from_pending_to_acknowledged(store: Arc<dyn Store>) {
+    let revision = store.revision().await.unwrap();
+    let wipe = store
+        .request_wipe(&ctx(30), "DEV1", false, Some("dev1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        wipe,
+        EasWipe {
+            eas_device_id: "DEV1".into(),
+            account_only: false,
+            state: "pending".into(),
+            requested_by: "test".into(),
+            requested_at: 30,
+            sent_at: None,
+            ack_at: None,
+            device_uid: Some("dev1".into()),
+        }
+    );
+    assert_eq!(store.list_wipes().await.unwrap(), [wipe]);
+    match store.request_wipe(&ctx(31), "dev1", true, None).await {
+        Err(StoreError::Conflict(message)) => {
+            assert!(message.contains("already has a pending wipe"), "{message}")
+        }
+        other => panic!("a second wipe: {other:?}"),
+    }
+    store.cancel_wipe(&ctx(32), "Dev1").await.unwrap();
+    assert!(store.list_wipes().await.unwrap().is_empty());
+    assert!(matches!(
+        store.cancel_wipe(&ctx(33), "dev1").await,
+        Err(StoreError::NotFound { kind: "wipe", .. })
+    ));
+
+    store
+        .request_wipe(&ctx(40), "DEV1", true, None)
+        .await
+        .unwrap();
+    store
+        .request_wipe(&ctx(40), "abc", false, None)
+        .await
+        .unwrap();
+    assert!(store.mark_wipe_sent(&ctx(41), "dev1").await.unwrap());
+    assert!(!store.mark_wipe_sent(&ctx(42), "DEV1").await.unwrap());
+    assert!(!store.mark_wipe_sent(&ctx(42), "ghost").await.unwrap());
+    match store.cancel_wipe(&ctx(43), "DEV1").await {
+        Err(StoreError::Conflict(message)) => assert!(
+            message.contains("already sent at 1970-01-01T00:00:41Z"),
+            "{message}"
+        ),
+        other => panic!("cancelling a sent wipe: {other:?}"),
+    }
+    let acknowledged = store
+        .mark_wipe_acknowledged(&ctx(50), "dev1", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        acknowledged,
+        Some(EasWipe {
+            eas_device_id: "DEV1".into(),
+            account_only: true,
+            state: "succeeded".into(),
+            requested_by: "test".into(),
+            requested_at: 40,
+            sent_at: Some(41),
+            ack_at: Some(50),
+            device_uid: None,
+        })
+    );
+    assert_eq!(
+        store
+            .mark_wipe_acknowledged(&ctx(51), "DEV1", false)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .mark_wipe_acknowledged(&ctx(51), "ghost", true)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!store.mark_wipe_sent(&ctx(52), "dev1").await.unwrap());
+    assert!(matches!(
+        store.cancel_wipe(&ctx(52), "dev1").await,
+        Err(StoreError::Conflict(_))
+    ));
+    match store.request_wipe(&ctx(52), "dev1", false, None).await {
+        Err(StoreError::Conflict(message)) => {
+            assert!(
+                message.contains("already has a succeeded wipe"),
+                "{message}"
+            )
+        }
+        other => panic!("a wipe after a wipe: {other:?}"),
+    }
+    // Acknowledged without having been marked sent: it was sent then, and failed.
+    let failed = store
+        .mark_wipe_acknowledged(&ctx(60), "ABC", false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (failed.state.as_str(), failed.sent_at, failed.ack_at),
+        ("failed", Some(60), Some(60))
+    );
+    let ids: Vec<String> = store
+        .list_wipes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.eas_device_id)
+        .collect();
+    assert_eq!(ids, ["abc", "DEV1"]);
+
+    assert_eq!(
+        changes_after(store.as_ref(), revision).await,
+        pairs(&[
+            ("wipe", "DEV1"),
+            ("wipe", "Dev1"),
+            ("wipe", "DEV1"),
+            ("wipe", "abc"),
+            ("wipe", "dev1"),
+            ("wipe", "dev1"),
+            ("wipe", "ABC"),
+        ])
+    );
+    assert_eq!(
+        audit_of(store.as_ref(), "wipe").await,
+        triples(&[
+            ("eas.wipe.request", "wipe:DEV1", "full wipe for device dev1"),
+            ("eas.wipe.cancel", "wipe:Dev1", ""),
+            ("eas.wipe.request", "wipe:DEV1", "account-only wipe"),
+            ("eas.wipe.request", "wipe:abc", "full wipe"),
+            ("eas.wipe.sent", "wipe:dev1", ""),
+            ("eas.wipe.ack", "wipe:dev1", "succeeded"),
+            ("eas.wipe.ack", "wipe:ABC", "failed"),
+        ])
+    );
+
+    // Clearing a DeviceId forgets its wipe, even when nothing else of it is on record.
+    assert_eq!(store.clear_partnerships(&ctx(70), "dev1").await.unwrap(), 0);
+    store
+        .save_partnerships(&[partnership("alice@corp.example", "abc", 100)])
+        .await
+        .unwrap();
+    assert_eq!(store.clear_partnerships(&ctx(71), "ABC").await.unwrap(), 1);
+    assert!(store.list_wipes().await.unwrap().is_empty());
+    assert!(matches!(
+        store.clear_partnerships(&ctx(72), "abc").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // The device can be wiped again once its record is cleared.
+    store
+        .request_wipe(&ctx(80), "dev1", false, None)
+        .await
+        .unwrap();
 }
 
 /// The calls no other test reaches: templates, trusted CAs, CA removal, disabling with
@@ -1656,8 +2055,8 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter, the_remaining_calls_behave_alike);
-backend_suite!(postgres: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter, the_remaining_calls_behave_alike);
+backend_suite!(sqlite: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter, partnership_policy_columns_follow_the_latest_sighting, eas_policies_keep_one_default_and_are_audited, wipes_move_from_pending_to_acknowledged, the_remaining_calls_behave_alike);
+backend_suite!(postgres: a_ca_can_refuse_single_des, expiring_certificates_follow_the_window, profile_tokens_are_one_time_and_renewals_clear, scep_challenges_are_one_time_and_expire, crl_inputs_drop_expired_and_numbers_increase, change_feed_grows_by_one_per_change, concurrent_issuance_fails_only_the_bad_certificate, failed_changes_are_atomic, status_and_revocation, settings_and_groups, pages_follow_the_cursor_to_the_end, names_compare_case_insensitively, gateway_records_upsert_and_filter, partnership_policy_columns_follow_the_latest_sighting, eas_policies_keep_one_default_and_are_audited, wipes_move_from_pending_to_acknowledged, the_remaining_calls_behave_alike);
 
 #[tokio::test]
 async fn postgres_urls_open_the_postgres_backend_and_failures_hide_the_password() {

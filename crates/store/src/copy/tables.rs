@@ -323,6 +323,10 @@ pub(crate) const TABLES: &[Table] = &[
             text("access_reason"),
             int("last_refusal_at"),
             text("last_refusal"),
+            text("policy_applied"),
+            int("policy_key"),
+            text("policy_status"),
+            int("policy_updated_at"),
         ],
         key: &["user", "eas_device_id", "suspect"],
         serial: None,
@@ -408,6 +412,34 @@ pub(crate) const TABLES: &[Table] = &[
         ],
         key: &["id"],
         serial: Some("id"),
+    },
+    Table {
+        name: "eas_policies",
+        columns: &[
+            text("name"),
+            text("settings"),
+            text("groups"),
+            boolean("is_default"),
+            int("created_at"),
+            int("updated_at"),
+        ],
+        key: &["name"],
+        serial: None,
+    },
+    Table {
+        name: "eas_wipes",
+        columns: &[
+            text("eas_device_id"),
+            boolean("account_only"),
+            text("state"),
+            text("requested_by"),
+            int("requested_at"),
+            int("sent_at"),
+            int("ack_at"),
+            text("device_uid"),
+        ],
+        key: &["eas_device_id"],
+        serial: None,
     },
 ];
 
@@ -522,7 +554,11 @@ mod tests {
     /// the list at run time, inside the copy's transaction).
     #[test]
     fn every_copied_table_exists_in_the_postgres_schema() {
-        let sql = include_str!("../../migrations/postgres/0001_init.sql");
+        let sql = [
+            include_str!("../../migrations/postgres/0001_init.sql"),
+            include_str!("../../migrations/postgres/0003_eas_provision.sql"),
+        ]
+        .concat();
         for table in TABLES {
             assert!(
                 sql.contains(&format!("CREATE TABLE {} (", table.name)),

@@ -17,7 +17,8 @@ use super::PgStore;
 pub(crate) const PARTNERSHIP_SELECT: &str =
     "SELECT \"user\", eas_device_id, suspect, device_type, model, os, friendly_name, user_agent, \
      client, platform, protocol, first_seen, last_seen, last_sync, last_command, cert_serial, \
-     device_state, access_state, access_reason, last_refusal_at, last_refusal \
+     device_state, access_state, access_reason, last_refusal_at, last_refusal, policy_applied, \
+     policy_key, policy_status, policy_updated_at \
      FROM eas_partnerships";
 
 /// The partnerships' key order (SQLite: `user, eas_device_id, suspect` under NOCASE).
@@ -46,6 +47,10 @@ pub(crate) fn partnership_from_row(r: &PgRow) -> Result<Partnership> {
         access_reason: r.try_get(18)?,
         last_refusal_at: r.try_get(19)?,
         last_refusal: r.try_get(20)?,
+        policy_applied: r.try_get(21)?,
+        policy_key: r.try_get(22)?,
+        policy_status: r.try_get(23)?,
+        policy_updated_at: r.try_get(24)?,
     })
 }
 
@@ -174,9 +179,10 @@ impl PgStore {
                 "INSERT INTO eas_partnerships (\"user\", eas_device_id, device_type, model, os, \
                  friendly_name, user_agent, client, platform, protocol, first_seen, last_seen, \
                  last_sync, last_command, cert_serial, device_state, access_state, access_reason, \
-                 suspect, last_refusal_at, last_refusal) \
+                 suspect, last_refusal_at, last_refusal, policy_applied, policy_key, \
+                 policy_status, policy_updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21) \
+                 $17, $18, $19, $20, $21, $22, $23, $24, $25) \
                  ON CONFLICT (lower(\"user\"), lower(eas_device_id), suspect) DO UPDATE SET \
                  device_type = excluded.device_type, model = excluded.model, os = excluded.os, \
                  friendly_name = excluded.friendly_name, user_agent = excluded.user_agent, \
@@ -187,7 +193,10 @@ impl PgStore {
                  last_command = excluded.last_command, cert_serial = excluded.cert_serial, \
                  device_state = excluded.device_state, access_state = excluded.access_state, \
                  access_reason = excluded.access_reason, \
-                 last_refusal_at = excluded.last_refusal_at, last_refusal = excluded.last_refusal \
+                 last_refusal_at = excluded.last_refusal_at, last_refusal = excluded.last_refusal, \
+                 policy_applied = excluded.policy_applied, policy_key = excluded.policy_key, \
+                 policy_status = excluded.policy_status, \
+                 policy_updated_at = excluded.policy_updated_at \
                  WHERE excluded.last_seen >= eas_partnerships.last_seen",
             )
             .bind(&p.user)
@@ -211,6 +220,10 @@ impl PgStore {
             .bind(p.suspect)
             .bind(p.last_refusal_at)
             .bind(&p.last_refusal)
+            .bind(&p.policy_applied)
+            .bind(p.policy_key)
+            .bind(&p.policy_status)
+            .bind(p.policy_updated_at)
             .execute(&self.pool)
             .await?;
         }
@@ -238,12 +251,15 @@ impl PgStore {
         rows.iter().map(partnership_from_row).collect()
     }
 
+    /// Forget one DeviceId: its partnerships, override and wipe record. One with nothing but a
+    /// wipe on record counts as found, since clearing is how an admin forgets a finished wipe.
     pub async fn clear_partnerships(&self, ctx: &Ctx, eas_device_id: &str) -> Result<usize> {
         let mut tx = self.write_tx().await?;
-        let mut removed = [0u64; 2];
-        for (count, table) in removed
-            .iter_mut()
-            .zip(["eas_partnerships", "eas_overrides"])
+        let mut removed = [0u64; 3];
+        for (count, table) in
+            removed
+                .iter_mut()
+                .zip(["eas_partnerships", "eas_overrides", "eas_wipes"])
         {
             *count = sqlx::query(&format!(
                 "DELETE FROM {table} WHERE lower(eas_device_id) = {NOCASE_1}"
@@ -253,8 +269,8 @@ impl PgStore {
             .await?
             .rows_affected();
         }
-        let [partnerships, overrides] = removed;
-        if partnerships == 0 && overrides == 0 {
+        let [partnerships, overrides, wipes] = removed;
+        if partnerships == 0 && overrides == 0 && wipes == 0 {
             return Err(StoreError::not_found("EAS device", eas_device_id));
         }
         let detail = format!("{partnerships} partnership(s)");

@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_change_notify",
         include_str!("../../migrations/postgres/0002_change_notify.sql"),
     ),
+    (
+        "0003_eas_provision",
+        include_str!("../../migrations/postgres/0003_eas_provision.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -21,9 +21,9 @@
 //! SELECTs and row mapping), `core` (change feed, settings, CA creation, issuance, CRL
 //! numbers), `directory` (CAs, trusted CAs, groups, users), `devices` (templates, devices,
 //! certificates), `pki` (CRLs, SCEP, audit), `profiles` (profiles, service keys, tokens,
-//! renewals), `gateway` (rules, overrides, partnerships, bindings), `api` (API tokens, paged
-//! lists), `batch` (group commit of certificate issuance), `store_impl` (the `Store` trait
-//! over all of them).
+//! renewals), `gateway` (rules, overrides, partnerships, bindings), `provision` (EAS policies
+//! and remote wipes), `api` (API tokens, paged lists), `batch` (group commit of certificate
+//! issuance), `store_impl` (the `Store` trait over all of them).
 
 mod api;
 mod batch;
@@ -35,6 +35,7 @@ mod gateway;
 mod migrate;
 mod pki;
 mod profiles;
+mod provision;
 mod rows;
 mod store_impl;
 mod url;

@@ -282,6 +282,44 @@ impl Store for PgStore {
     async fn list_overrides(&self) -> Result<Vec<EasOverride>> {
         PgStore::list_overrides(self).await
     }
+    async fn insert_eas_policy(&self, ctx: &Ctx, policy: &EasPolicy) -> Result<()> {
+        PgStore::insert_eas_policy(self, ctx, policy).await
+    }
+    async fn update_eas_policy(&self, ctx: &Ctx, policy: &EasPolicy) -> Result<()> {
+        PgStore::update_eas_policy(self, ctx, policy).await
+    }
+    async fn list_eas_policies(&self) -> Result<Vec<EasPolicy>> {
+        PgStore::list_eas_policies(self).await
+    }
+    async fn remove_eas_policy(&self, ctx: &Ctx, name: &str) -> Result<()> {
+        PgStore::remove_eas_policy(self, ctx, name).await
+    }
+    async fn request_wipe(
+        &self,
+        ctx: &Ctx,
+        eas_device_id: &str,
+        account_only: bool,
+        device_uid: Option<&str>,
+    ) -> Result<EasWipe> {
+        PgStore::request_wipe(self, ctx, eas_device_id, account_only, device_uid).await
+    }
+    async fn cancel_wipe(&self, ctx: &Ctx, eas_device_id: &str) -> Result<()> {
+        PgStore::cancel_wipe(self, ctx, eas_device_id).await
+    }
+    async fn list_wipes(&self) -> Result<Vec<EasWipe>> {
+        PgStore::list_wipes(self).await
+    }
+    async fn mark_wipe_sent(&self, ctx: &Ctx, eas_device_id: &str) -> Result<bool> {
+        PgStore::mark_wipe_sent(self, ctx, eas_device_id).await
+    }
+    async fn mark_wipe_acknowledged(
+        &self,
+        ctx: &Ctx,
+        eas_device_id: &str,
+        succeeded: bool,
+    ) -> Result<Option<EasWipe>> {
+        PgStore::mark_wipe_acknowledged(self, ctx, eas_device_id, succeeded).await
+    }
     async fn save_partnerships(&self, partnerships: &[Partnership]) -> Result<()> {
         PgStore::save_partnerships(self, partnerships).await
     }
