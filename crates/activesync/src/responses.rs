@@ -1,6 +1,6 @@
 //! Documents the gateway answers itself, without the upstream: refusals in the right command
 //! wrapper, and what a quarantined device sees (a folder list with one Inbox, one notice
-//! message, empty Pings), plus Provision with a remote wipe.
+//! message, empty Pings). Provision's answers are in [`crate::provision`].
 
 use crate::query::Command;
 use crate::wbxml::{Element, WbxmlError};
@@ -18,7 +18,7 @@ fn text(namespace: &str, name: &str, value: &str) -> Result<Element, WbxmlError>
 
 /// The command's top-level element and the namespace its Status lives in, for commands whose
 /// responses carry a WBXML body; `None` for the others (they get HTTP 403 alone).
-fn wrapper(command: &Command) -> Option<(&'static str, &'static str)> {
+pub(crate) fn wrapper(command: &Command) -> Option<(&'static str, &'static str)> {
     Some(match command {
         Command::Sync => ("AirSync", "Sync"),
         Command::FolderSync => ("FolderHierarchy", "FolderSync"),
@@ -130,16 +130,4 @@ pub fn sync_with_notice(
 /// Ping answer "heartbeat expired, nothing changed" (Status 1).
 pub fn ping_nothing_changed() -> Result<Element, WbxmlError> {
     Ok(el("Ping", "Ping")?.with(text("Ping", "Status", "1")?))
-}
-
-/// Provision answer ordering a wipe: the whole device, or only the mail account (EAS 16.1).
-pub fn provision_wipe(account_only: bool) -> Result<Element, WbxmlError> {
-    let order = if account_only {
-        "AccountOnlyRemoteWipe"
-    } else {
-        "RemoteWipe"
-    };
-    Ok(el("Provision", "Provision")?
-        .with(text("Provision", "Status", "1")?)
-        .with(el("Provision", order)?))
 }

@@ -439,9 +439,14 @@ fn gateway_responses_are_read_by_libwbxml2() {
     assert!(!render(&sync_with_notice("1", "3", None).unwrap()).contains("Commands"));
     assert!(render(&ping_nothing_changed().unwrap())
         .contains("<Ping xmlns=\"Ping:\"><Status>1</Status></Ping>"));
-    assert!(render(&provision_wipe(false).unwrap()).contains("<RemoteWipe/>"));
+    assert!(
+        render(&easgate_activesync::provision::wipe_order(false).unwrap())
+            .contains("<RemoteWipe/>")
+    );
     // AccountOnlyRemoteWipe (EAS 16.1) is newer than libwbxml2: check it with our decoder.
-    let decoded = decode(&encode(&provision_wipe(true).unwrap()).unwrap()).unwrap();
+    let decoded =
+        decode(&encode(&easgate_activesync::provision::wipe_order(true).unwrap()).unwrap())
+            .unwrap();
     let wipe = easgate_activesync::device::provision(decoded.root()).unwrap();
     assert!(wipe.account_only_remote_wipe && !wipe.remote_wipe);
 }

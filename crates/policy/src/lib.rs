@@ -357,6 +357,7 @@ mod tests {
             identity_mismatch: false,
             user_disabled: false,
             bound_elsewhere: false,
+            device_wiped: false,
         }
     }
 
@@ -492,10 +493,23 @@ mod tests {
                 identity_mismatch,
                 user_disabled,
                 bound_elsewhere,
+                device_wiped: false,
             };
             let d = p.evaluate(&s);
             assert_eq!(d.action, Action::Block, "{cause}");
             assert_eq!(d.refusal().map(HardRefusal::cause), Some(cause));
+        }
+        // A wiped DeviceId, with or without a valid certificate, whatever the allow override.
+        for certificate in [Certificate::Valid, Certificate::Absent] {
+            let mut s = subject(&groups);
+            s.facts = Facts {
+                certificate,
+                device_wiped: true,
+                ..valid()
+            };
+            let d = p.evaluate(&s);
+            assert_eq!(d.action, Action::Block);
+            assert_eq!(d.refusal().map(HardRefusal::cause), Some("device-wiped"));
         }
     }
 
@@ -675,14 +689,24 @@ mod properties {
     }
 
     fn facts() -> impl Strategy<Value = Facts> {
-        (certificate(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-            |(certificate, identity_mismatch, user_disabled, bound_elsewhere)| Facts {
-                certificate,
-                identity_mismatch,
-                user_disabled,
-                bound_elsewhere,
-            },
+        (
+            certificate(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
         )
+            .prop_map(
+                |(certificate, identity_mismatch, user_disabled, bound_elsewhere, device_wiped)| {
+                    Facts {
+                        certificate,
+                        identity_mismatch,
+                        user_disabled,
+                        bound_elsewhere,
+                        device_wiped,
+                    }
+                },
+            )
     }
 
     proptest! {

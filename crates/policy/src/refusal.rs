@@ -40,6 +40,9 @@ pub enum HardRefusal {
     UserDisabled,
     /// The certificate is bound to another EAS DeviceId (possible stolen certificate).
     BoundElsewhere,
+    /// The EAS DeviceId acknowledged a remote wipe: it is cut off until an admin forgets it
+    /// (`eas clear`).
+    DeviceWiped,
     /// No valid certificate while the upstream trusts the gateway's user header
     /// (`--upstream-auth trusted-header`): such a request is never forwarded.
     CertificateRequired,
@@ -64,6 +67,7 @@ impl HardRefusal {
             HardRefusal::IdentityMismatch => "identity-mismatch",
             HardRefusal::UserDisabled => "user-disabled",
             HardRefusal::BoundElsewhere => "certificate-bound-elsewhere",
+            HardRefusal::DeviceWiped => "device-wiped",
             HardRefusal::CertificateRequired => "certificate-required",
         }
     }
@@ -80,6 +84,7 @@ impl fmt::Display for HardRefusal {
             HardRefusal::BoundElsewhere => {
                 f.write_str("certificate belongs to another device (possible stolen certificate)")
             }
+            HardRefusal::DeviceWiped => f.write_str("this device was remotely wiped"),
             HardRefusal::CertificateRequired => f.write_str(
                 "no valid client certificate, and trusted-header mode forwards only requests with one",
             ),
@@ -94,10 +99,13 @@ pub struct Facts {
     pub identity_mismatch: bool,
     pub user_disabled: bool,
     pub bound_elsewhere: bool,
+    /// The request's DeviceId acknowledged a remote wipe.
+    pub device_wiped: bool,
 }
 
 /// The first hard refusal that applies, in the documented order: the certificate, the user it
-/// names, the user's state, the certificate's DeviceId, then the upstream mode's demand.
+/// names, the user's state, the certificate's DeviceId, a wiped DeviceId, then the upstream
+/// mode's demand.
 pub fn hard_refusal(facts: &Facts, certificate_required: bool) -> Option<HardRefusal> {
     if let Certificate::Failed(kind) = facts.certificate {
         return Some(HardRefusal::Certificate(kind));
@@ -110,6 +118,9 @@ pub fn hard_refusal(facts: &Facts, certificate_required: bool) -> Option<HardRef
     }
     if facts.bound_elsewhere {
         return Some(HardRefusal::BoundElsewhere);
+    }
+    if facts.device_wiped {
+        return Some(HardRefusal::DeviceWiped);
     }
     if certificate_required && facts.certificate != Certificate::Valid {
         return Some(HardRefusal::CertificateRequired);

@@ -1,6 +1,7 @@
 //! WBXML bodies: decode, then what the gateway does with a decoded body, then re-encode.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = easgate_activesync::provision::read_request(data);
     if let Ok(doc) = easgate_activesync::decode(data) {
         let _ = easgate_activesync::device::device_information(doc.root());
         let _ = easgate_activesync::device::provision(doc.root());
