@@ -249,6 +249,10 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
                     .unwrap_or_else(|| "none (rules decide)".into()),
             ));
             pairs.push((
+                "remote wipe",
+                crate::provision_commands::wipe_state(device.wipe.as_ref()),
+            ));
+            pairs.push((
                 "certificates",
                 if device.bound_certificates.is_empty() {
                     "-".into()
@@ -291,9 +295,24 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
                         format!("{} ({})", p.access_state, p.access_reason),
                     ),
                     ("last refusal", last_refusal(p)),
+                    ("eas policy", crate::provision_commands::applied_policy(p)),
                 ]);
             }
             return Ok(());
+        }
+        EasCommand::Wipe {
+            eas_device_id,
+            account_only,
+            cancel,
+        } => {
+            return crate::provision_commands::eas_wipe(
+                e,
+                &eas_device_id,
+                account_only,
+                cancel,
+                as_json,
+            )
+            .await
         }
         EasCommand::Clear { eas_device_id } => {
             let n = e.clear_eas_device(&eas_device_id).await?;
@@ -303,7 +322,7 @@ pub async fn eas(e: &Easgate, cmd: EasCommand, as_json: bool) -> Result<(), CliE
                     "partnerships_removed": n,
                 }));
             }
-            println!("cleared device {eas_device_id}: {n} partnership(s) forgotten, override removed; the rules decide its next request");
+            println!("cleared device {eas_device_id}: {n} partnership(s) forgotten, override and wipe record removed; the rules decide its next request");
             return Ok(());
         }
         EasCommand::Allow {

@@ -90,6 +90,10 @@ pub enum Command {
     /// allow/block/quarantine decisions that come before every rule.
     #[command(subcommand)]
     Eas(EasCommand),
+    /// EAS device policies (passcode, encryption) the gateway hands out with
+    /// `serve --provision gateway`, assigned to groups, one the default.
+    #[command(subcommand, name = "eas-policy")]
+    EasPolicy(EasPolicyCommand),
     /// Show admin actions and access decisions recorded in the audit trail.
     Audit(AuditArgs),
     /// Admin API tokens: create (shown once), list, revoke. Roles: admin (everything),
@@ -219,6 +223,11 @@ pub struct ServeArgs {
     /// [default: X-Remote-User].
     #[arg(long, env = "EASGATE_UPSTREAM_USER_HEADER", value_name = "NAME")]
     pub upstream_user_header: Option<String>,
+    /// Who answers EAS Provision: `upstream` passes it to the mail server; `gateway` hands out
+    /// easgate's EAS policies (`easgate eas-policy`) and sends commands without the current
+    /// policy key back to provision. Remote wipes work in both [default: upstream].
+    #[arg(long, env = "EASGATE_PROVISION", value_name = "MODE")]
+    pub provision: Option<String>,
     /// Longest wait for the upstream's answer, except Ping and Sync, which may wait up to an
     /// hour [default: 120s].
     #[arg(long, env = "EASGATE_UPSTREAM_TIMEOUT", value_name = "DURATION")]
@@ -608,7 +617,10 @@ pub enum DeviceCommand {
     },
     /// Retire a device: revoke its certificates (cessationOfOperation).
     Retire { uid: String },
-    /// Mark a device wiped: revoke its certificates (cessationOfOperation).
+    /// Wipe a device: a full remote wipe of every EAS DeviceId its certificates were used
+    /// with (`eas wipe`); once a phone acknowledges, the device is marked wiped and its
+    /// certificates are revoked (cessationOfOperation). A device never seen at the gateway is
+    /// marked wiped and its certificates revoked at once.
     Wipe { uid: String },
 }
 
@@ -905,8 +917,80 @@ pub enum EasCommand {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Forget the device's partnerships and override (the rules decide again).
+    /// Forget the device's partnerships, override and wipe record (the rules decide again).
     Clear { eas_device_id: String },
+    /// Remotely wipe this device: its next request is told to provision, and the gateway's
+    /// Provision answer orders the wipe (in either --provision mode). Once the device
+    /// acknowledges, it is refused and its certificates are revoked (cessationOfOperation).
+    /// State: pending, then sent, then succeeded (or failed); see `eas show`.
+    Wipe {
+        eas_device_id: String,
+        /// Remove only the mail account and its data, leaving the person's own data (EAS 16.1
+        /// devices only; refused for older ones, never turned into a full wipe).
+        #[arg(long, conflicts_with = "cancel")]
+        account_only: bool,
+        /// Withdraw a wipe that has not been sent yet.
+        #[arg(long)]
+        cancel: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EasPolicyCommand {
+    /// Create an EAS policy. Passcode settings need --require-passcode. Devices of its users
+    /// provision again when a policy is replaced (its key changes).
+    Create {
+        name: String,
+        /// Require a device passcode.
+        #[arg(long)]
+        require_passcode: bool,
+        /// Shortest passcode (1-16).
+        #[arg(long, value_name = "N")]
+        min_passcode_length: Option<u8>,
+        /// Require letters and digits in the passcode.
+        #[arg(long)]
+        alphanumeric: bool,
+        /// Lock the device after this many idle minutes (1-166).
+        #[arg(long, value_name = "N")]
+        max_inactivity_minutes: Option<u32>,
+        /// Require device encryption.
+        #[arg(long)]
+        require_encryption: bool,
+        /// Wipe the device after this many failed passcode attempts (4-16).
+        #[arg(long, value_name = "N")]
+        max_failed_attempts: Option<u8>,
+        /// Whether simple passcodes (1111, 1234) are allowed.
+        #[arg(long, value_name = "BOOL")]
+        allow_simple_passcode: Option<bool>,
+        /// Days until the passcode must change (1-730).
+        #[arg(long, value_name = "N")]
+        passcode_expiration_days: Option<u32>,
+        /// Earlier passcodes that may not be reused (1-50).
+        #[arg(long, value_name = "N")]
+        passcode_history: Option<u32>,
+        /// Whether the camera may be used.
+        #[arg(long, value_name = "BOOL")]
+        allow_camera: Option<bool>,
+        /// Whether storage cards may be used.
+        #[arg(long, value_name = "BOOL")]
+        allow_storage_card: Option<bool>,
+        /// A group whose users get this policy (repeatable). With several policies for a
+        /// user's groups, the first by name applies.
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+        /// The policy of users in none of the assigned groups.
+        #[arg(long)]
+        default: bool,
+        /// Replace an existing policy of this name with exactly these settings.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List EAS policies with their groups and keys.
+    List,
+    /// Show one EAS policy: its settings, groups and key.
+    Show { name: String },
+    /// Remove an EAS policy (its users get the default, or the built-in empty one).
+    Remove { name: String },
 }
 
 /// The certificate `policy test` simulates.

@@ -198,6 +198,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Profile(cmd) => crate::profile_commands::profile(&easgate, cmd, as_json).await,
         Command::Policy(cmd) => crate::access_commands::policy(&easgate, cmd, as_json).await,
         Command::Eas(cmd) => crate::access_commands::eas(&easgate, cmd, as_json).await,
+        Command::EasPolicy(cmd) => {
+            crate::provision_commands::eas_policy(&easgate, cmd, as_json).await
+        }
         Command::Audit(args) => audit(&easgate, args, as_json).await,
         Command::Token(cmd) => crate::token_commands::token(&easgate, cmd, as_json).await,
         Command::Doctor(args) => doctor(&easgate, args, as_json).await,
@@ -867,7 +870,9 @@ async fn device(e: &Easgate, cmd: DeviceCommand, as_json: bool) -> Result<(), Cl
             Ok(())
         }
         DeviceCommand::Retire { uid } => end_device(e, &uid, "retired", as_json).await,
-        DeviceCommand::Wipe { uid } => end_device(e, &uid, "wiped", as_json).await,
+        DeviceCommand::Wipe { uid } => {
+            crate::provision_commands::wipe_device(e, &uid, as_json).await
+        }
     }
 }
 
@@ -1221,7 +1226,7 @@ fn gateway_config(
 ) -> Result<easgate_server::gateway::GatewayConfig, CliError> {
     use easgate_server::config::{pick_addr, pick_duration};
     use easgate_server::gateway::config::{
-        parse_identity_order, parse_upstream, parse_upstream_auth,
+        parse_identity_order, parse_provision_mode, parse_upstream, parse_upstream_auth,
     };
     let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
     let upstream = pick(&args.upstream, &file.upstream)
@@ -1250,6 +1255,9 @@ fn gateway_config(
         upstream,
         upstream_ca: pick(&args.upstream_ca, &file.upstream_ca).map(PathBuf::from),
         upstream_auth: parse_upstream_auth(&auth_mode, &user_header)?,
+        provision: parse_provision_mode(
+            &pick(&args.provision, &file.provision).unwrap_or_else(|| "upstream".into()),
+        )?,
         upstream_timeout: pick_duration(
             "--upstream-timeout",
             args.upstream_timeout.as_deref(),

@@ -8,6 +8,7 @@ mod commands;
 mod migrate_command;
 mod output;
 mod profile_commands;
+mod provision_commands;
 mod token_commands;
 
 use std::process::ExitCode;

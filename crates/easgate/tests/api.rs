@@ -177,6 +177,21 @@ fn each_role_may_do_exactly_its_operations() {
                 None,
                 200,
             ),
+            // A wipe needs a DeviceId the gateway has seen: the permission passes, then 404.
+            (
+                "helpdesk",
+                "POST",
+                format!("/api/v1/partnerships/NEVER-{r}/wipe"),
+                Some(r#"{"account_only":false}"#.into()),
+                404,
+            ),
+            (
+                "helpdesk",
+                "DELETE",
+                format!("/api/v1/partnerships/NEVER-{r}/wipe"),
+                None,
+                404,
+            ),
             (
                 "helpdesk",
                 "POST",

@@ -83,8 +83,14 @@ struct Client<'a> {
 
 impl Client<'_> {
     fn run(&self, steps: &[&str]) -> Value {
+        self.run_with(&[], steps)
+    }
+
+    /// With driver options (`--protocol 14.1`, `--no-auto-provision`) before the steps.
+    fn run_with(&self, options: &[&str], steps: &[&str]) -> Value {
         let mut cmd = Command::new(peers_python());
         cmd.arg(peers_dir().join("eas_client.py"))
+            .args(options)
             .args(["--host", &format!("localhost:{}", self.gateway.port())])
             .args(["--user", self.user, "--password", self.password])
             .args(["--device-id", self.device, "--device-type", "iPhone"])
@@ -345,4 +351,650 @@ fn trusted_header_mode_logs_the_certificate_user_into_sogo_without_a_password() 
         "{result:#}"
     );
     assert!(sogo.requests("TRUSTED1") >= 2);
+}
+
+// --- EAS Provision at the gateway: policies and remote wipes --------------------------------
+
+/// libwbxml2's rendering (XML) of a body the driver reported in base64.
+fn wbxml2xml(env: &Env, b64: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64 body");
+    let file = env.path(&format!("answer-{}.wbxml", std::process::id()));
+    std::fs::write(&file, bytes).unwrap();
+    let out = Command::new("wbxml2xml")
+        .args(["-l", "ACTIVESYNC", "-m", "0", "-o", "-"])
+        .arg(&file)
+        .output()
+        .expect("wbxml2xml (scripts/test installs libwbxml2-utils)");
+    assert!(
+        out.status.success(),
+        "wbxml2xml: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// libwbxml2's encoding of an XML request body, in base64 (for the driver's provision-body).
+fn xml2wbxml(env: &Env, name: &str, xml: &str) -> String {
+    use base64::Engine;
+    let (src, out) = (
+        env.path(&format!("{name}.xml")),
+        env.path(&format!("{name}.wbxml")),
+    );
+    std::fs::write(
+        &src,
+        format!("<?xml version=\"1.0\"?>\n<!DOCTYPE ActiveSync PUBLIC \"-//MICROSOFT//DTD ActiveSync//EN\" \"http://www.microsoft.com/\">\n{xml}"),
+    )
+    .unwrap();
+    let made = Command::new("xml2wbxml")
+        .args(["-v", "1.3", "-n", "-a", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .expect("xml2wbxml");
+    assert!(made.status.success(), "{made:?}");
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(out).unwrap())
+}
+
+/// The JSON a driver step put in its detail.
+fn detail(result: &Value, name: &str) -> Value {
+    let text = step(result, name)["detail"].as_str().unwrap().to_string();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("{name}: not JSON: {text}"))
+}
+
+/// An element's text in libwbxml2's XML (`<Name>text</Name>`).
+fn xml_text<'x>(xml: &'x str, name: &str) -> Option<&'x str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find('<')? + start;
+    Some(&xml[start..end])
+}
+
+/// `eas show DEVICE --json`, or null while the gateway has not written the device yet.
+fn eas_show(env: &Env, device: &str) -> Value {
+    let run = env.run(&["--json", "eas", "show", device]);
+    serde_json::from_str(&run.stdout).unwrap_or(Value::Null)
+}
+
+#[test]
+fn gateway_mode_hands_out_the_users_policy_and_demands_its_key_at_14_1_and_16_1() {
+    let env = Env::new();
+    mail_setup(&env);
+    env.ok(&["group", "add", "sales"]);
+    env.ok(&["user", "set", "alice@example.com", "--add-group", "sales"]);
+    env.ok(&[
+        "eas-policy",
+        "create",
+        "strict",
+        "--require-passcode",
+        "--min-passcode-length",
+        "6",
+        "--alphanumeric",
+        "--max-inactivity-minutes",
+        "5",
+        "--require-encryption",
+        "--max-failed-attempts",
+        "8",
+        "--allow-simple-passcode",
+        "false",
+        "--group",
+        "sales",
+    ]);
+    env.ok(&["eas-policy", "create", "basic", "--default"]);
+    // Passcode settings without a passcode: refused, nothing stored.
+    let refused = env.fails(&["eas-policy", "create", "odd", "--min-passcode-length", "4"]);
+    assert!(refused.contains("--require-passcode"), "{refused}");
+    assert_eq!(
+        env.json(&["eas-policy", "list"]).as_array().unwrap().len(),
+        2
+    );
+
+    // Certificates are issued before the server starts (a new one is known to its gateway
+    // once the change feed brings it).
+    for (user, uid) in [
+        ("alice@example.com", "policy141"),
+        ("alice@example.com", "policy161"),
+        ("alice@example.com", "policy121"),
+        ("bob@example.com", "bobphone"),
+    ] {
+        env.issue_device_cert(user, uid);
+    }
+    let sogo = Sogo::start(env.path("sogo"), false);
+    let server = serve_in_front_of(&env, &sogo, &["--provision", "gateway"]);
+    let ca = env.export_ca("default");
+    let files = |uid: &str| {
+        (
+            env.path(&format!("{uid}.pem")),
+            env.path(&format!("{uid}.key")),
+        )
+    };
+
+    for (version, device) in [("14.1", "POLICY141"), ("16.1", "POLICY161")] {
+        let (cert, key) = files(&device.to_ascii_lowercase());
+        let phone = Client {
+            env: &env,
+            gateway: server.gateway,
+            ca: ca.clone(),
+            user: "alice@example.com",
+            password: "alice-pw",
+            device,
+            cert: Some((cert, key)),
+        };
+        let proto = ["--protocol", version, "--no-auto-provision"];
+
+        // Without a policy key: the demand (Status 142 in the command's answer), nothing upstream.
+        let demanded = phone.run_with(&proto, &["folders"]);
+        assert_eq!(
+            step(&demanded, "folders")["http_status"],
+            200,
+            "{demanded:#}"
+        );
+        assert_eq!(
+            step(&demanded, "folders")["eas_status"],
+            142,
+            "{demanded:#}"
+        );
+        assert_eq!(sogo.requests(device), 0);
+
+        // Provision: our policy, decoded by libwbxml2 field by field; then the key passes.
+        let provisioned = phone.run_with(&proto, &["policy", "folders"]);
+        assert_eq!(provisioned["ok"], true, "{version}: {provisioned:#}");
+        let policy = detail(&provisioned, "policy");
+        let xml = wbxml2xml(&env, policy["download"].as_str().unwrap());
+        for (field, value) in [
+            ("PolicyType", "MS-EAS-Provisioning-WBXML"),
+            ("DevicePasswordEnabled", "1"),
+            ("AlphanumericDevicePasswordRequired", "1"),
+            ("MinDevicePasswordLength", "6"),
+            ("MaxInactivityTimeDeviceLock", "300"),
+            ("MaxDevicePasswordFailedAttempts", "8"),
+            ("AllowSimpleDevicePassword", "0"),
+            ("RequireDeviceEncryption", "1"),
+        ] {
+            assert_eq!(xml_text(&xml, field), Some(value), "{field} in {xml}");
+        }
+        assert_eq!(
+            xml_text(&xml, "PolicyKey"),
+            policy["temporary_key"].as_str(),
+            "{xml}"
+        );
+        let final_key = policy["key"].as_str().unwrap().to_string();
+        assert_ne!(Some(final_key.as_str()), policy["temporary_key"].as_str());
+        assert!(
+            step(&provisioned, "folders")["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("9 folders"),
+            "{provisioned:#}"
+        );
+        assert!(sogo.requests(device) > 0);
+        // Provision itself never reached SOGo.
+        assert!(!std::fs::read_to_string(sogo.info["log"].as_str().unwrap())
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("Cmd=Provision") && l.contains(device)));
+
+        // Recorded on the partnership like Exchange's DevicePolicyApplied.
+        assert!(eventually(5.0, || {
+            let p = &eas_show(&env, device)["partnerships"][0];
+            p["policy_applied"] == "strict" && p["policy_status"] == "AppliedInFull"
+        }));
+        assert_eq!(
+            eas_show(&env, device)["partnerships"][0]["policy_key"].to_string(),
+            final_key
+        );
+
+        // A key the gateway never gave: Status 144.
+        let stale = phone.run_with(&proto, &["set-key:12345", "folders"]);
+        assert_eq!(step(&stale, "folders")["eas_status"], 144, "{stale:#}");
+        // The right key passes again.
+        let again = phone.run_with(&proto, &[&format!("set-key:{final_key}"), "folders"]);
+        assert_eq!(again["ok"], true, "{again:#}");
+    }
+
+    // EAS 12.1 is told with HTTP 449.
+    let (cert, key) = files("policy121");
+    let old = Client {
+        env: &env,
+        gateway: server.gateway,
+        ca: ca.clone(),
+        user: "alice@example.com",
+        password: "alice-pw",
+        device: "POLICY121",
+        cert: Some((cert, key)),
+    };
+    let demanded = old.run_with(&["--protocol", "12.1", "--no-auto-provision"], &["folders"]);
+    assert_eq!(
+        step(&demanded, "folders")["http_status"],
+        449,
+        "{demanded:#}"
+    );
+
+    // Bob is in no group: the default policy (no passcode).
+    let (cert, key) = files("bobphone");
+    let bob = Client {
+        env: &env,
+        gateway: server.gateway,
+        ca: ca.clone(),
+        user: "bob@example.com",
+        password: "bob-pw",
+        device: "BOBPHONE",
+        cert: Some((cert, key)),
+    };
+    let provisioned = bob.run_with(&["--no-auto-provision"], &["policy"]);
+    let xml = wbxml2xml(
+        &env,
+        detail(&provisioned, "policy")["download"].as_str().unwrap(),
+    );
+    assert_eq!(xml_text(&xml, "DevicePasswordEnabled"), Some("0"), "{xml}");
+    assert!(xml_text(&xml, "MinDevicePasswordLength").is_none(), "{xml}");
+
+    // A policy change: the old key now gets Status 143 (provision again), and a new
+    // provisioning gives a new key.
+    let before = eas_show(&env, "POLICY161")["partnerships"][0]["policy_key"].to_string();
+    env.ok(&[
+        "eas-policy",
+        "create",
+        "strict",
+        "--replace",
+        "--require-passcode",
+        "--min-passcode-length",
+        "8",
+        "--group",
+        "sales",
+    ]);
+    let (cert, key) = files("policy161");
+    let phone = Client {
+        env: &env,
+        gateway: server.gateway,
+        ca,
+        user: "alice@example.com",
+        password: "alice-pw",
+        device: "POLICY161",
+        cert: Some((cert, key)),
+    };
+    let mut refreshed = Value::Null;
+    assert!(
+        eventually(5.0, || {
+            refreshed = phone.run_with(
+                &["--no-auto-provision"],
+                &[&format!("set-key:{before}"), "folders"],
+            );
+            step(&refreshed, "folders")["eas_status"] == 143
+        }),
+        "{refreshed:#}"
+    );
+    let provisioned = phone.run_with(&["--no-auto-provision"], &["policy", "folders"]);
+    assert_eq!(provisioned["ok"], true, "{provisioned:#}");
+    assert_ne!(detail(&provisioned, "policy")["key"].to_string(), before);
+    let xml = wbxml2xml(
+        &env,
+        detail(&provisioned, "policy")["download"].as_str().unwrap(),
+    );
+    assert_eq!(
+        xml_text(&xml, "MinDevicePasswordLength"),
+        Some("8"),
+        "{xml}"
+    );
+
+    // Bad Provision bodies: a clear EAS error, and the partnership's policy is untouched.
+    let recorded = eas_show(&env, "POLICY141")["partnerships"][0].clone();
+    let (cert, key) = files("policy141");
+    let phone = Client {
+        env: &env,
+        gateway: server.gateway,
+        ca: env.export_ca("default"),
+        user: "alice@example.com",
+        password: "alice-pw",
+        device: "POLICY141",
+        cert: Some((cert, key)),
+    };
+    use base64::Engine;
+    let garbage = base64::engine::general_purpose::STANDARD.encode(b"\x03\x01\x6a\x00\xff\xff\xff");
+    let wrong_type = xml2wbxml(
+        &env,
+        "wrong-type",
+        "<Provision xmlns=\"Provision:\"><Policies><Policy><PolicyType>MS-WAP-Provisioning-XML</PolicyType></Policy></Policies></Provision>",
+    );
+    let stale_ack = xml2wbxml(
+        &env,
+        "stale-ack",
+        "<Provision xmlns=\"Provision:\"><Policies><Policy><PolicyType>MS-EAS-Provisioning-WBXML</PolicyType><PolicyKey>999</PolicyKey><Status>1</Status></Policy></Policies></Provision>",
+    );
+    let bad = phone.run_with(
+        &["--protocol", "14.1", "--no-auto-provision"],
+        &[
+            &format!("provision-body:{garbage}"),
+            &format!("provision-body:{wrong_type}"),
+            &format!("provision-body:{stale_ack}"),
+        ],
+    );
+    let answers: Vec<String> = bad["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["http_status"], 200, "{bad:#}");
+            wbxml2xml(&env, s["detail"].as_str().unwrap())
+        })
+        .collect();
+    // Garbage: Provision Status 2 (protocol error).
+    assert!(
+        answers[0].contains("<Provision xmlns=\"Provision:\"><Status>2</Status></Provision>"),
+        "{}",
+        answers[0]
+    );
+    // Unknown policy type: Policy Status 3; a key the gateway did not give: Policy Status 5.
+    assert!(
+        answers[1].contains("<PolicyType>MS-WAP-Provisioning-XML</PolicyType><Status>3</Status>"),
+        "{}",
+        answers[1]
+    );
+    assert!(answers[2].contains("<Status>5</Status>"), "{}", answers[2]);
+    assert!(!answers[2].contains("<PolicyKey>"), "{}", answers[2]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let after = &eas_show(&env, "POLICY141")["partnerships"][0];
+    for field in [
+        "policy_applied",
+        "policy_key",
+        "policy_status",
+        "policy_updated_at",
+    ] {
+        assert_eq!(after[field], recorded[field], "{field}");
+    }
+
+    // A wipe in gateway mode: even with the current policy key, the device is told to
+    // provision (Status 140) and gets the wipe instead of the policy.
+    let key = recorded["policy_key"].to_string();
+    env.ok(&["eas", "wipe", "POLICY141"]);
+    let options = ["--protocol", "14.1", "--no-auto-provision"];
+    let mut told = Value::Null;
+    assert!(
+        eventually(5.0, || {
+            told = phone.run_with(&options, &[&format!("set-key:{key}"), "folders"]);
+            step(&told, "folders")["eas_status"] == 140
+        }),
+        "{told:#}"
+    );
+    let wiped = phone.run_with(&options, &["wipe:ack"]);
+    assert_eq!(detail(&wiped, "wipe")["order"], "RemoteWipe", "{wiped:#}");
+    assert_eq!(eas_show(&env, "POLICY141")["wipe"]["state"], "succeeded");
+}
+
+#[test]
+fn remote_wipes_full_and_account_only_are_delivered_acknowledged_and_end_in_a_revoked_blocked_device(
+) {
+    let env = Env::new();
+    mail_setup(&env);
+    let serials: Vec<String> = ["wipefull", "wipeacct", "wipe141"]
+        .iter()
+        .map(|uid| env.issue_device_cert("alice@example.com", uid).2)
+        .collect();
+    let sogo = Sogo::start(env.path("sogo"), false);
+    // The default --provision upstream: SOGo answers Provision, except for a wipe.
+    let server = serve_in_front_of(&env, &sogo, &[]);
+    let ca = env.export_ca("default");
+    let phone = |device: &'static str, serial: &String| {
+        let uid = device.to_ascii_lowercase();
+        let client = Client {
+            env: &env,
+            gateway: server.gateway,
+            ca: ca.clone(),
+            user: "alice@example.com",
+            password: "alice-pw",
+            device,
+            cert: Some((
+                env.path(&format!("{uid}.pem")),
+                env.path(&format!("{uid}.key")),
+            )),
+        };
+        (client, serial.clone())
+    };
+    let (full, full_serial) = phone("WIPEFULL", &serials[0]);
+    let (account, account_serial) = phone("WIPEACCT", &serials[1]);
+    let (old, _) = phone("WIPE141", &serials[2]);
+    for (client, version) in [(&full, "16.1"), (&account, "16.1"), (&old, "14.1")] {
+        let synced = client.run_with(&["--protocol", version], &["provision", "folders"]);
+        assert_eq!(synced["ok"], true, "{synced:#}");
+    }
+    assert!(eventually(5.0, || {
+        eas_show(&env, "WIPE141")["partnerships"][0]["protocol"] == "14.1"
+    }));
+
+    // Account-only needs 16.1: refused for the 14.1 device, nothing ordered.
+    let refused = env.fails(&["eas", "wipe", "WIPE141", "--account-only"]);
+    assert!(refused.contains("16.1"), "{refused}");
+    assert!(eas_show(&env, "WIPE141")["wipe"].is_null());
+    // A device never seen: refused.
+    env.fails(&["eas", "wipe", "NEVERSEEN"]);
+
+    // Ordered, cancelled while pending, ordered again.
+    env.ok(&["eas", "wipe", "WIPEFULL"]);
+    assert_eq!(eas_show(&env, "WIPEFULL")["wipe"]["state"], "pending");
+    env.ok(&["eas", "wipe", "WIPEFULL", "--cancel"]);
+    assert!(eas_show(&env, "WIPEFULL")["wipe"].is_null());
+    env.ok(&["eas", "wipe", "WIPEFULL"]);
+    env.ok(&["eas", "wipe", "WIPEACCT", "--account-only"]);
+    let text = env.ok(&["eas", "show", "WIPEACCT"]);
+    assert!(text.contains("AccountOnlyPending"), "{text}");
+
+    // A request that only names the DeviceId (no certificate) never receives the wipe.
+    let spoof = Client {
+        env: &env,
+        gateway: server.gateway,
+        ca: ca.clone(),
+        user: "alice@example.com",
+        password: "alice-pw",
+        device: "WIPEFULL",
+        cert: None,
+    };
+    let spoofed = spoof.run_with(&["--no-auto-provision"], &["folders", "wipe"]);
+    assert_refused(&spoofed, "folders");
+    assert_refused(&spoofed, "wipe");
+    assert_eq!(eas_show(&env, "WIPEFULL")["wipe"]["state"], "pending");
+
+    // The device's next command is told to provision (Status 140 at 16.1) and nothing more
+    // reaches SOGo; its Provision carries the order; the acknowledgement completes it.
+    // (Once the change feed has brought the order: the poll interval is 1 s.)
+    let mut told = Value::Null;
+    assert!(
+        eventually(5.0, || {
+            told = full.run_with(&["--no-auto-provision"], &["folders"]);
+            step(&told, "folders")["eas_status"] == 140
+        }),
+        "{told:#}"
+    );
+    let before = sogo.requests("WIPEFULL");
+    let told = full.run_with(&["--no-auto-provision"], &["folders", "contacts-sync"]);
+    assert_eq!(step(&told, "folders")["eas_status"], 140, "{told:#}");
+    let wiped = full.run_with(&["--no-auto-provision"], &["wipe:ack"]);
+    assert_eq!(wiped["ok"], true, "{wiped:#}");
+    let order = detail(&wiped, "wipe");
+    assert_eq!(order["order"], "RemoteWipe");
+    let xml = wbxml2xml(&env, order["answer"].as_str().unwrap());
+    assert!(xml.contains("<RemoteWipe/>"), "{xml}");
+    assert!(!xml.contains("AccountOnly"), "{xml}");
+    assert_eq!(order["ack_status"], "1");
+    assert_eq!(sogo.requests("WIPEFULL"), before);
+    let wipe = &eas_show(&env, "WIPEFULL")["wipe"];
+    assert_eq!(wipe["state"], "succeeded", "{wipe}");
+    assert!(
+        wipe["sent_at"].is_string() && wipe["ack_at"].is_string(),
+        "{wipe}"
+    );
+    // Too late to cancel; the device is refused from now on; its certificate is revoked.
+    let late = env.fails(&["eas", "wipe", "WIPEFULL", "--cancel"]);
+    assert!(late.contains("cannot be cancelled"), "{late}");
+    let after = full.run_with(&["--no-auto-provision"], &["folders"]);
+    assert_refused(&after, "folders");
+    let cert = env.json(&["cert", "show", &full_serial]);
+    assert_eq!(cert["status"], "revoked", "{cert}");
+    assert_eq!(cert["revocation_reason"], "cessationOfOperation", "{cert}");
+    let audit = env.ok(&["audit"]);
+    for action in [
+        "eas.wipe.request",
+        "eas.wipe.cancel",
+        "eas.wipe.sent",
+        "eas.wipe.ack",
+    ] {
+        assert!(audit.contains(action), "{action} in\n{audit}");
+    }
+
+    // A garbage Provision body while a wipe waits: Provision Status 2, the wipe unchanged.
+    use base64::Engine;
+    let garbage = base64::engine::general_purpose::STANDARD.encode(b"\x03\x01\x6a\x00\x45\x99");
+    let bad = account.run_with(
+        &["--no-auto-provision"],
+        &[&format!("provision-body:{garbage}")],
+    );
+    let xml = wbxml2xml(
+        &env,
+        step(&bad, "provision-body")["detail"].as_str().unwrap(),
+    );
+    assert!(xml.contains("<Status>2</Status>"), "{xml}");
+    assert_eq!(eas_show(&env, "WIPEACCT")["wipe"]["state"], "pending");
+
+    // Account-only at 16.1: AccountOnlyRemoteWipe, never RemoteWipe.
+    let wiped = account.run_with(&["--no-auto-provision"], &["wipe:ack"]);
+    assert_eq!(wiped["ok"], true, "{wiped:#}");
+    let order = detail(&wiped, "wipe");
+    assert_eq!(order["order"], "AccountOnlyRemoteWipe");
+    let answer = base64::engine::general_purpose::STANDARD
+        .decode(order["answer"].as_str().unwrap())
+        .unwrap();
+    let decoded = easgate_activesync::decode(&answer).unwrap();
+    let provision = easgate_activesync::device::provision(decoded.root()).unwrap();
+    assert!(provision.account_only_remote_wipe && !provision.remote_wipe);
+    assert_eq!(eas_show(&env, "WIPEACCT")["wipe"]["state"], "succeeded");
+    let text = env.ok(&["eas", "show", "WIPEACCT"]);
+    assert!(text.contains("AccountOnlySucceeded"), "{text}");
+    assert_eq!(
+        env.json(&["cert", "show", &account_serial])["status"],
+        "revoked"
+    );
+    assert_refused(&account.run(&["folders"]), "folders");
+
+    // Through the API (helpdesk): account-only for the 14.1 device is a 400 that names the
+    // version; a full wipe is ordered and shown with Exchange's names.
+    let token = env.json(&["token", "create", "desk", "--role", "helpdesk"])["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = "/api/v1/partnerships/WIPE141/wipe";
+    let (status, _, answer) = common::api(
+        server.admin,
+        "POST",
+        path,
+        Some(&token),
+        Some(r#"{"account_only":true}"#),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("16.1"),
+        "{answer}"
+    );
+    let (status, _, answer) = common::api(server.admin, "POST", path, Some(&token), Some("{}"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["state"], "pending");
+    let (status, _, shown) = common::api(
+        server.admin,
+        "GET",
+        "/api/v1/partnerships/WIPE141",
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(shown["DeviceWipeStatus"], "Pending", "{shown}");
+    assert!(shown["DeviceWipeRequestTime"].is_string(), "{shown}");
+    // A full wipe of a 14.1 device: told with Status 140 too, in its own answer.
+    let mut told = Value::Null;
+    assert!(
+        eventually(5.0, || {
+            told = old.run_with(&["--protocol", "14.1", "--no-auto-provision"], &["folders"]);
+            step(&told, "folders")["eas_status"] == 140
+        }),
+        "{told:#}"
+    );
+    // At 12.1 the same demand is HTTP 449.
+    let told = old.run_with(&["--protocol", "12.1", "--no-auto-provision"], &["folders"]);
+    assert_eq!(step(&told, "folders")["http_status"], 449, "{told:#}");
+    // `eas clear` forgets the wipe with the partnership.
+    env.ok(&["eas", "clear", "WIPE141"]);
+}
+
+#[test]
+fn device_wipe_orders_a_wipe_for_every_partnership_of_the_devices_certificates() {
+    let env = Env::new();
+    mail_setup(&env);
+    // One enrolled phone with two mail apps: two certificates of the device, two DeviceIds.
+    let (cert1, key1, serial1) = env.issue_device_cert("alice@example.com", "phone9");
+    let (cert2, key2) = (env.path("phone9-b.pem"), env.path("phone9-b.key"));
+    let second = env.json(&[
+        "cert",
+        "issue",
+        "--template",
+        "phones",
+        "--device",
+        "phone9",
+        "--out-key",
+        key2.to_str().unwrap(),
+        "--out",
+        cert2.to_str().unwrap(),
+    ]);
+    let serial2 = second["serial"].as_str().unwrap().to_string();
+    let sogo = Sogo::start(env.path("sogo"), false);
+    let server = serve_in_front_of(&env, &sogo, &[]);
+    let ca = env.export_ca("default");
+    let app = |device: &'static str, cert: &PathBuf, key: &PathBuf| Client {
+        env: &env,
+        gateway: server.gateway,
+        ca: ca.clone(),
+        user: "alice@example.com",
+        password: "alice-pw",
+        device,
+        cert: Some((cert.clone(), key.clone())),
+    };
+    let (mail, outlook) = (
+        app("APPMAIL", &cert1, &key1),
+        app("APPOUTLOOK", &cert2, &key2),
+    );
+    for client in [&mail, &outlook] {
+        assert_eq!(client.run(&["provision", "folders"])["ok"], true);
+    }
+    assert!(eventually(5.0, || {
+        eas_show(&env, "APPOUTLOOK")["bound_certificates"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+    }));
+
+    let said = env.ok(&["device", "wipe", "phone9"]);
+    assert!(said.contains("2 partnership(s)"), "{said}");
+    for device in ["APPMAIL", "APPOUTLOOK"] {
+        assert_eq!(eas_show(&env, device)["wipe"]["state"], "pending");
+    }
+    // Certificates stay valid until a wipe is acknowledged (the phone must be reached).
+    assert_eq!(env.json(&["cert", "show", &serial1])["status"], "valid");
+    let mut wiped = Value::Null;
+    assert!(
+        eventually(5.0, || {
+            wiped = mail.run_with(&["--no-auto-provision"], &["wipe:ack"]);
+            wiped["ok"] == true
+        }),
+        "{wiped:#}"
+    );
+    // Acknowledged: the device record is wiped and both certificates are revoked.
+    let device = env.json(&["device", "show", "phone9"]);
+    assert_eq!(device["device"]["state"], "wiped", "{device}");
+    for serial in [&serial1, &serial2] {
+        let cert = env.json(&["cert", "show", serial]);
+        assert_eq!(cert["status"], "revoked", "{cert}");
+        assert_eq!(cert["revocation_reason"], "cessationOfOperation", "{cert}");
+    }
+    // A device never seen at the gateway is wiped at once.
+    let (_, _, serial3) = env.issue_device_cert("alice@example.com", "phone10");
+    let said = env.ok(&["device", "wipe", "phone10"]);
+    assert!(said.contains("never reached the gateway"), "{said}");
+    assert_eq!(env.json(&["cert", "show", &serial3])["status"], "revoked");
 }

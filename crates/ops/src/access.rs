@@ -76,6 +76,8 @@ pub struct EasDevice {
     #[serde(rename = "override")]
     pub override_: Option<EasOverride>,
     pub bound_certificates: Vec<String>,
+    /// The remote wipe on record, if any.
+    pub wipe: Option<easgate_store::EasWipe>,
 }
 
 /// The certificate state `policy test` simulates, from its `--cert` word.
@@ -364,6 +366,7 @@ impl Easgate {
                 identity_mismatch: false,
                 user_disabled: disabled,
                 bound_elsewhere: false,
+                device_wiped: false,
             },
             suspect,
         });
@@ -500,6 +503,7 @@ impl Easgate {
             partnerships,
             override_,
             bound_certificates,
+            wipe: self.eas_wipe(eas_device_id).await?,
         })
     }
 }

@@ -14,6 +14,8 @@ pub mod crl;
 pub mod devices;
 pub mod directory;
 pub mod doctor;
+pub mod eas_policies;
+pub mod eas_wipes;
 mod error;
 pub mod master_key;
 pub mod names;

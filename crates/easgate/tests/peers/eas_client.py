@@ -16,6 +16,16 @@ Steps (run in order, each on the same client and TLS session):
   contacts-add      add one contact through Sync Add, then Sync again (expects it to stay)
   ping[:HEARTBEAT]  Ping the Contacts folder (default heartbeat 5 s); client timeout heartbeat+30
   sleep:SECONDS     wait (e.g. to let a gateway's state expire)
+  policy            MS-ASPROV by hand: download the policy, acknowledge its temporary key, keep
+                    the final key. Detail (JSON): both keys, the Policy Status of each phase and
+                    the download's raw WBXML (base64), for the test to decode field by field
+  set-key:KEY       send X-MS-PolicyKey KEY from now on ("none": send none)
+  wipe[:ack]        Provision: expects a wipe order (RemoteWipe or AccountOnlyRemoteWipe); with
+                    :ack acknowledges it (Status 1). Detail (JSON): the order, the raw answer
+                    (base64) and the acknowledgement's Provision Status
+  provision-body:B64  POST a Provision whose body is the base64 given; detail: the raw answer
+
+--protocol VERSION sends that MS-ASProtocolVersion (pyactivesync speaks 16.1).
 
 The URL is https://HOST[PREFIX]/Microsoft-Server-ActiveSync. Prints exactly one JSON document:
   {"ok": bool, "user": .., "device_id": .., "elapsed": s,
@@ -31,10 +41,21 @@ import sys
 import time
 import uuid
 
+import base64
+
 import requests
+import pyactivesync._http as eas_http
 from pyactivesync import Client
+from pyactivesync._codepages import CODEPAGES, PAGE_INDEX, REVERSE
+from pyactivesync._wbxml import WBXMLReader, WBXMLWriter, find, text_of, wtag
 from pyactivesync.exceptions import EASError, ProvisionError, StatusError
 from pyactivesync.models import Contact, FolderType
+
+# pyactivesync 0.17 predates EAS 16.1's AccountOnlyRemoteWipe (Provision code page, token 0x3B
+# in MS-ASWBXML): add it so the client can read and acknowledge an account-only wipe.
+CODEPAGES["Provision"]["AccountOnlyRemoteWipe"] = 0x3B
+REVERSE[PAGE_INDEX["Provision"]][0x3B] = "AccountOnlyRemoteWipe"
+POLICY_TYPE = "MS-EAS-Provisioning-WBXML"
 
 
 class Driver:
@@ -175,6 +196,73 @@ class Driver:
             raise StatusError("Ping", result.status or "none")
         return status, detail
 
+    def _provision(self, children: list, policy_key: str | None = None) -> bytes:
+        w = WBXMLWriter()
+        w.tag("Provision", "Provision", children=children)
+        extra = {"PolicyKey": policy_key} if policy_key else None
+        return self.client._post("Provision", w.render(), extra_params=extra)
+
+    @staticmethod
+    def _policy(key: str | None) -> list:
+        children = [wtag("Provision", "PolicyType", text=POLICY_TYPE)]
+        if key is not None:
+            children += [wtag("Provision", "PolicyKey", text=key), wtag("Provision", "Status", text="1")]
+        return [wtag("Provision", "Policies", children=[wtag("Provision", "Policy", children=children)])]
+
+    @staticmethod
+    def _policy_status(nodes: list) -> str | None:
+        policy = find(nodes, "Provision.Policy")
+        return text_of(find(policy[2], "Provision.Status")) if policy else None
+
+    def step_policy(self, arg: str | None) -> tuple[int | None, str]:
+        first = self._provision(self._policy(None))
+        nodes = WBXMLReader(first).parse()
+        status = text_of(find(nodes, "Provision.Status"))
+        policy_status = self._policy_status(nodes)
+        temporary = text_of(find(nodes, "Provision.PolicyKey"))
+        out = {"download": base64.b64encode(first).decode(), "download_status": policy_status,
+               "temporary_key": temporary}
+        if status != "1" or policy_status != "1" or not temporary:
+            raise ProvisionError(f"policy download: Provision Status {status}, Policy Status {policy_status}: {json.dumps(out)}")
+        second = self._provision(self._policy(temporary), policy_key=temporary)
+        nodes2 = WBXMLReader(second).parse()
+        out["ack_status"] = self._policy_status(nodes2)
+        out["key"] = text_of(find(nodes2, "Provision.PolicyKey"))
+        if out["ack_status"] == "1" and out["key"]:
+            self.client._transport.policy_key = out["key"]
+            self.client._provisioned = True
+        return int(out["ack_status"] or 0), json.dumps(out)
+
+    def step_set_key(self, arg: str | None) -> tuple[int | None, str]:
+        self.client._transport.policy_key = None if arg in (None, "none") else arg
+        self.client._provisioned = True
+        return None, f"X-MS-PolicyKey {arg}"
+
+    def step_wipe(self, arg: str | None) -> tuple[int | None, str]:
+        answer = self._provision(self._policy(None))
+        nodes = WBXMLReader(answer).parse()
+        order = next((o for o in ("RemoteWipe", "AccountOnlyRemoteWipe") if find(nodes, f"Provision.{o}")), None)
+        out = {"order": order, "answer": base64.b64encode(answer).decode(),
+               "status": text_of(find(nodes, "Provision.Status"))}
+        if order is None:
+            raise ProvisionError(f"no wipe order in the Provision answer: {json.dumps(out)}")
+        if arg == "ack":
+            ack = self._provision([wtag("Provision", order, children=[wtag("Provision", "Status", text="1")])])
+            out["ack_answer"] = base64.b64encode(ack).decode()
+            out["ack_status"] = text_of(find(WBXMLReader(ack).parse(), "Provision.Status"))
+        return 1, json.dumps(out)
+
+    def step_provision_body(self, arg: str | None) -> tuple[int | None, str]:
+        t = self.client._transport
+        resp = t.session.post(t.base_url, params={"Cmd": "Provision", "User": self.client.user,
+                                                  "DeviceId": t.device_id, "DeviceType": t.device_type},
+                              data=base64.b64decode(arg or ""),
+                              headers={"Content-Type": "application/vnd.ms-sync.wbxml",
+                                       "MS-ASProtocolVersion": eas_http._EAS_PROTOCOL_VERSION},
+                              timeout=self.args.timeout)
+        resp.raise_for_status()
+        return None, base64.b64encode(resp.content).decode()
+
     def step_sleep(self, arg: str | None) -> tuple[int | None, str]:
         time.sleep(float(arg or 1))
         return None, f"slept {arg} s"
@@ -233,8 +321,10 @@ def main() -> int:
     p.add_argument("--stop-on-failure", action="store_true")
     p.add_argument("--no-auto-provision", action="store_true",
                    help="send commands without a Provision first (no X-MS-PolicyKey) unless a provision step runs")
+    p.add_argument("--protocol", default="16.1", help="MS-ASProtocolVersion to send (14.1, 16.1, ...)")
     p.add_argument("steps", nargs="+")
     args = p.parse_args()
+    eas_http._EAS_PROTOCOL_VERSION = args.protocol
 
     t0 = time.monotonic()
     results = []

@@ -9,7 +9,8 @@ use axum::Json;
 use easgate_ops::access::{EasDevice, WhatIf, WhatIfAnswer};
 use easgate_ops::tokens::Permission;
 use easgate_store::{
-    AccessRule, EasOverride, PageQuery as StorePage, Partnership, PartnershipFilter, PartnershipKey,
+    AccessRule, EasOverride, EasWipe, PageQuery as StorePage, Partnership, PartnershipFilter,
+    PartnershipKey,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -26,6 +27,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
         .routes(routes!(list_partnerships))
         .routes(routes!(show_partnership, clear_partnership))
+        .routes(routes!(wipe_partnership, cancel_wipe))
         .routes(routes!(list_overrides))
         .routes(routes!(set_override, remove_override))
         .routes(routes!(list_rules, add_rule))
@@ -103,6 +105,18 @@ pub struct MobileDevice {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_refusal_at: Option<i64>,
     pub last_refusal: Option<String>,
+    /// The EAS policy the device acknowledged at the gateway (`--provision gateway`).
+    #[serde(rename = "DevicePolicyApplied")]
+    pub device_policy_applied: Option<String>,
+    /// `AppliedInFull`, `PartiallyApplied`, `NotApplied` or `ExternallyManaged`.
+    #[serde(rename = "DevicePolicyApplicationStatus")]
+    pub device_policy_application_status: Option<String>,
+    #[serde(
+        rename = "LastPolicyUpdateTime",
+        serialize_with = "easgate_store::json_time::rfc3339_opt"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_policy_update_time: Option<i64>,
 }
 
 impl From<Partnership> for MobileDevice {
@@ -142,6 +156,9 @@ impl From<Partnership> for MobileDevice {
             access_reason: p.access_reason,
             last_refusal_at: p.last_refusal_at,
             last_refusal: p.last_refusal,
+            device_policy_applied: p.policy_applied,
+            device_policy_application_status: p.policy_status,
+            last_policy_update_time: p.policy_updated_at,
         }
     }
 }
@@ -231,6 +248,30 @@ pub struct EasDeviceDetail {
     pub override_: Option<EasOverride>,
     /// Certificates bound to this DeviceId.
     pub bound_certificates: Vec<String>,
+    /// The remote wipe on record, if any.
+    pub wipe: Option<EasWipe>,
+    /// The same as Exchange's Get-MobileDeviceStatistics names it: `Pending`, `Sent`,
+    /// `Succeeded` or `Failed` (`AccountOnly…` for an account-only wipe).
+    #[serde(rename = "DeviceWipeStatus")]
+    pub device_wipe_status: Option<String>,
+    #[serde(
+        rename = "DeviceWipeRequestTime",
+        serialize_with = "easgate_store::json_time::rfc3339_opt"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub device_wipe_request_time: Option<i64>,
+    #[serde(
+        rename = "DeviceWipeSentTime",
+        serialize_with = "easgate_store::json_time::rfc3339_opt"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub device_wipe_sent_time: Option<i64>,
+    #[serde(
+        rename = "DeviceWipeAckTime",
+        serialize_with = "easgate_store::json_time::rfc3339_opt"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub device_wipe_ack_time: Option<i64>,
 }
 
 impl From<EasDevice> for EasDeviceDetail {
@@ -240,6 +281,11 @@ impl From<EasDevice> for EasDeviceDetail {
             partnerships: d.partnerships.into_iter().map(MobileDevice::from).collect(),
             override_: d.override_,
             bound_certificates: d.bound_certificates,
+            device_wipe_status: d.wipe.as_ref().map(easgate_ops::eas_wipes::exchange_status),
+            device_wipe_request_time: d.wipe.as_ref().map(|w| w.requested_at),
+            device_wipe_sent_time: d.wipe.as_ref().and_then(|w| w.sent_at),
+            device_wipe_ack_time: d.wipe.as_ref().and_then(|w| w.ack_at),
+            wipe: d.wipe,
         }
     }
 }
@@ -281,6 +327,49 @@ async fn clear_partnership(
     Ok(Json(Cleared {
         device_id,
         partnerships,
+    }))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WipeRequest {
+    /// Only the mail account and its data (EAS 16.1 devices only).
+    #[serde(default)]
+    account_only: bool,
+}
+
+/// Remotely wipe an EAS DeviceId (helpdesk; `eas wipe`): sent with its next request; once
+/// acknowledged the device is refused and its certificates revoked. An account-only wipe of a
+/// device older than EAS 16.1 is refused (400).
+#[utoipa::path(post, path = "/partnerships/{device_id}/wipe", tag = "Partnerships",
+    params(("device_id" = String, Path)), request_body = WipeRequest,
+    responses((status = 200, body = EasWipe)))]
+async fn wipe_partnership(
+    Api { app, caller }: Api,
+    Path(device_id): Path<String>,
+    Body(req): Body<WipeRequest>,
+) -> ApiResult<Json<EasWipe>> {
+    require(&app, &caller, Permission::Helpdesk, "wiping a device").await?;
+    Ok(Json(
+        app.easgate
+            .request_eas_wipe(&device_id, req.account_only)
+            .await?,
+    ))
+}
+
+/// Withdraw a remote wipe not yet sent (helpdesk; `eas wipe --cancel`); one already sent is a
+/// conflict (409).
+#[utoipa::path(delete, path = "/partnerships/{device_id}/wipe", tag = "Partnerships",
+    params(("device_id" = String, Path)), responses((status = 200, body = Cleared)))]
+async fn cancel_wipe(
+    Api { app, caller }: Api,
+    Path(device_id): Path<String>,
+) -> ApiResult<Json<Cleared>> {
+    require(&app, &caller, Permission::Helpdesk, "cancelling a wipe").await?;
+    app.easgate.cancel_eas_wipe(&device_id).await?;
+    Ok(Json(Cleared {
+        device_id,
+        partnerships: 0,
     }))
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::Json;
 use easgate_ops::devices::{DeviceChallenge, Enrollment};
+use easgate_ops::eas_wipes::DeviceWipe;
 use easgate_ops::tokens::Permission;
 use easgate_store::{CertFilter, Certificate, Device, DeviceFilter, PageQuery as StorePage};
 use serde::{Deserialize, Serialize};
@@ -228,12 +229,15 @@ async fn retire_device(
     end(&app, &caller, &uid, "retired").await
 }
 
-/// Wipe a device (helpdesk): as retire, recorded as wiped.
+/// Wipe a device (helpdesk; `device wipe`): a full remote wipe of every EAS DeviceId its
+/// certificates were used with; once one is acknowledged the device is marked wiped and its
+/// certificates are revoked. A device never seen at the gateway is wiped and revoked at once.
 #[utoipa::path(post, path = "/devices/{uid}/wipe", tag = "Devices",
-    params(("uid" = String, Path)), responses((status = 200, body = EndedDevice)))]
+    params(("uid" = String, Path)), responses((status = 200, body = DeviceWipe)))]
 async fn wipe_device(
     Api { app, caller }: Api,
     Path(uid): Path<String>,
-) -> ApiResult<Json<EndedDevice>> {
-    end(&app, &caller, &uid, "wiped").await
+) -> ApiResult<Json<DeviceWipe>> {
+    require(&app, &caller, Permission::Helpdesk, "wiping a device").await?;
+    Ok(Json(app.easgate.wipe_device(&uid).await?))
 }

@@ -28,6 +28,26 @@ impl UpstreamAuth {
     }
 }
 
+/// Who answers EAS Provision (MS-ASPROV) for allowed devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProvisionMode {
+    /// The mail server: Provision passes through like any command.
+    Upstream,
+    /// The gateway: it hands out the user's EAS policy and checks the policy key of every
+    /// command (`easgate eas-policy`).
+    Gateway,
+}
+
+pub fn parse_provision_mode(mode: &str) -> Result<ProvisionMode, ServeError> {
+    match mode {
+        "upstream" => Ok(ProvisionMode::Upstream),
+        "gateway" => Ok(ProvisionMode::Gateway),
+        other => Err(ServeError::Config(format!(
+            "--provision `{other}` is unknown (upstream: the mail server answers Provision; gateway: easgate hands out its EAS policies)"
+        ))),
+    }
+}
+
 /// Which certificate SAN names the user, in order of preference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdentitySource {
@@ -46,6 +66,9 @@ pub struct GatewayConfig {
     /// Extra CA certificates (PEM) the upstream's TLS certificate may chain to.
     pub upstream_ca: Option<PathBuf>,
     pub upstream_auth: UpstreamAuth,
+    /// Who answers Provision. A device with a remote wipe pending is answered by the gateway
+    /// in either mode.
+    pub provision: ProvisionMode,
     /// Longest wait for the upstream's response head, except Ping and Sync (long polls).
     pub upstream_timeout: Duration,
     /// The gateway's TLS certificate chain and key (PEM); default: the one made at first start.
@@ -140,5 +163,10 @@ mod tests {
         assert!(parse_upstream_auth("trusted-header", "X-Remote-User").is_ok());
         assert!(parse_upstream_auth("trusted-header", "Authorization").is_err());
         assert!(parse_upstream_auth("kerberos", "X").is_err());
+        assert_eq!(
+            parse_provision_mode("gateway").unwrap(),
+            ProvisionMode::Gateway
+        );
+        assert!(parse_provision_mode("both").is_err());
     }
 }

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use easgate_activesync::device::reported_device_information;
-use easgate_activesync::{classify, Client, Command, EasRequest, Platform};
+use easgate_activesync::provision::{self, version_at_least, ProvisionRequest};
+use easgate_activesync::{
+    classify, encode, Client, Command, EasRequest, Element, Platform, WbxmlError,
+};
 use easgate_policy::{Action, Certificate, Decision, Facts, Matched, Subject};
 use easgate_store::Ctx;
 use http::header::{self, HeaderName, HeaderValue, FORWARDED};
@@ -18,8 +21,9 @@ use rustls_pki_types::UnixTime;
 use tracing::{info, warn};
 
 use crate::gateway::certcheck::{check_now, Chained, ConnectionCertificate, Rejection};
-use crate::gateway::config::{UpstreamAuth, LONG_POLL_LIMIT};
-use crate::gateway::partnerships::{Binding, Sighting};
+use crate::gateway::config::{ProvisionMode, UpstreamAuth, LONG_POLL_LIMIT};
+use crate::gateway::partnerships::{AppliedPolicy, Binding, Sighting};
+use crate::gateway::provisioning::{ActivePolicy, Provisioning, WipeState};
 use crate::gateway::proxy::{
     empty_body, full_body, remove_fields, set_header, strip_hop_by_hop, FinishOnDrop, GatewayBody,
     TeeBody, DEVICE_INFO_LIMIT,
@@ -170,6 +174,18 @@ enum Plan {
         device_id: String,
         suspect: bool,
     },
+    /// A Provision the gateway answers itself: a wipe to hand out, or the user's policy.
+    Provision {
+        order: ProvisionOrder,
+        user: String,
+        device_id: String,
+    },
+}
+
+/// What the gateway's own Provision answer carries.
+enum ProvisionOrder {
+    Wipe { account_only: bool },
+    Policy(Arc<ActivePolicy>),
 }
 
 async fn route(app: &Arc<App>, conn: &Connection, req: Request<Incoming>) -> Response<GatewayBody> {
@@ -221,6 +237,11 @@ async fn route(app: &Arc<App>, conn: &Connection, req: Request<Incoming>) -> Res
             let device = Some((device_id.as_str(), suspect));
             forward(app, conn, req, &command, Some(&user), device).await
         }
+        Plan::Provision {
+            order,
+            user,
+            device_id,
+        } => Box::pin(provisioned(app, req, order, &user, &device_id, now)).await,
     }
 }
 
@@ -373,6 +394,7 @@ fn decide(
         identity_mismatch: false,
         user_disabled: false,
         bound_elsewhere: false,
+        device_wiped: false,
     };
     let mut detail: Option<String> = None;
     let mut suspect = false;
@@ -443,6 +465,9 @@ fn decide(
     } else {
         device_id.into()
     };
+    let provisioning = gw.provisioning();
+    let wipe = provisioning.wipe(&lower_id);
+    facts.device_wiped = wipe == Some(WipeState::Done);
     let decision = gw.policy().evaluate(&Subject {
         user: (!user.is_empty()).then_some(user),
         groups,
@@ -529,6 +554,15 @@ fn decide(
             &format!("forbidden: {refusal}"),
         ));
     }
+    let asked = Asked {
+        eas,
+        user,
+        device_id,
+        suspect,
+    };
+    if let Some(plan) = provision_plan(gw, &provisioning, &asked, wipe, groups, action) {
+        return plan;
+    }
     match action {
         Action::Block => Plan::Refuse(match quarantine::blocked_body(&eas.command) {
             Some(body) => wbxml(StatusCode::FORBIDDEN, body),
@@ -550,6 +584,268 @@ fn decide(
             suspect,
         },
     }
+}
+
+/// Who asks what, for [`provision_plan`].
+struct Asked<'a> {
+    eas: &'a EasRequest,
+    user: &'a str,
+    device_id: &'a str,
+    suspect: bool,
+}
+
+/// The gateway's part in provisioning, once no hard refusal applies: a wipe due for the
+/// DeviceId is handed out (to the device itself, never to a request that only names its
+/// DeviceId), whatever the rules say; in `--provision gateway` mode an allowed device gets its
+/// policy and every other command needs the policy's current key. `None`: decide as usual.
+fn provision_plan(
+    gw: &crate::gateway::Gateway,
+    provisioning: &Provisioning,
+    asked: &Asked<'_>,
+    wipe: Option<WipeState>,
+    groups: &[String],
+    action: Action,
+) -> Option<Plan> {
+    let (eas, command) = (asked.eas, &asked.eas.command);
+    let version = eas.protocol_version.as_deref();
+    let owned = |order| Plan::Provision {
+        order,
+        user: asked.user.to_string(),
+        device_id: asked.device_id.to_string(),
+    };
+    if let (Some(WipeState::Due { account_only }), false) = (wipe, asked.suspect) {
+        if account_only && !version_at_least(version, 16, 1) {
+            warn!(
+                device = asked.device_id,
+                version = version.unwrap_or("-"),
+                "an account-only wipe is waiting for this device, which does not speak EAS 16.1: nothing is sent (never a full wipe instead)"
+            );
+        } else if matches!(command, Command::Provision) {
+            return Some(owned(ProvisionOrder::Wipe { account_only }));
+        } else {
+            let status = provision::STATUS_REMOTE_WIPE_REQUESTED;
+            return Some(Plan::Refuse(provision_demand(command, version, status)));
+        }
+    }
+    if gw.config.provision != ProvisionMode::Gateway || action != Action::Allow {
+        return None;
+    }
+    let policy = provisioning.policy_for(groups);
+    if matches!(command, Command::Provision) {
+        return Some(owned(ProvisionOrder::Policy(policy)));
+    }
+    let status = match eas.policy_key {
+        Some(key) if key == policy.key => return None,
+        None | Some(0) => provision::STATUS_DEVICE_NOT_PROVISIONED,
+        Some(key)
+            if gw.partnerships.policy_key(asked.user, asked.device_id) == Some(i64::from(key)) =>
+        {
+            provision::STATUS_POLICY_REFRESH
+        }
+        Some(_) => provision::STATUS_INVALID_POLICY_KEY,
+    };
+    Some(Plan::Refuse(provision_demand(command, version, status)))
+}
+
+/// HTTP 449 ("Retry With"): how EAS 12.x is told to provision, and EAS 14.0+ for commands
+/// without a WBXML answer.
+const RETRY_WITH: u16 = 449;
+
+/// Tell a device to provision: EAS 14.0 and later in the command's own Status, older versions
+/// with HTTP 449.
+fn provision_demand(
+    command: &Command,
+    version: Option<&str>,
+    status: &str,
+) -> Response<GatewayBody> {
+    if version_at_least(version, 14, 0) {
+        if let Some(body) = provision::demand(command, status)
+            .ok()
+            .flatten()
+            .and_then(|e| encode(&e).ok())
+        {
+            return wbxml(StatusCode::OK, body);
+        }
+    }
+    plain(
+        StatusCode::from_u16(RETRY_WITH).unwrap_or(StatusCode::FORBIDDEN),
+        "retry with: this device must provision first (EAS Provision)",
+    )
+}
+
+/// Largest Provision body the gateway reads when it answers Provision itself.
+const PROVISION_BODY_LIMIT: usize = 64 * 1024;
+
+/// An EAS answer the gateway built, or a 500 if it cannot be encoded (it always can).
+fn eas_answer(element: Result<Element, WbxmlError>) -> Response<GatewayBody> {
+    match element.and_then(|e| encode(&e)) {
+        Ok(body) => wbxml(StatusCode::OK, body),
+        Err(e) => {
+            warn!(error = %e, "gateway: cannot encode its own Provision answer");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+/// Answer a Provision: read its body, then hand out the wipe or the policy. A body that is not
+/// a Provision request gets Provision Status 2 and changes nothing.
+async fn provisioned(
+    app: &App,
+    req: Request<Incoming>,
+    order: ProvisionOrder,
+    user: &str,
+    device_id: &str,
+    now: i64,
+) -> Response<GatewayBody> {
+    let limited = http_body_util::Limited::new(req.into_body(), PROVISION_BODY_LIMIT);
+    let body = match limited.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    };
+    let request = match provision::read_request(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            info!(device = device_id, error = %e, "gateway: refused a malformed Provision request");
+            return eas_answer(provision::provision_status(
+                provision::PROVISION_PROTOCOL_ERROR,
+            ));
+        }
+    };
+    if let Some(info) = reported_device_information(&body) {
+        app.gateway
+            .partnerships
+            .record_device_information(user, device_id, false, &info);
+    }
+    match order {
+        ProvisionOrder::Wipe { account_only } => {
+            wipe_exchange(app, request, account_only, device_id).await
+        }
+        ProvisionOrder::Policy(policy) => {
+            policy_exchange(app, request, &policy, user, device_id, now)
+        }
+    }
+}
+
+/// Hand a due wipe to the device (recorded as sent), or record its acknowledgement: the
+/// DeviceId is refused from then on and its certificates are revoked.
+async fn wipe_exchange(
+    app: &App,
+    request: ProvisionRequest,
+    account_only: bool,
+    device_id: &str,
+) -> Response<GatewayBody> {
+    let easgate = &app.easgate;
+    match request {
+        ProvisionRequest::WipeAcknowledged {
+            account_only: acknowledged,
+            status,
+        } if acknowledged == account_only => {
+            let succeeded = status == "1";
+            let recorded = easgate_ops::context::acting_as(
+                "gateway",
+                easgate.eas_wipe_acknowledged(device_id, succeeded),
+            )
+            .await;
+            match recorded {
+                Ok(Some(done)) => {
+                    app.gateway.note_wipe(&done.wipe);
+                    warn!(
+                        device = device_id,
+                        succeeded,
+                        revoked = ?done.revoked,
+                        "remote wipe acknowledged: the device is refused from now on and its certificates are revoked"
+                    );
+                    eas_answer(provision::provision_status("1"))
+                }
+                // Recorded already (a repeated acknowledgement, or through another instance).
+                Ok(None) => eas_answer(provision::provision_status("1")),
+                Err(e) => {
+                    warn!(device = device_id, error = %e, "cannot record a remote wipe's acknowledgement; the device will repeat it");
+                    eas_answer(provision::provision_status(
+                        provision::PROVISION_SERVER_ERROR,
+                    ))
+                }
+            }
+        }
+        ProvisionRequest::WipeAcknowledged { .. } => {
+            info!(
+                device = device_id,
+                "gateway: a wipe acknowledgement of the other kind than ordered; refused"
+            );
+            eas_answer(provision::provision_status(
+                provision::PROVISION_PROTOCOL_ERROR,
+            ))
+        }
+        ProvisionRequest::Download { .. } | ProvisionRequest::Acknowledge { .. } => {
+            let sent =
+                easgate_ops::context::acting_as("gateway", easgate.eas_wipe_sent(device_id)).await;
+            match sent {
+                Ok(true) => warn!(
+                    device = device_id,
+                    account_only, "remote wipe sent to the device"
+                ),
+                Ok(false) => info!(
+                    device = device_id,
+                    account_only, "remote wipe sent to the device again"
+                ),
+                Err(e) => {
+                    warn!(device = device_id, error = %e, "remote wipe sent, but not recorded as sent")
+                }
+            }
+            eas_answer(provision::wipe_order(account_only))
+        }
+    }
+}
+
+/// MS-ASPROV's two phases with the user's policy: the download with a temporary key, then the
+/// acknowledgement, answered with the policy key and recorded on the partnership.
+fn policy_exchange(
+    app: &App,
+    request: ProvisionRequest,
+    policy: &ActivePolicy,
+    user: &str,
+    device_id: &str,
+    now: i64,
+) -> Response<GatewayBody> {
+    let element = match request {
+        ProvisionRequest::Download { policy_type }
+        | ProvisionRequest::Acknowledge { policy_type, .. }
+            if policy_type != provision::POLICY_TYPE =>
+        {
+            provision::policy_refused(&policy_type, provision::POLICY_UNKNOWN_TYPE)
+        }
+        ProvisionRequest::Download { .. } => {
+            provision::policy_download(&policy.settings(), policy.temporary_key)
+        }
+        ProvisionRequest::Acknowledge { key, status, .. } => {
+            if key.trim().parse::<u32>() != Ok(policy.temporary_key) {
+                info!(device = device_id, key = %key, policy = %policy.name, "gateway: a Provision acknowledged a key it was not given");
+                provision::policy_refused(provision::POLICY_TYPE, provision::POLICY_WRONG_KEY)
+            } else {
+                let status = provision::application_status(status.as_deref());
+                app.gateway.partnerships.record_policy(
+                    user,
+                    device_id,
+                    &AppliedPolicy {
+                        name: &policy.name,
+                        key: policy.key,
+                        status,
+                        at: now,
+                    },
+                );
+                info!(device = device_id, policy = %policy.name, status, "EAS policy acknowledged");
+                provision::policy_acknowledged(policy.key)
+            }
+        }
+        ProvisionRequest::WipeAcknowledged { .. } => {
+            info!(
+                device = device_id,
+                "gateway: a wipe acknowledgement without a wipe; refused"
+            );
+            provision::provision_status(provision::PROVISION_PROTOCOL_ERROR)
+        }
+    };
+    eas_answer(element)
 }
 
 /// Most of a refused request's body read (and dropped) so the connection stays usable.

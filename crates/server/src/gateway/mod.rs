@@ -12,6 +12,7 @@ pub mod certcheck;
 pub mod config;
 mod handler;
 pub mod partnerships;
+pub mod provisioning;
 pub mod proxy;
 mod quarantine;
 pub mod refusals;
@@ -88,6 +89,7 @@ pub struct Gateway {
     pub trusted_crls: TrustedCrls,
     directory: RwLock<Arc<Directory>>,
     policy: RwLock<Arc<Policy>>,
+    provisioning: RwLock<Arc<provisioning::Provisioning>>,
     pub partnerships: Arc<Partnerships>,
     /// HTTP(S) client for what the server fetches or sends itself: trusted CAs' CRLs and
     /// renewal webhooks (proxied requests use each thread's [`UpstreamPool`]).
@@ -174,6 +176,7 @@ impl Gateway {
                 gateway_key: &key,
             })
             .await?;
+        let provisioning = load_provisioning(easgate).await?;
         let partnerships = Partnerships::load(easgate.store.as_ref())
             .await
             .map_err(easgate_ops::OpsError::from)?;
@@ -186,6 +189,7 @@ impl Gateway {
             trusted_crls: TrustedCrls::default(),
             directory: RwLock::new(Arc::new(directory)),
             policy: RwLock::new(Arc::new(policy)),
+            provisioning: RwLock::new(Arc::new(provisioning)),
             partnerships: Arc::new(partnerships),
             http_client,
             trust_changed: Mutex::new(HashSet::new()),
@@ -204,6 +208,16 @@ impl Gateway {
 
     pub fn policy(&self) -> Arc<Policy> {
         read(&self.policy)
+    }
+
+    pub fn provisioning(&self) -> Arc<provisioning::Provisioning> {
+        read(&self.provisioning)
+    }
+
+    /// Take a wipe's state as this gateway just recorded it.
+    pub fn note_wipe(&self, wipe: &easgate_store::EasWipe) {
+        let updated = self.provisioning().with_wipe(wipe);
+        write(&self.provisioning, updated);
     }
 
     /// The trusted CAs added, changed or removed since the last call.
@@ -255,6 +269,15 @@ async fn build_anchors(
         certs.push((AnchorKind::Trusted(t.name), t.cert_der));
     }
     Ok(Anchors::build(&certs, generation))
+}
+
+async fn load_provisioning(
+    easgate: &easgate_ops::Easgate,
+) -> Result<provisioning::Provisioning, ServeError> {
+    Ok(provisioning::Provisioning::new(
+        easgate.list_eas_policies().await?,
+        &easgate.list_eas_wipes().await?,
+    ))
 }
 
 async fn load_directory(easgate: &easgate_ops::Easgate) -> Result<Directory, ServeError> {
@@ -310,8 +333,13 @@ pub async fn apply_change(app: &App, entity: &str, key: &str) -> Result<(), Serv
             write(&gw.directory, load_directory(&app.easgate).await?);
         }
         "rule" | "setting" => reload_policy(app).await?,
+        "eas_policy" | "wipe" => {
+            write(&gw.provisioning, load_provisioning(&app.easgate).await?);
+        }
         "override" => {
             reload_policy(app).await?;
+            // `eas clear` also forgets the DeviceId's wipe.
+            write(&gw.provisioning, load_provisioning(&app.easgate).await?);
             let stored = app
                 .easgate
                 .store

@@ -130,6 +130,15 @@ pub struct Sighting<'a> {
     pub now: i64,
 }
 
+/// A policy a device acknowledged.
+pub struct AppliedPolicy<'a> {
+    pub name: &'a str,
+    pub key: u32,
+    /// `AppliedInFull`, `PartiallyApplied`, …
+    pub status: &'a str,
+    pub at: i64,
+}
+
 /// Whether a certificate may be used by a DeviceId.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Binding {
@@ -296,6 +305,10 @@ impl Partnerships {
                         access_reason: String::new(),
                         last_refusal_at: None,
                         last_refusal: None,
+                        policy_applied: None,
+                        policy_key: None,
+                        policy_status: None,
+                        policy_updated_at: None,
                     };
                     update(&mut entry, &s);
                     book.partnerships.insert(k.clone(), entry);
@@ -330,6 +343,27 @@ impl Partnerships {
             }
             book.dirty.insert(k);
         }
+    }
+
+    /// Record the EAS policy a device acknowledged (`--provision gateway`).
+    pub fn record_policy(&self, user: &str, eas_device_id: &str, applied: &AppliedPolicy<'_>) {
+        let k = key(user, eas_device_id, false);
+        let mut book = self.book();
+        if let Some(entry) = book.partnerships.get_mut(k.as_str()) {
+            entry.policy_applied = Some(applied.name.to_string());
+            entry.policy_key = Some(i64::from(applied.key));
+            entry.policy_status = Some(applied.status.to_string());
+            entry.policy_updated_at = Some(applied.at);
+            book.dirty.insert(k);
+        }
+    }
+
+    /// The policy key a device last acknowledged, if any.
+    pub fn policy_key(&self, user: &str, eas_device_id: &str) -> Option<i64> {
+        self.book()
+            .partnerships
+            .get(key(user, eas_device_id, false).as_str())
+            .and_then(|p| p.policy_key)
     }
 
     /// Forget a DeviceId's partnerships an admin cleared (`eas clear`), unless a request has

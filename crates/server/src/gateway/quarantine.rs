@@ -5,6 +5,7 @@
 //! completes provisioning and then sees only the quarantine notice. Everything else is refused.
 
 use bytes::Bytes;
+use easgate_activesync::provision;
 use easgate_activesync::responses::{self, Notice};
 use easgate_activesync::{decode, encode, Command, Element, WbxmlError};
 
@@ -13,7 +14,7 @@ const INBOX_ID: &str = "easgate-quarantine";
 
 /// The policy key handed out while quarantined (any non-zero value will do: the device sends it
 /// back and nothing checks it).
-const QUARANTINE_POLICY_KEY: &str = "1";
+const QUARANTINE_POLICY_KEY: u32 = 1;
 
 fn text(ns: &str, name: &str, value: &str) -> Result<Element, WbxmlError> {
     Ok(Element::new(ns, name)?.with_text(value))
@@ -22,19 +23,11 @@ fn text(ns: &str, name: &str, value: &str) -> Result<Element, WbxmlError> {
 /// Provision answer: phase one (no policy key yet) hands out an empty policy, phase two
 /// (the device acknowledges with a key) confirms it.
 fn provision_answer(acknowledging: bool) -> Result<Element, WbxmlError> {
-    let ns = "Provision";
-    let mut policy = Element::new(ns, "Policy")?
-        .with(text(ns, "PolicyType", "MS-EAS-Provisioning-WBXML")?)
-        .with(text(ns, "Status", "1")?)
-        .with(text(ns, "PolicyKey", QUARANTINE_POLICY_KEY)?);
-    if !acknowledging {
-        policy = policy.with(Element::new(ns, "Data")?.with(
-            Element::new(ns, "EASProvisionDoc")?.with(text(ns, "DevicePasswordEnabled", "0")?),
-        ));
+    if acknowledging {
+        provision::policy_acknowledged(QUARANTINE_POLICY_KEY)
+    } else {
+        provision::policy_download(&[("DevicePasswordEnabled", "0")], QUARANTINE_POLICY_KEY)
     }
-    Ok(Element::new(ns, "Provision")?
-        .with(text(ns, "Status", "1")?)
-        .with(Element::new(ns, "Policies")?.with(policy)))
 }
 
 fn settings_answer() -> Result<Element, WbxmlError> {
