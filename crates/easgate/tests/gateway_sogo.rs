@@ -832,6 +832,20 @@ fn remote_wipes_full_and_account_only_are_delivered_acknowledged_and_end_in_a_re
     let cert = env.json(&["cert", "show", &full_serial]);
     assert_eq!(cert["status"], "revoked", "{cert}");
     assert_eq!(cert["revocation_reason"], "cessationOfOperation", "{cert}");
+    // The what-if agrees: no rule or override lets the wiped DeviceId in.
+    env.ok(&["eas", "allow", "WIPEFULL"]);
+    let what_if = env.json(&[
+        "policy",
+        "test",
+        "--user",
+        "alice@example.com",
+        "--device-id",
+        "WIPEFULL",
+    ]);
+    assert_eq!(what_if["action"], "refuse", "{what_if}");
+    assert_eq!(what_if["refusal"], "device-wiped", "{what_if}");
+    let after = full.run_with(&["--no-auto-provision"], &["folders"]);
+    assert_refused(&after, "folders");
     let audit = env.ok(&["audit"]);
     for action in [
         "eas.wipe.request",

@@ -119,11 +119,12 @@ fn realistic_install() -> (Env, String) {
         &env,
         &format!(
             "INSERT INTO eas_partnerships (user, eas_device_id, suspect, device_type, client, \
-             platform, first_seen, last_seen, cert_serial, device_state, access_state, access_reason) \
+             platform, first_seen, last_seen, cert_serial, device_state, access_state, access_reason, \
+             policy_applied, policy_key, policy_status, policy_updated_at) \
              VALUES ('alice@corp.example', 'ABCdef1', 0, 'iPhone', 'native', 'ios', 1, 2, NULL, \
-             'managed', 'allow', 'rule allow-managed'), \
+             'managed', 'allow', 'rule allow-managed', 'strict', 2147483647, 'AppliedInFull', 2), \
              ('Bob@corp.example', 'abcDEF2', 1, NULL, 'outlook', 'other', 3, 4, NULL, 'unmanaged', \
-             'refuse', 'certificate required'); \
+             'refuse', 'certificate required', NULL, NULL, NULL, NULL); \
              INSERT INTO certificate_bindings VALUES ('0A1B', 'ABCdef1', 'alice@corp.example', 5); \
              INSERT INTO unbound_challenges (hash, ca_id, created_at, expires_at, used_at, device_id) \
              VALUES ('{}', 1, 10, 3610, 20, {dev1}), ('{}', NULL, 11, 3611, NULL, NULL); \
@@ -134,6 +135,19 @@ fn realistic_install() -> (Env, String) {
             "ef".repeat(32)
         ),
     );
+    // EAS Provision: a policy, and a wipe of a DeviceId the gateway has seen.
+    env.ok(&[
+        "eas-policy",
+        "create",
+        "strict",
+        "--require-passcode",
+        "--min-passcode-length",
+        "6",
+        "--group",
+        "Sales",
+        "--default",
+    ]);
+    env.ok(&["eas", "wipe", "abcdef1"]);
     (env, revoked)
 }
 
@@ -198,6 +212,8 @@ fn migrate_copies_a_sqlite_install_to_postgresql_and_it_works_there() {
         "api_tokens",
         "unbound_challenges",
         "renewals",
+        "eas_policies",
+        "eas_wipes",
     ] {
         assert!(
             names.contains(&expected),
@@ -271,6 +287,23 @@ fn migrate_copies_a_sqlite_install_to_postgresql_and_it_works_there() {
         true
     );
     env.ok(&["eas", "show", "abcdef1"]);
+    // EAS Provision records read back through the PostgreSQL backend.
+    let shown = env.json(&["eas", "show", "abcDEF1"]);
+    assert_eq!(shown["wipe"]["state"], "pending", "{shown}");
+    assert_eq!(
+        shown["partnerships"][0]["policy_applied"], "strict",
+        "{shown}"
+    );
+    assert_eq!(
+        shown["partnerships"][0]["policy_key"], 2147483647_i64,
+        "{shown}"
+    );
+    let policy = env.json(&["eas-policy", "show", "strict"]);
+    assert_eq!(
+        policy["settings"]["MinDevicePasswordLength"], "6",
+        "{policy}"
+    );
+    assert_eq!(policy["is_default"], true, "{policy}");
     env.ok(&["group", "add", "new-group"]);
     env.ok(&[
         "policy",

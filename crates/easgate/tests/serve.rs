@@ -484,6 +484,18 @@ fn config_file_is_read_and_unknown_keys_are_refused() {
         "127.0.0.1:0",
     ]);
     assert!(err.contains("--gateway-threads 0 is out of range"), "{err}");
+    let provision = env.path("provision.toml");
+    std::fs::write(&provision, "provision = \"both\"\n").unwrap();
+    let err = env.fails(&[
+        "serve",
+        "--config",
+        provision.to_str().unwrap(),
+        "--public-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(err.contains("--provision `both` is unknown"), "{err}");
     let usage = env.run(&["serve", "--gateway-threads", "0"]);
     assert_eq!(usage.code, 2, "{}", usage.stderr);
     assert!(

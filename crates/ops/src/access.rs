@@ -350,6 +350,14 @@ impl Easgate {
                 .any(|b| b.eas_device_id.eq_ignore_ascii_case(id)),
             _ => false,
         };
+        // A DeviceId whose remote wipe was acknowledged is refused, as at the gateway.
+        let device_wiped = match &eas_device_id {
+            Some(id) => self
+                .eas_wipe(id)
+                .await?
+                .is_some_and(|w| matches!(w.state.as_str(), "succeeded" | "failed")),
+            None => false,
+        };
         let policy = self
             .load_policy()
             .await?
@@ -366,7 +374,7 @@ impl Easgate {
                 identity_mismatch: false,
                 user_disabled: disabled,
                 bound_elsewhere: false,
-                device_wiped: false,
+                device_wiped,
             },
             suspect,
         });
