@@ -57,11 +57,16 @@ fn from_device_information(info: ElementRef<'_>) -> Option<DeviceInformation> {
 pub struct Provision {
     pub policy_type: Option<String>,
     pub policy_key: Option<String>,
+    /// The Policy's Status (response: the server's verdict; request: how the device applied it).
+    pub policy_status: Option<String>,
     /// Top-level Status (responses).
     pub status: Option<String>,
     /// `RemoteWipe` present (response: wipe ordered; request: its Status acknowledges one).
     pub remote_wipe: bool,
     pub account_only_remote_wipe: bool,
+    /// The Status inside `RemoteWipe` / `AccountOnlyRemoteWipe`: a device's acknowledgement.
+    pub remote_wipe_status: Option<String>,
+    pub account_only_remote_wipe_status: Option<String>,
     /// DeviceInformation sent inside Provision (EAS 14.1+).
     pub device_information: Option<DeviceInformation>,
 }
@@ -72,16 +77,21 @@ pub fn provision(root: ElementRef<'_>) -> Option<Provision> {
         return None;
     }
     let policy = root.path(&["Policies", "Policy"]);
+    let policy_field = |name: &str| policy.and_then(|p| p.child(name)).and_then(|e| e.text());
+    let wipe_status = |order: &str| {
+        root.child(order)
+            .and_then(|w| w.child("Status"))
+            .and_then(|e| e.text())
+    };
     Some(Provision {
-        policy_type: policy
-            .and_then(|p| p.child("PolicyType"))
-            .and_then(|e| e.text()),
-        policy_key: policy
-            .and_then(|p| p.child("PolicyKey"))
-            .and_then(|e| e.text()),
+        policy_type: policy_field("PolicyType"),
+        policy_key: policy_field("PolicyKey"),
+        policy_status: policy_field("Status"),
         status: root.child("Status").and_then(|e| e.text()),
         remote_wipe: root.child("RemoteWipe").is_some(),
         account_only_remote_wipe: root.child("AccountOnlyRemoteWipe").is_some(),
+        remote_wipe_status: wipe_status("RemoteWipe"),
+        account_only_remote_wipe_status: wipe_status("AccountOnlyRemoteWipe"),
         device_information: root
             .child("DeviceInformation")
             .and_then(from_device_information),

@@ -5,8 +5,9 @@
 //!
 //! Free of I/O and of policy storage: the gateway decides which policy and which key.
 
+use crate::device::provision;
 use crate::responses::wrapper;
-use crate::wbxml::{decode, Element, ElementRef, WbxmlError};
+use crate::wbxml::{decode, Element, WbxmlError};
 
 /// The policy type of EAS 12.0 and later (2.5's `MS-WAP-Provisioning-XML` is not offered).
 pub const POLICY_TYPE: &str = "MS-EAS-Provisioning-WBXML";
@@ -74,37 +75,34 @@ pub enum ProvisionError {
     Incomplete,
 }
 
-fn text_of(element: Option<ElementRef<'_>>) -> Option<String> {
-    element.and_then(|e| e.text()).map(|t| t.trim().to_string())
-}
-
-/// Read a Provision request body.
+/// Read a Provision request body (its fields as [`crate::device::provision`] reads them).
 pub fn read_request(body: &[u8]) -> Result<ProvisionRequest, ProvisionError> {
     let doc = decode(body).map_err(ProvisionError::NotWbxml)?;
     let root = doc.root();
-    if root.name() != "Provision" || root.namespace() != "Provision" {
-        return Err(ProvisionError::NotProvision {
-            namespace: root.namespace(),
-            name: root.name(),
-        });
-    }
-    for (order, account_only) in [("RemoteWipe", false), ("AccountOnlyRemoteWipe", true)] {
-        if let Some(status) = text_of(root.child(order).and_then(|w| w.child("Status"))) {
+    let fields = provision(root).ok_or(ProvisionError::NotProvision {
+        namespace: root.namespace(),
+        name: root.name(),
+    })?;
+    let trimmed =
+        |text: Option<String>| text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let acknowledged = [
+        (fields.remote_wipe_status, false),
+        (fields.account_only_remote_wipe_status, true),
+    ];
+    for (status, account_only) in acknowledged {
+        if let Some(status) = trimmed(status) {
             return Ok(ProvisionRequest::WipeAcknowledged {
                 account_only,
                 status,
             });
         }
     }
-    let policy = root.path(&["Policies", "Policy"]);
-    let policy_type = text_of(policy.and_then(|p| p.child("PolicyType")))
-        .filter(|t| !t.is_empty())
-        .ok_or(ProvisionError::Incomplete)?;
-    Ok(match text_of(policy.and_then(|p| p.child("PolicyKey"))) {
+    let policy_type = trimmed(fields.policy_type).ok_or(ProvisionError::Incomplete)?;
+    Ok(match trimmed(fields.policy_key) {
         Some(key) => ProvisionRequest::Acknowledge {
             policy_type,
             key,
-            status: text_of(policy.and_then(|p| p.child("Status"))),
+            status: trimmed(fields.policy_status),
         },
         None => ProvisionRequest::Download { policy_type },
     })
