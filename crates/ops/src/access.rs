@@ -342,12 +342,9 @@ impl Easgate {
         // A request without a valid certificate that names a DeviceId bound to a certificate
         // is a possible spoof: no override of that DeviceId applies to it.
         let suspect = match (&eas_device_id, certificate) {
-            (Some(id), Certificate::Absent | Certificate::Failed(_)) => self
-                .store
-                .list_bindings()
-                .await?
-                .iter()
-                .any(|b| b.eas_device_id.eq_ignore_ascii_case(id)),
+            (Some(id), Certificate::Absent | Certificate::Failed(_)) => {
+                !self.store.device_bindings(id).await?.is_empty()
+            }
             _ => false,
         };
         // A DeviceId whose remote wipe was acknowledged is refused, as at the gateway.
@@ -500,10 +497,9 @@ impl Easgate {
         }
         let bound_certificates = self
             .store
-            .list_bindings()
+            .device_bindings(eas_device_id)
             .await?
             .into_iter()
-            .filter(|b| b.eas_device_id.eq_ignore_ascii_case(eas_device_id))
             .map(|b| b.serial)
             .collect();
         Ok(EasDevice {

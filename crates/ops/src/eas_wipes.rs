@@ -127,10 +127,7 @@ impl Easgate {
             return Ok(None);
         };
         let mut revoked = Vec::new();
-        for binding in self.store.list_bindings().await? {
-            if !binding.eas_device_id.eq_ignore_ascii_case(eas_device_id) {
-                continue;
-            }
+        for binding in self.store.device_bindings(eas_device_id).await? {
             match self
                 .revoke_certificate(&binding.serial, RevocationReason::CessationOfOperation)
                 .await
@@ -174,15 +171,14 @@ impl Easgate {
             .map(|c| c.serial)
             .collect();
         let mut device_ids: Vec<String> = Vec::new();
-        for binding in self.store.list_bindings().await? {
-            if serials
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(&binding.serial))
-                && !device_ids
+        for serial in &serials {
+            if let Some(binding) = self.store.get_binding(serial).await? {
+                if !device_ids
                     .iter()
                     .any(|d| d.eq_ignore_ascii_case(&binding.eas_device_id))
-            {
-                device_ids.push(binding.eas_device_id);
+                {
+                    device_ids.push(binding.eas_device_id);
+                }
             }
         }
         if device_ids.is_empty() {

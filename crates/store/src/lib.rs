@@ -317,6 +317,8 @@ pub trait Store: Send + Sync {
     /// The binding of one certificate (serial in hex), if it has one.
     async fn get_binding(&self, serial: &str) -> Result<Option<CertificateBinding>>;
     async fn list_bindings(&self) -> Result<Vec<CertificateBinding>>;
+    /// The bindings of the certificates used with one EAS DeviceId (case-insensitive).
+    async fn device_bindings(&self, eas_device_id: &str) -> Result<Vec<CertificateBinding>>;
 
     /// Add a profile; its template and every group named must exist.
     async fn insert_profile(&self, ctx: &Ctx, profile: NewProfile) -> Result<Profile>;

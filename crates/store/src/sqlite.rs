@@ -1655,6 +1655,10 @@ impl Store for SqliteStore {
         self.read(gw::list_bindings)
     }
 
+    async fn device_bindings(&self, eas_device_id: &str) -> Result<Vec<CertificateBinding>> {
+        self.read(|c| gw::device_bindings(c, eas_device_id))
+    }
+
     async fn insert_profile(&self, ctx: &Ctx, profile: NewProfile) -> Result<Profile> {
         self.write(|tx| crate::sqlite_profiles::insert_profile(tx, ctx, &profile))
     }

@@ -276,6 +276,17 @@ fn binding_from_row(r: &Row<'_>) -> rusqlite::Result<CertificateBinding> {
     })
 }
 
+pub(crate) fn device_bindings(
+    c: &Connection,
+    eas_device_id: &str,
+) -> Result<Vec<CertificateBinding>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT * FROM certificate_bindings WHERE eas_device_id = ?1 COLLATE NOCASE ORDER BY serial",
+    )?;
+    let rows = stmt.query_map([eas_device_id], binding_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub(crate) fn list_bindings(c: &Connection) -> Result<Vec<CertificateBinding>> {
     let mut stmt = c.prepare_cached("SELECT * FROM certificate_bindings ORDER BY serial")?;
     let rows = stmt.query_map([], binding_from_row)?;

@@ -1200,13 +1200,24 @@ async fn gateway_records_upsert_and_filter(store: Arc<dyn Store>) {
             .collect::<Vec<_>>(),
         [("binding", "0B"), ("binding", "0A")]
     );
+    // By DeviceId, case-insensitively.
+    store.save_bindings(&[binding("0D", "Y")]).await.unwrap();
+    let of_y: Vec<String> = store
+        .device_bindings("y")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.serial)
+        .collect();
+    assert_eq!(of_y, ["0A", "0D"]);
+    assert!(store.device_bindings("nobody").await.unwrap().is_empty());
     let bindings = store.list_bindings().await.unwrap();
     assert_eq!(
         bindings
             .iter()
             .map(|b| (b.serial.as_str(), b.eas_device_id.as_str()))
             .collect::<Vec<_>>(),
-        [("0A", "y"), ("0B", "x")]
+        [("0A", "y"), ("0B", "x"), ("0D", "Y")]
     );
 
     let rule = AccessRule {

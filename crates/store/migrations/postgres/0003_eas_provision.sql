@@ -35,3 +35,6 @@ ALTER TABLE eas_partnerships
     ADD COLUMN policy_key        BIGINT,
     ADD COLUMN policy_status     TEXT,
     ADD COLUMN policy_updated_at BIGINT;
+
+-- A wipe's acknowledgement revokes the certificates used with its DeviceId: found by DeviceId.
+CREATE INDEX certificate_bindings_device ON certificate_bindings (lower(eas_device_id));

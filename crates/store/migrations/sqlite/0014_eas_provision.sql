@@ -32,3 +32,6 @@ ALTER TABLE eas_partnerships ADD COLUMN policy_applied TEXT;
 ALTER TABLE eas_partnerships ADD COLUMN policy_key INTEGER;
 ALTER TABLE eas_partnerships ADD COLUMN policy_status TEXT;
 ALTER TABLE eas_partnerships ADD COLUMN policy_updated_at INTEGER;
+
+-- A wipe's acknowledgement revokes the certificates used with its DeviceId: found by DeviceId.
+CREATE INDEX certificate_bindings_device ON certificate_bindings(eas_device_id COLLATE NOCASE);

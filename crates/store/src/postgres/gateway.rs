@@ -329,6 +329,17 @@ impl PgStore {
         binding_where(&mut conn, serial).await
     }
 
+    pub async fn device_bindings(&self, eas_device_id: &str) -> Result<Vec<CertificateBinding>> {
+        let rows = sqlx::query(
+            "SELECT * FROM certificate_bindings WHERE lower(eas_device_id) = lower($1) \
+             ORDER BY serial",
+        )
+        .bind(eas_device_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(binding_from_row).collect()
+    }
+
     pub async fn list_bindings(&self) -> Result<Vec<CertificateBinding>> {
         let rows = sqlx::query("SELECT * FROM certificate_bindings ORDER BY serial")
             .fetch_all(&self.pool)

@@ -344,6 +344,9 @@ impl Store for PgStore {
     async fn list_bindings(&self) -> Result<Vec<CertificateBinding>> {
         PgStore::list_bindings(self).await
     }
+    async fn device_bindings(&self, eas_device_id: &str) -> Result<Vec<CertificateBinding>> {
+        PgStore::device_bindings(self, eas_device_id).await
+    }
     async fn insert_profile(&self, ctx: &Ctx, profile: NewProfile) -> Result<Profile> {
         PgStore::insert_profile(self, ctx, profile).await
     }
