@@ -1,7 +1,9 @@
 //! The EAS gateway in front of a real ActiveSync server (SOGo, see tests/peers/SOGO.md), driven
 //! by a real EAS client (pyactivesync, tests/peers/eas_client.py): a managed device syncs; every
 //! refused request is refused with the documented status and never reaches SOGo (counted in
-//! SOGo's own access log).
+//! SOGo's own access log). EAS Provision at the gateway: its policies at EAS 14.1 and 16.1 (the
+//! answers decoded by libwbxml2's `wbxml2xml`), the policy-key demands, and remote wipes, full
+//! and account-only, from order to acknowledgement.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -5,7 +5,8 @@
 //! certificate once; a certificate bound to a device through one gateway cannot be used with
 //! another DeviceId through another; partnerships from every gateway merge; rules and user
 //! changes made anywhere apply everywhere; a SCEP enrollment
-//! cut off by killing its instance is retried against another and gets the same certificate.
+//! cut off by killing its instance is retried against another and gets the same certificate;
+//! a remote wipe handed out by one gateway is acknowledged through another.
 //! And a database outage: decisions continue from memory, writes fail cleanly, the gateway
 //! fails closed past `--max-staleness`, and everything recovers when the database is back.
 
@@ -552,4 +553,117 @@ fn acknowledged_revocations_and_issuances_survive_kill_9() {
     println!("acknowledged before the kill: {acknowledged:?} of {rounds} revocations/issuances");
     // Some calls were answered (otherwise the test proved little).
     assert!(acknowledged.0 + acknowledged.1 >= 2, "{acknowledged:?}");
+}
+
+/// A Provision body (WBXML, made with the project's codec): `child` under `Provision`.
+fn provision_body(env: &Env, name: &str, child: easgate_activesync::Element) -> PathBuf {
+    let root = easgate_activesync::Element::new("Provision", "Provision")
+        .unwrap()
+        .with(child);
+    let file = env.path(&format!("{name}.wbxml"));
+    std::fs::write(&file, easgate_activesync::encode(&root).unwrap()).unwrap();
+    file
+}
+
+#[test]
+fn a_remote_wipe_is_sent_by_one_gateway_and_acknowledged_through_another() {
+    use easgate_activesync::Element;
+    let Some(schema) = TestSchema::fresh("a_remote_wipe_is_sent_by_one_gateway") else {
+        return;
+    };
+    let env = Env::bare_with_database(&schema.url);
+    env.ok(&["init", "--no-ca"]);
+    env.standard_setup();
+    let (c, k, serial) = env.issue_device_cert("alice@corp.example", "phone1");
+    let phone = (c, k);
+    let upstream = Upstream::start(&env);
+    let servers: Vec<Server> = (0..2)
+        .map(|_| env.serve(&["--upstream", &upstream.url()]))
+        .collect();
+    let q = "Cmd=Sync&User=alice@corp.example&DeviceId=PHONE1&DeviceType=iPhone";
+    let v14 = ["-H", "MS-ASProtocolVersion: 14.1"];
+    let sync = |server: &Server| {
+        let extra = [&v14[..], &["--data-binary", "x"][..]].concat();
+        curl(&env, server, q, Some(&phone), &extra)
+    };
+    assert_eq!(sync(&servers[0]).0, 200);
+    assert!(eventually(10.0, || env
+        .run(&["eas", "show", "PHONE1"])
+        .code
+        == 0));
+    env.ok(&["eas", "wipe", "PHONE1"]);
+
+    // Instance 1 tells the device to provision (Status 140 in the Sync answer).
+    assert!(
+        eventually(10.0, || {
+            let (status, body) = sync(&servers[1]);
+            status == 200
+                && easgate_activesync::decode(&body).is_ok_and(|d| {
+                    d.root().child("Status").and_then(|s| s.text()).as_deref() == Some("140")
+                })
+        }),
+        "{}",
+        servers[1].log_text()
+    );
+    // Instance 0 hands out the wipe; instance 1 records the acknowledgement.
+    let policy = Element::new("Provision", "Policies").unwrap().with(
+        Element::new("Provision", "Policy").unwrap().with(
+            Element::new("Provision", "PolicyType")
+                .unwrap()
+                .with_text("MS-EAS-Provisioning-WBXML"),
+        ),
+    );
+    let download = provision_body(&env, "download", policy);
+    let provision = |server: &Server, body: &Path| {
+        let data = format!("@{}", body.display());
+        let extra = [
+            &v14[..],
+            &[
+                "-H",
+                "Content-Type: application/vnd.ms-sync.wbxml",
+                "--data-binary",
+                &data,
+            ][..],
+        ]
+        .concat();
+        let q = "Cmd=Provision&User=alice@corp.example&DeviceId=PHONE1&DeviceType=iPhone";
+        let (status, answer) = curl(&env, server, q, Some(&phone), &extra);
+        assert_eq!(status, 200, "{}", server.log_text());
+        easgate_activesync::decode(&answer)
+            .unwrap()
+            .root()
+            .to_element()
+    };
+    let order = provision(&servers[0], &download);
+    assert!(order.child("RemoteWipe").is_some(), "{order:?}");
+    let ack = provision_body(
+        &env,
+        "ack",
+        Element::new("Provision", "RemoteWipe")
+            .unwrap()
+            .with(Element::new("Provision", "Status").unwrap().with_text("1")),
+    );
+    let acknowledged = provision(&servers[1], &ack);
+    assert_eq!(
+        acknowledged
+            .child("Status")
+            .and_then(|s| s.text())
+            .as_deref(),
+        Some("1")
+    );
+    let shown = env.json(&["eas", "show", "PHONE1"]);
+    assert_eq!(shown["wipe"]["state"], "succeeded", "{shown}");
+    assert_eq!(env.json(&["cert", "show", &serial])["status"], "revoked");
+    // Both gateways refuse the device now; no Provision ever reached the mail server.
+    for server in &servers {
+        assert!(
+            eventually(10.0, || sync(server).0 == 403),
+            "{}",
+            server.log_text()
+        );
+    }
+    assert!(upstream
+        .requests()
+        .iter()
+        .all(|r| !r["path"].as_str().unwrap_or("").contains("Cmd=Provision")));
 }
