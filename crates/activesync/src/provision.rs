@@ -1,12 +1,12 @@
 //! MS-ASPROV as the gateway speaks it: reading a device's Provision request (a policy
 //! download, its acknowledgement, or a remote wipe's acknowledgement) and building the answers
-//! (the policy with its key, the final key, refusals by Status, the wipe order), plus the
-//! command Statuses (MS-ASCMD §2.2.2) that tell a device to provision again.
+//! (the policy with its key, the final key, refusals by Status, the wipe order), and the
+//! command Statuses (MS-ASCMD §2.2.2) that tell a device to provision again (sent in
+//! [`crate::responses::status_only`]).
 //!
 //! Free of I/O and of policy storage: the gateway decides which policy and which key.
 
 use crate::device::provision;
-use crate::responses::wrapper;
 use crate::wbxml::{decode, Element, WbxmlError};
 
 /// The policy type of EAS 12.0 and later (2.5's `MS-WAP-Provisioning-XML` is not offered).
@@ -185,18 +185,6 @@ pub fn wipe_order(account_only: bool) -> Result<Element, WbxmlError> {
         "RemoteWipe"
     };
     Ok(el("Provision")?.with(text("Status", "1")?).with(el(order)?))
-}
-
-/// The body telling a device of EAS 14.0 or later to provision: `<Command><Status>N</Status>`
-/// in the command's namespace; `None` for commands without a WBXML response (they get
-/// HTTP 449, as older versions do).
-pub fn demand(command: &crate::Command, status: &str) -> Result<Option<Element>, WbxmlError> {
-    let Some((namespace, name)) = wrapper(command) else {
-        return Ok(None);
-    };
-    Ok(Some(Element::new(namespace, name)?.with(
-        Element::new(namespace, "Status")?.with_text(status),
-    )))
 }
 
 /// Whether the protocol version (`14.1`, `16.1`, …) is at least `major.minor`; an absent or

@@ -18,7 +18,7 @@ fn text(namespace: &str, name: &str, value: &str) -> Result<Element, WbxmlError>
 
 /// The command's top-level element and the namespace its Status lives in, for commands whose
 /// responses carry a WBXML body; `None` for the others (they get HTTP 403 alone).
-pub(crate) fn wrapper(command: &Command) -> Option<(&'static str, &'static str)> {
+fn wrapper(command: &Command) -> Option<(&'static str, &'static str)> {
     Some(match command {
         Command::Sync => ("AirSync", "Sync"),
         Command::FolderSync => ("FolderHierarchy", "FolderSync"),
@@ -43,14 +43,22 @@ pub(crate) fn wrapper(command: &Command) -> Option<(&'static str, &'static str)>
     })
 }
 
-/// The body of a "device blocked" answer for `command`: `<Command><Status>129</Status></Command>`
-/// in the command's namespace; `None` when the command has no WBXML response.
-pub fn blocked(command: &Command) -> Result<Option<Element>, WbxmlError> {
+/// `<Command><Status>N</Status></Command>` in the command's namespace: how a command is
+/// refused (129, blocked) or sent back to provision (140–144); `None` when the command has no
+/// WBXML response.
+pub fn status_only(command: &Command, status: &str) -> Result<Option<Element>, WbxmlError> {
     let Some((namespace, name)) = wrapper(command) else {
         return Ok(None);
     };
-    let root = el(namespace, name)?.with(text(namespace, "Status", STATUS_DEVICE_BLOCKED)?);
-    Ok(Some(root))
+    Ok(Some(
+        el(namespace, name)?.with(text(namespace, "Status", status)?),
+    ))
+}
+
+/// The body of a "device blocked" answer for `command` (Status 129); `None` when the command
+/// has no WBXML response.
+pub fn blocked(command: &Command) -> Result<Option<Element>, WbxmlError> {
+    status_only(command, STATUS_DEVICE_BLOCKED)
 }
 
 /// FolderSync answer with one Inbox (type 2) for a quarantined device.

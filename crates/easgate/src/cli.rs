@@ -941,46 +941,8 @@ pub enum EasPolicyCommand {
     /// provision again when a policy is replaced (its key changes).
     Create {
         name: String,
-        /// Require a device passcode.
-        #[arg(long)]
-        require_passcode: bool,
-        /// Shortest passcode (1-16).
-        #[arg(long, value_name = "N")]
-        min_passcode_length: Option<u8>,
-        /// Require letters and digits in the passcode.
-        #[arg(long)]
-        alphanumeric: bool,
-        /// Lock the device after this many idle minutes (1-166).
-        #[arg(long, value_name = "N")]
-        max_inactivity_minutes: Option<u32>,
-        /// Require device encryption.
-        #[arg(long)]
-        require_encryption: bool,
-        /// Wipe the device after this many failed passcode attempts (4-16).
-        #[arg(long, value_name = "N")]
-        max_failed_attempts: Option<u8>,
-        /// Whether simple passcodes (1111, 1234) are allowed.
-        #[arg(long, value_name = "BOOL")]
-        allow_simple_passcode: Option<bool>,
-        /// Days until the passcode must change (1-730).
-        #[arg(long, value_name = "N")]
-        passcode_expiration_days: Option<u32>,
-        /// Earlier passcodes that may not be reused (1-50).
-        #[arg(long, value_name = "N")]
-        passcode_history: Option<u32>,
-        /// Whether the camera may be used.
-        #[arg(long, value_name = "BOOL")]
-        allow_camera: Option<bool>,
-        /// Whether storage cards may be used.
-        #[arg(long, value_name = "BOOL")]
-        allow_storage_card: Option<bool>,
-        /// A group whose users get this policy (repeatable). With several policies for a
-        /// user's groups, the first by name applies.
-        #[arg(long = "group", value_name = "G")]
-        groups: Vec<String>,
-        /// The policy of users in none of the assigned groups.
-        #[arg(long)]
-        default: bool,
+        #[command(flatten)]
+        settings: EasPolicyArgs,
         /// Replace an existing policy of this name with exactly these settings.
         #[arg(long)]
         replace: bool,
@@ -991,6 +953,71 @@ pub enum EasPolicyCommand {
     Show { name: String },
     /// Remove an EAS policy (its users get the default, or the built-in empty one).
     Remove { name: String },
+}
+
+/// An EAS policy's settings and assignment, as `eas-policy create` takes them.
+#[derive(Debug, Args)]
+pub struct EasPolicyArgs {
+    /// Require a device passcode.
+    #[arg(long)]
+    require_passcode: bool,
+    /// Shortest passcode (1-16).
+    #[arg(long, value_name = "N")]
+    min_passcode_length: Option<u8>,
+    /// Require letters and digits in the passcode.
+    #[arg(long)]
+    alphanumeric: bool,
+    /// Lock the device after this many idle minutes (1-166).
+    #[arg(long, value_name = "N")]
+    max_inactivity_minutes: Option<u32>,
+    /// Require device encryption.
+    #[arg(long)]
+    require_encryption: bool,
+    /// Wipe the device after this many failed passcode attempts (4-16).
+    #[arg(long, value_name = "N")]
+    max_failed_attempts: Option<u8>,
+    /// Whether simple passcodes (1111, 1234) are allowed.
+    #[arg(long, value_name = "BOOL")]
+    allow_simple_passcode: Option<bool>,
+    /// Days until the passcode must change (1-730).
+    #[arg(long, value_name = "N")]
+    passcode_expiration_days: Option<u32>,
+    /// Earlier passcodes that may not be reused (1-50).
+    #[arg(long, value_name = "N")]
+    passcode_history: Option<u32>,
+    /// Whether the camera may be used.
+    #[arg(long, value_name = "BOOL")]
+    allow_camera: Option<bool>,
+    /// Whether storage cards may be used.
+    #[arg(long, value_name = "BOOL")]
+    allow_storage_card: Option<bool>,
+    /// A group whose users get this policy (repeatable). With several policies for a
+    /// user's groups, the first by name applies.
+    #[arg(long = "group", value_name = "G")]
+    groups: Vec<String>,
+    /// The policy of users in none of the assigned groups.
+    #[arg(long)]
+    default: bool,
+}
+
+impl From<EasPolicyArgs> for easgate_ops::eas_policies::PolicySpec {
+    fn from(a: EasPolicyArgs) -> Self {
+        easgate_ops::eas_policies::PolicySpec {
+            require_passcode: a.require_passcode,
+            min_passcode_length: a.min_passcode_length,
+            alphanumeric: a.alphanumeric,
+            max_inactivity_minutes: a.max_inactivity_minutes,
+            require_encryption: a.require_encryption,
+            max_failed_attempts: a.max_failed_attempts,
+            allow_simple_passcode: a.allow_simple_passcode,
+            passcode_expiration_days: a.passcode_expiration_days,
+            passcode_history: a.passcode_history,
+            allow_camera: a.allow_camera,
+            allow_storage_card: a.allow_storage_card,
+            groups: a.groups,
+            is_default: a.default,
+        }
+    }
 }
 
 /// The certificate `policy test` simulates.

@@ -39,36 +39,10 @@ pub async fn eas_policy(e: &Easgate, cmd: EasPolicyCommand, as_json: bool) -> Re
     match cmd {
         EasPolicyCommand::Create {
             name,
-            require_passcode,
-            min_passcode_length,
-            alphanumeric,
-            max_inactivity_minutes,
-            require_encryption,
-            max_failed_attempts,
-            allow_simple_passcode,
-            passcode_expiration_days,
-            passcode_history,
-            allow_camera,
-            allow_storage_card,
-            groups,
-            default,
+            settings,
             replace,
         } => {
-            let spec = PolicySpec {
-                require_passcode,
-                min_passcode_length,
-                alphanumeric,
-                max_inactivity_minutes,
-                require_encryption,
-                max_failed_attempts,
-                allow_simple_passcode,
-                passcode_expiration_days,
-                passcode_history,
-                allow_camera,
-                allow_storage_card,
-                groups,
-                is_default: default,
-            };
+            let spec = PolicySpec::from(settings);
             let policy = e.create_eas_policy(&name, &spec, replace).await?;
             if as_json {
                 return json(&policy);

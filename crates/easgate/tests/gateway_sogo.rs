@@ -83,7 +83,31 @@ struct Client<'a> {
     cert: Option<(PathBuf, PathBuf)>,
 }
 
-impl Client<'_> {
+impl<'a> Client<'a> {
+    /// `user`'s phone `device` (with the user's SOGo password) through `server`'s gateway,
+    /// presenting the certificate `issue_device_cert` wrote for `uid`, or none.
+    fn phone(
+        env: &'a Env,
+        server: &Server,
+        user: &'a str,
+        device: &'a str,
+        uid: Option<&str>,
+    ) -> Self {
+        Client {
+            env,
+            gateway: server.gateway,
+            ca: env.export_ca("default"),
+            user,
+            password: if user.starts_with("bob") {
+                "bob-pw"
+            } else {
+                "alice-pw"
+            },
+            device,
+            cert: uid.map(|u| (env.path(&format!("{u}.pem")), env.path(&format!("{u}.key")))),
+        }
+    }
+
     fn run(&self, steps: &[&str]) -> Value {
         self.run_with(&[], steps)
     }
@@ -465,25 +489,13 @@ fn gateway_mode_hands_out_the_users_policy_and_demands_its_key_at_14_1_and_16_1(
     }
     let sogo = Sogo::start(env.path("sogo"), false);
     let server = serve_in_front_of(&env, &sogo, &["--provision", "gateway"]);
-    let ca = env.export_ca("default");
-    let files = |uid: &str| {
-        (
-            env.path(&format!("{uid}.pem")),
-            env.path(&format!("{uid}.key")),
-        )
+    let alice = |device: &'static str| {
+        let uid = device.to_ascii_lowercase();
+        Client::phone(&env, &server, "alice@example.com", device, Some(&uid))
     };
 
     for (version, device) in [("14.1", "POLICY141"), ("16.1", "POLICY161")] {
-        let (cert, key) = files(&device.to_ascii_lowercase());
-        let phone = Client {
-            env: &env,
-            gateway: server.gateway,
-            ca: ca.clone(),
-            user: "alice@example.com",
-            password: "alice-pw",
-            device,
-            cert: Some((cert, key)),
-        };
+        let phone = alice(device);
         let proto = ["--protocol", version, "--no-auto-provision"];
 
         // Without a policy key: the demand (Status 142 in the command's answer), nothing upstream.
@@ -557,16 +569,7 @@ fn gateway_mode_hands_out_the_users_policy_and_demands_its_key_at_14_1_and_16_1(
     }
 
     // EAS 12.1 is told with HTTP 449.
-    let (cert, key) = files("policy121");
-    let old = Client {
-        env: &env,
-        gateway: server.gateway,
-        ca: ca.clone(),
-        user: "alice@example.com",
-        password: "alice-pw",
-        device: "POLICY121",
-        cert: Some((cert, key)),
-    };
+    let old = alice("POLICY121");
     let demanded = old.run_with(&["--protocol", "12.1", "--no-auto-provision"], &["folders"]);
     assert_eq!(
         step(&demanded, "folders")["http_status"],
@@ -575,16 +578,13 @@ fn gateway_mode_hands_out_the_users_policy_and_demands_its_key_at_14_1_and_16_1(
     );
 
     // Bob is in no group: the default policy (no passcode).
-    let (cert, key) = files("bobphone");
-    let bob = Client {
-        env: &env,
-        gateway: server.gateway,
-        ca: ca.clone(),
-        user: "bob@example.com",
-        password: "bob-pw",
-        device: "BOBPHONE",
-        cert: Some((cert, key)),
-    };
+    let bob = Client::phone(
+        &env,
+        &server,
+        "bob@example.com",
+        "BOBPHONE",
+        Some("bobphone"),
+    );
     let provisioned = bob.run_with(&["--no-auto-provision"], &["policy"]);
     let xml = wbxml2xml(
         &env,
@@ -607,16 +607,7 @@ fn gateway_mode_hands_out_the_users_policy_and_demands_its_key_at_14_1_and_16_1(
         "--group",
         "sales",
     ]);
-    let (cert, key) = files("policy161");
-    let phone = Client {
-        env: &env,
-        gateway: server.gateway,
-        ca,
-        user: "alice@example.com",
-        password: "alice-pw",
-        device: "POLICY161",
-        cert: Some((cert, key)),
-    };
+    let phone = alice("POLICY161");
     let mut refreshed = Value::Null;
     assert!(
         eventually(5.0, || {
@@ -643,16 +634,7 @@ fn gateway_mode_hands_out_the_users_policy_and_demands_its_key_at_14_1_and_16_1(
 
     // Bad Provision bodies: a clear EAS error, and the partnership's policy is untouched.
     let recorded = eas_show(&env, "POLICY141")["partnerships"][0].clone();
-    let (cert, key) = files("policy141");
-    let phone = Client {
-        env: &env,
-        gateway: server.gateway,
-        ca: env.export_ca("default"),
-        user: "alice@example.com",
-        password: "alice-pw",
-        device: "POLICY141",
-        cert: Some((cert, key)),
-    };
+    let phone = alice("POLICY141");
     use base64::Engine;
     let garbage = base64::engine::general_purpose::STANDARD.encode(b"\x03\x01\x6a\x00\xff\xff\xff");
     let wrong_type = xml2wbxml(
@@ -737,21 +719,9 @@ fn remote_wipes_full_and_account_only_are_delivered_acknowledged_and_end_in_a_re
     let sogo = Sogo::start(env.path("sogo"), false);
     // The default --provision upstream: SOGo answers Provision, except for a wipe.
     let server = serve_in_front_of(&env, &sogo, &[]);
-    let ca = env.export_ca("default");
     let phone = |device: &'static str, serial: &String| {
         let uid = device.to_ascii_lowercase();
-        let client = Client {
-            env: &env,
-            gateway: server.gateway,
-            ca: ca.clone(),
-            user: "alice@example.com",
-            password: "alice-pw",
-            device,
-            cert: Some((
-                env.path(&format!("{uid}.pem")),
-                env.path(&format!("{uid}.key")),
-            )),
-        };
+        let client = Client::phone(&env, &server, "alice@example.com", device, Some(&uid));
         (client, serial.clone())
     };
     let (full, full_serial) = phone("WIPEFULL", &serials[0]);
@@ -782,21 +752,6 @@ fn remote_wipes_full_and_account_only_are_delivered_acknowledged_and_end_in_a_re
     let text = env.ok(&["eas", "show", "WIPEACCT"]);
     assert!(text.contains("AccountOnlyPending"), "{text}");
 
-    // A request that only names the DeviceId (no certificate) never receives the wipe.
-    let spoof = Client {
-        env: &env,
-        gateway: server.gateway,
-        ca: ca.clone(),
-        user: "alice@example.com",
-        password: "alice-pw",
-        device: "WIPEFULL",
-        cert: None,
-    };
-    let spoofed = spoof.run_with(&["--no-auto-provision"], &["folders", "wipe"]);
-    assert_refused(&spoofed, "folders");
-    assert_refused(&spoofed, "wipe");
-    assert_eq!(eas_show(&env, "WIPEFULL")["wipe"]["state"], "pending");
-
     // The device's next command is told to provision (Status 140 at 16.1) and nothing more
     // reaches SOGo; its Provision carries the order; the acknowledgement completes it.
     // (Once the change feed has brought the order: the poll interval is 1 s.)
@@ -808,6 +763,13 @@ fn remote_wipes_full_and_account_only_are_delivered_acknowledged_and_end_in_a_re
         }),
         "{told:#}"
     );
+    // Now that the gateway knows the order: a request that only names the DeviceId (no
+    // certificate) is refused as before and never receives it.
+    let spoof = Client::phone(&env, &server, "alice@example.com", "WIPEFULL", None);
+    let spoofed = spoof.run_with(&["--no-auto-provision"], &["folders", "wipe"]);
+    assert_refused(&spoofed, "folders");
+    assert_refused(&spoofed, "wipe");
+    assert_eq!(eas_show(&env, "WIPEFULL")["wipe"]["state"], "pending");
     let before = sogo.requests("WIPEFULL");
     let told = full.run_with(&["--no-auto-provision"], &["folders", "contacts-sync"]);
     assert_eq!(step(&told, "folders")["eas_status"], 140, "{told:#}");
@@ -870,6 +832,13 @@ fn remote_wipes_full_and_account_only_are_delivered_acknowledged_and_end_in_a_re
         step(&bad, "provision-body")["detail"].as_str().unwrap(),
     );
     assert!(xml.contains("<Status>2</Status>"), "{xml}");
+    assert_eq!(eas_show(&env, "WIPEACCT")["wipe"]["state"], "pending");
+
+    // The same device speaking 14.1 is never sent the account-only order (nor a full wipe
+    // instead): its Provision goes on to SOGo and the wipe stays pending.
+    let older = account.run_with(&["--protocol", "14.1", "--no-auto-provision"], &["wipe"]);
+    let said = step(&older, "wipe")["detail"].as_str().unwrap();
+    assert!(said.contains("no wipe order"), "{older:#}");
     assert_eq!(eas_show(&env, "WIPEACCT")["wipe"]["state"], "pending");
 
     // Account-only at 16.1: AccountOnlyRemoteWipe, never RemoteWipe.
@@ -945,7 +914,7 @@ fn device_wipe_orders_a_wipe_for_every_partnership_of_the_devices_certificates()
     let env = Env::new();
     mail_setup(&env);
     // One enrolled phone with two mail apps: two certificates of the device, two DeviceIds.
-    let (cert1, key1, serial1) = env.issue_device_cert("alice@example.com", "phone9");
+    let (_, _, serial1) = env.issue_device_cert("alice@example.com", "phone9");
     let (cert2, key2) = (env.path("phone9-b.pem"), env.path("phone9-b.key"));
     let second = env.json(&[
         "cert",
@@ -962,20 +931,10 @@ fn device_wipe_orders_a_wipe_for_every_partnership_of_the_devices_certificates()
     let serial2 = second["serial"].as_str().unwrap().to_string();
     let sogo = Sogo::start(env.path("sogo"), false);
     let server = serve_in_front_of(&env, &sogo, &[]);
-    let ca = env.export_ca("default");
-    let app = |device: &'static str, cert: &PathBuf, key: &PathBuf| Client {
-        env: &env,
-        gateway: server.gateway,
-        ca: ca.clone(),
-        user: "alice@example.com",
-        password: "alice-pw",
-        device,
-        cert: Some((cert.clone(), key.clone())),
+    let app = |device: &'static str, uid: &str| {
+        Client::phone(&env, &server, "alice@example.com", device, Some(uid))
     };
-    let (mail, outlook) = (
-        app("APPMAIL", &cert1, &key1),
-        app("APPOUTLOOK", &cert2, &key2),
-    );
+    let (mail, outlook) = (app("APPMAIL", "phone9"), app("APPOUTLOOK", "phone9-b"));
     for client in [&mail, &outlook] {
         assert_eq!(client.run(&["provision", "folders"])["ok"], true);
     }

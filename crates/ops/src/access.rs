@@ -352,7 +352,7 @@ impl Easgate {
             Some(id) => self
                 .eas_wipe(id)
                 .await?
-                .is_some_and(|w| matches!(w.state.as_str(), "succeeded" | "failed")),
+                .is_some_and(|w| w.is_acknowledged()),
             None => false,
         };
         let policy = self

@@ -222,19 +222,6 @@ impl Easgate {
     }
 }
 
-/// The policy that applies to a user in `groups`: the first by name assigned to one of the
-/// groups, else the default, else none.
-pub fn policy_for<'a>(policies: &'a [EasPolicy], groups: &[String]) -> Option<&'a EasPolicy> {
-    policies
-        .iter()
-        .find(|p| {
-            p.groups
-                .iter()
-                .any(|g| groups.iter().any(|u| u.eq_ignore_ascii_case(g)))
-        })
-        .or_else(|| policies.iter().find(|p| p.is_default))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -503,6 +503,13 @@ pub struct EasWipe {
     pub device_uid: Option<String>,
 }
 
+impl EasWipe {
+    /// The device answered (`succeeded` or `failed`): the DeviceId is refused from then on.
+    pub fn is_acknowledged(&self) -> bool {
+        matches!(self.state.as_str(), "succeeded" | "failed")
+    }
+}
+
 /// A client certificate's first EAS DeviceId.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CertificateBinding {

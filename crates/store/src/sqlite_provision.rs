@@ -14,54 +14,51 @@ use crate::sqlite::{json_list, record, to_json, unique_violation};
 
 /// Add a policy; its times are the call's (`ctx.now`), not the record's.
 pub(crate) fn insert_eas_policy(tx: &Connection, ctx: &Ctx, policy: &EasPolicy) -> Result<()> {
-    if policy.is_default {
-        take_default(tx, &policy.name)?;
-    }
-    tx.execute(
+    let sql =
         "INSERT INTO eas_policies (name, settings, groups, is_default, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![
-            policy.name,
-            settings_to_json(&policy.settings),
-            to_json(&policy.groups),
-            policy.is_default,
-            ctx.now
-        ],
-    )
-    .map_err(|e| unique_violation(e, POLICY_KIND, &policy.name))?;
-    record(
-        tx,
-        ctx,
-        "eas-policy.create",
-        "eas_policy",
-        &policy.name,
-        &policy_detail(policy),
-    )
+               VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
+    write_policy(tx, ctx, policy, sql, "eas-policy.create")
 }
 
 /// Replace a policy's settings, groups and default mark; `created_at` stays.
 pub(crate) fn update_eas_policy(tx: &Connection, ctx: &Ctx, policy: &EasPolicy) -> Result<()> {
+    let sql =
+        "UPDATE eas_policies SET settings = ?2, groups = ?3, is_default = ?4, updated_at = ?5 \
+               WHERE name = ?1";
+    write_policy(tx, ctx, policy, sql, "eas-policy.update")
+}
+
+/// Insert or update (`sql`, taking name, settings, groups, default mark and now as ?1–?5) one
+/// policy, taking the default from the others first if it is the default; audited as `action`.
+fn write_policy(
+    tx: &Connection,
+    ctx: &Ctx,
+    policy: &EasPolicy,
+    sql: &str,
+    action: &str,
+) -> Result<()> {
     if policy.is_default {
         take_default(tx, &policy.name)?;
     }
-    let changed = tx.execute(
-        "UPDATE eas_policies SET settings = ?2, groups = ?3, is_default = ?4, updated_at = ?5 \
-         WHERE name = ?1",
-        params![
-            policy.name,
-            settings_to_json(&policy.settings),
-            to_json(&policy.groups),
-            policy.is_default,
-            ctx.now
-        ],
-    )?;
+    let changed = tx
+        .execute(
+            sql,
+            params![
+                policy.name,
+                settings_to_json(&policy.settings),
+                to_json(&policy.groups),
+                policy.is_default,
+                ctx.now
+            ],
+        )
+        .map_err(|e| unique_violation(e, POLICY_KIND, &policy.name))?;
     if changed == 0 {
         return Err(StoreError::not_found(POLICY_KIND, &policy.name));
     }
     record(
         tx,
         ctx,
-        "eas-policy.update",
+        action,
         "eas_policy",
         &policy.name,
         &policy_detail(policy),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use easgate_activesync::device::reported_device_information;
 use easgate_activesync::provision::{self, version_at_least, ProvisionRequest};
+use easgate_activesync::responses;
 use easgate_activesync::{
     classify, encode, Client, Command, EasRequest, Element, Platform, WbxmlError,
 };
@@ -659,7 +660,7 @@ fn provision_demand(
     status: &str,
 ) -> Response<GatewayBody> {
     if version_at_least(version, 14, 0) {
-        if let Some(body) = provision::demand(command, status)
+        if let Some(body) = responses::status_only(command, status)
             .ok()
             .flatten()
             .and_then(|e| encode(&e).ok())
@@ -819,7 +820,7 @@ fn policy_exchange(
         }
         ProvisionRequest::Acknowledge { key, status, .. } => {
             if key.trim().parse::<u32>() != Ok(policy.temporary_key) {
-                info!(device = device_id, key = %key, policy = %policy.name, "gateway: a Provision acknowledged a key it was not given");
+                info!(device = device_id, key = %key, policy = %policy.name(), "gateway: a Provision acknowledged a key it was not given");
                 provision::policy_refused(provision::POLICY_TYPE, provision::POLICY_WRONG_KEY)
             } else {
                 let status = provision::application_status(status.as_deref());
@@ -827,13 +828,13 @@ fn policy_exchange(
                     user,
                     device_id,
                     &AppliedPolicy {
-                        name: &policy.name,
+                        name: policy.name(),
                         key: policy.key,
                         status,
                         at: now,
                     },
                 );
-                info!(device = device_id, policy = %policy.name, status, "EAS policy acknowledged");
+                info!(device = device_id, policy = %policy.name(), status, "EAS policy acknowledged");
                 provision::policy_acknowledged(policy.key)
             }
         }

@@ -7,17 +7,16 @@
 //! hands out or acknowledges a wipe writes (rare, and it must be recorded before the device is
 //! told anything).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use easgate_ops::eas_policies::{policy_for, policy_keys, NO_POLICY};
+use easgate_ops::eas_policies::{policy_keys, NO_POLICY};
 use easgate_store::{EasPolicy, EasWipe};
 
-/// A policy as the gateway hands it out.
+/// A policy as the gateway hands it out: the stored policy and its two keys.
 #[derive(Debug)]
 pub struct ActivePolicy {
-    pub name: String,
-    /// `EASProvisionDoc` settings by element name.
-    pub settings: Vec<(String, String)>,
+    pub policy: EasPolicy,
     /// What a device sends with every command once it has acknowledged the policy.
     pub key: u32,
     /// What the device acknowledges the download with.
@@ -25,21 +24,23 @@ pub struct ActivePolicy {
 }
 
 impl ActivePolicy {
-    fn new(name: &str, settings: &std::collections::BTreeMap<String, String>) -> Self {
-        let (key, temporary_key) = policy_keys(name, settings);
+    fn new(policy: EasPolicy) -> Self {
+        let (key, temporary_key) = policy_keys(&policy.name, &policy.settings);
         ActivePolicy {
-            name: name.to_string(),
-            settings: settings
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            policy,
             key,
             temporary_key,
         }
     }
 
+    pub fn name(&self) -> &str {
+        &self.policy.name
+    }
+
+    /// The `EASProvisionDoc` settings by element name.
     pub fn settings(&self) -> Vec<(&str, &str)> {
-        self.settings
+        self.policy
+            .settings
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect()
@@ -57,9 +58,7 @@ pub enum WipeState {
 
 pub struct Provisioning {
     /// By name, as the store lists them.
-    stored: Vec<EasPolicy>,
-    /// The same, ready to hand out.
-    active: Vec<Arc<ActivePolicy>>,
+    policies: Vec<Arc<ActivePolicy>>,
     /// For users no policy applies to: an empty one, so that provisioning still completes.
     none: Arc<ActivePolicy>,
     /// Wipes by lower-case DeviceId.
@@ -67,17 +66,21 @@ pub struct Provisioning {
 }
 
 impl Provisioning {
-    pub fn new(stored: Vec<EasPolicy>, wipes: &[EasWipe]) -> Self {
-        let active = stored
-            .iter()
-            .map(|p| Arc::new(ActivePolicy::new(&p.name, &p.settings)))
-            .collect();
-        let mut none_settings = std::collections::BTreeMap::new();
-        none_settings.insert("DevicePasswordEnabled".to_string(), "0".to_string());
+    pub fn new(policies: Vec<EasPolicy>, wipes: &[EasWipe]) -> Self {
+        let none = EasPolicy {
+            name: NO_POLICY.to_string(),
+            settings: BTreeMap::from([("DevicePasswordEnabled".to_string(), "0".to_string())]),
+            groups: Vec::new(),
+            is_default: false,
+            created_at: 0,
+            updated_at: 0,
+        };
         Provisioning {
-            stored,
-            active,
-            none: Arc::new(ActivePolicy::new(NO_POLICY, &none_settings)),
+            policies: policies
+                .into_iter()
+                .map(|p| Arc::new(ActivePolicy::new(p)))
+                .collect(),
+            none: Arc::new(ActivePolicy::new(none)),
             wipes: wipes
                 .iter()
                 .map(|w| (w.eas_device_id.to_ascii_lowercase(), state_of(w)))
@@ -85,11 +88,19 @@ impl Provisioning {
         }
     }
 
-    /// The policy of a user in `groups` (the ops layer's rule: a group's policy, else the
-    /// default, else the built-in empty one).
+    /// The policy of a user in `groups`: the first by name assigned to one of them, else the
+    /// default, else the built-in empty one.
     pub fn policy_for(&self, groups: &[String]) -> Arc<ActivePolicy> {
-        policy_for(&self.stored, groups)
-            .and_then(|p| self.active.iter().find(|a| a.name == p.name))
+        let assigned = |a: &&Arc<ActivePolicy>| {
+            a.policy
+                .groups
+                .iter()
+                .any(|g| groups.iter().any(|u| u.eq_ignore_ascii_case(g)))
+        };
+        self.policies
+            .iter()
+            .find(assigned)
+            .or_else(|| self.policies.iter().find(|a| a.policy.is_default))
             .unwrap_or(&self.none)
             .clone()
     }
@@ -108,8 +119,7 @@ impl Provisioning {
         let mut wipes = self.wipes.clone();
         wipes.insert(wipe.eas_device_id.to_ascii_lowercase(), state_of(wipe));
         Provisioning {
-            stored: self.stored.clone(),
-            active: self.active.clone(),
+            policies: self.policies.clone(),
             none: Arc::clone(&self.none),
             wipes,
         }
@@ -117,11 +127,12 @@ impl Provisioning {
 }
 
 fn state_of(wipe: &EasWipe) -> WipeState {
-    match wipe.state.as_str() {
-        "pending" | "sent" => WipeState::Due {
+    if wipe.is_acknowledged() {
+        WipeState::Done
+    } else {
+        WipeState::Due {
             account_only: wipe.account_only,
-        },
-        _ => WipeState::Done,
+        }
     }
 }
 
@@ -130,11 +141,9 @@ mod tests {
     use super::*;
 
     fn policy(name: &str, groups: &[&str], is_default: bool) -> EasPolicy {
-        let mut settings = std::collections::BTreeMap::new();
-        settings.insert("DevicePasswordEnabled".into(), "1".into());
         EasPolicy {
             name: name.into(),
-            settings,
+            settings: BTreeMap::from([("DevicePasswordEnabled".into(), "1".into())]),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             is_default,
             created_at: 0,
@@ -149,11 +158,11 @@ mod tests {
             policy("b-default", &[], true),
         ];
         let p = Provisioning::new(policies, &[]);
-        assert_eq!(p.policy_for(&["Sales".to_string()]).name, "a-sales");
-        assert_eq!(p.policy_for(&["staff".to_string()]).name, "b-default");
-        assert_eq!(p.policy_for(&[]).name, "b-default");
+        assert_eq!(p.policy_for(&["Sales".to_string()]).name(), "a-sales");
+        assert_eq!(p.policy_for(&["staff".to_string()]).name(), "b-default");
+        assert_eq!(p.policy_for(&[]).name(), "b-default");
         let none = Provisioning::new(vec![policy("x", &["sales"], false)], &[]);
-        assert_eq!(none.policy_for(&[]).name, NO_POLICY);
+        assert_eq!(none.policy_for(&[]).name(), NO_POLICY);
         assert_ne!(p.policy_for(&[]).key, none.policy_for(&[]).key);
     }
 }

@@ -20,67 +20,49 @@ use super::PgStore;
 impl PgStore {
     /// Add a policy; its times are the call's (`ctx.now`), not the record's.
     pub async fn insert_eas_policy(&self, ctx: &Ctx, policy: &EasPolicy) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        if policy.is_default {
-            take_default(&mut tx, &policy.name).await?;
-        }
-        sqlx::query(
-            "INSERT INTO eas_policies (name, settings, groups, is_default, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(&policy.name)
-        .bind(settings_to_json(&policy.settings))
-        .bind(to_json(&policy.groups))
-        .bind(policy.is_default)
-        .bind(ctx.now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| unique_violation(e, POLICY_KIND, &policy.name))?;
-        let detail = policy_detail(policy);
-        record(
-            &mut tx,
-            ctx,
-            "eas-policy.create",
-            "eas_policy",
-            &policy.name,
-            &detail,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let sql = "INSERT INTO eas_policies (name, settings, groups, is_default, created_at, \
+                   updated_at) VALUES ($1, $2, $3, $4, $5, $5)";
+        self.write_policy(ctx, policy, sql, "eas-policy.create")
+            .await
     }
 
     /// Replace a policy's settings, groups and default mark; `created_at` stays.
     pub async fn update_eas_policy(&self, ctx: &Ctx, policy: &EasPolicy) -> Result<()> {
+        let sql = "UPDATE eas_policies SET settings = $2, groups = $3, is_default = $4, \
+                   updated_at = $5 WHERE name = $1";
+        self.write_policy(ctx, policy, sql, "eas-policy.update")
+            .await
+    }
+
+    /// Insert or update (`sql`, taking name, settings, groups, default mark and now as
+    /// $1–$5) one policy, taking the default from the others first if it is the default;
+    /// audited as `action`.
+    async fn write_policy(
+        &self,
+        ctx: &Ctx,
+        policy: &EasPolicy,
+        sql: &str,
+        action: &str,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         if policy.is_default {
             take_default(&mut tx, &policy.name).await?;
         }
-        let changed = sqlx::query(
-            "UPDATE eas_policies SET settings = $2, groups = $3, is_default = $4, \
-             updated_at = $5 WHERE name = $1",
-        )
-        .bind(&policy.name)
-        .bind(settings_to_json(&policy.settings))
-        .bind(to_json(&policy.groups))
-        .bind(policy.is_default)
-        .bind(ctx.now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let changed = sqlx::query(sql)
+            .bind(&policy.name)
+            .bind(settings_to_json(&policy.settings))
+            .bind(to_json(&policy.groups))
+            .bind(policy.is_default)
+            .bind(ctx.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_violation(e, POLICY_KIND, &policy.name))?
+            .rows_affected();
         if changed == 0 {
             return Err(StoreError::not_found(POLICY_KIND, &policy.name));
         }
         let detail = policy_detail(policy);
-        record(
-            &mut tx,
-            ctx,
-            "eas-policy.update",
-            "eas_policy",
-            &policy.name,
-            &detail,
-        )
-        .await?;
+        record(&mut tx, ctx, action, "eas_policy", &policy.name, &detail).await?;
         tx.commit().await?;
         Ok(())
     }
