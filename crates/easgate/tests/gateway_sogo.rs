@@ -72,6 +72,15 @@ impl Drop for Sogo {
     }
 }
 
+/// A test user's password in the private SOGo stack (sogo.sh).
+fn sogo_password(user: &str) -> &'static str {
+    if user.starts_with("bob") {
+        "bob-pw"
+    } else {
+        "alice-pw"
+    }
+}
+
 /// One run of the EAS client through the gateway.
 struct Client<'a> {
     env: &'a Env,
@@ -98,11 +107,7 @@ impl<'a> Client<'a> {
             gateway: server.gateway,
             ca: env.export_ca("default"),
             user,
-            password: if user.starts_with("bob") {
-                "bob-pw"
-            } else {
-                "alice-pw"
-            },
+            password: sogo_password(user),
             device,
             cert: uid.map(|u| (env.path(&format!("{u}.pem")), env.path(&format!("{u}.key")))),
         }
@@ -187,11 +192,7 @@ fn managed_device_syncs_through_the_gateway_and_refused_requests_never_reach_sog
             gateway: server.gateway,
             ca: ca.clone(),
             user,
-            password: if user.starts_with("bob") {
-                "bob-pw"
-            } else {
-                "alice-pw"
-            },
+            password: sogo_password(user),
             device,
             cert: cert.map(|(c, k)| (c.clone(), k.clone())),
         };
